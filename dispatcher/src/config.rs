@@ -1,0 +1,59 @@
+//! Tuning knobs of the relay and the delivery loop.
+use crate::RetrySchedule;
+use std::time::Duration;
+
+/// How the outbox relay works.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Rows claimed and published per round.
+    pub batch_size: u64,
+    /// How often an idle relay looks for new rows (ingest also wakes it).
+    pub poll_interval: Duration,
+    /// How long a claim holds; a relay that dies releases its rows after this.
+    pub lease: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How deliveries are attempted.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// Per-attempt HTTP timeout.
+    pub request_timeout: Duration,
+    /// When to retry.
+    pub retry_schedule: RetrySchedule,
+    /// Attempts in flight at once, over all subscriptions.
+    pub concurrency: usize,
+    /// How often the loop looks for due retries.
+    pub poll_interval: Duration,
+    /// Messages the consumer holds unacknowledged at once.
+    pub prefetch: u16,
+}
+
+impl DeliveryConfig {
+    /// How long a claimed delivery stays invisible to other workers: the
+    /// request timeout plus room to record the result.
+    pub fn lease(&self) -> Duration {
+        self.request_timeout + Duration::from_secs(30)
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(15),
+            retry_schedule: RetrySchedule::default(),
+            concurrency: 64,
+            poll_interval: Duration::from_secs(1),
+            prefetch: 64,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The delivery loop: attempt deliveries as they come from fan-out or come
+//! due for a retry, with a bounded number in flight.
+use crate::sender::{Sender, Verdict};
+use crate::signer::sign;
+use crate::DeliveryConfig;
+use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
+use hookhub_store::repo::{DeliveryWork, Event, NewAttempt, NextStep};
+use hookhub_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The webhook body: `{"type", "timestamp", "data"}`, identical on every retry.
+pub fn webhook_body(event: &Event) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        r#type: &'a str,
+        timestamp: String,
+        data: &'a serde_json::Value,
+    }
+    let body = Body {
+        r#type: event.event_type.as_str(),
+        timestamp: event
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        data: &event.data,
+    };
+    serde_json::to_vec(&body).expect("a JSON value serialises")
+}
+
+/// Attempts deliveries.
+pub struct DeliveryLoop {
+    store: Store,
+    sender: Sender,
+    config: DeliveryConfig,
+    permits: Arc<Semaphore>,
+}
+
+impl DeliveryLoop {
+    /// A loop with `config.concurrency` attempts in flight at most.
+    pub fn new(store: Store, config: DeliveryConfig) -> Arc<Self> {
+        Arc::new(Self {
+            sender: Sender::new(config.request_timeout),
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            store,
+            config,
+        })
+    }
+
+    /// Runs until `shutdown`, then waits (up to the request timeout) for the
+    /// attempts in flight. An attempt cut off there is not lost: its
+    /// delivery's lease runs out and another worker retries it.
+    pub async fn run(
+        self: Arc<Self>,
+        mut work: mpsc::Receiver<DeliveryId>,
+        shutdown: CancellationToken,
+    ) {
+        let tasks = TaskTracker::new();
+        let mut tick = tokio::time::interval(self.config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let lease =
+            chrono::Duration::from_std(self.config.lease()).unwrap_or(chrono::Duration::minutes(1));
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(id) = work.recv() => self.spawn_attempt(&tasks, id).await,
+                _ = tick.tick() => {
+                    let free = self.permits.available_permits() as u64;
+                    if free == 0 {
+                        continue;
+                    }
+                    match self.store.claim_due_deliveries(free, lease).await {
+                        Ok(ids) => for id in ids { self.spawn_attempt(&tasks, id).await },
+                        Err(e) => tracing::warn!(error = %e, "could not claim due deliveries"),
+                    }
+                }
+            }
+        }
+        tasks.close();
+        if tokio::time::timeout(
+            self.config.request_timeout + Duration::from_secs(5),
+            tasks.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "attempts still in flight at shutdown; their leases will bring them back"
+            );
+        }
+        tracing::info!("delivery loop stopped");
+    }
+
+    async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, id: DeliveryId) {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        let this = self.clone();
+        tasks.spawn(async move {
+            this.attempt(&id).await;
+            drop(permit);
+        });
+    }
+
+    /// Makes one attempt of a delivery and records it.
+    pub async fn attempt(&self, id: &DeliveryId) {
+        let work = match self.store.delivery_work(id).await {
+            Ok(Some(work)) => work,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(delivery_id = %id, error = %e, "could not load delivery; it comes back after its lease");
+                return;
+            }
+        };
+        if work.subscription.status != SubscriptionStatus::Active {
+            if let Err(e) = self
+                .store
+                .abandon_delivery(id, "subscription is disabled")
+                .await
+            {
+                tracing::warn!(delivery_id = %id, error = %e, "could not abandon delivery");
+            }
+            return;
+        }
+        let (attempt, next) = self.send(&work).await;
+        let span = tracing::info_span!(
+            "attempt",
+            event_id = %work.event.id,
+            subscription_id = %work.subscription.id,
+            attempt = work.delivery.attempt_count + 1,
+        );
+        let _enter = span.enter();
+        tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted");
+        if let Err(e) = self.store.record_attempt(&work, attempt, next).await {
+            tracing::warn!(error = %e, "could not record attempt; the delivery will be retried after its lease");
+        }
+    }
+
+    async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {
+        let body = webhook_body(&work.event);
+        let attempted_at = now();
+        let signature = sign(
+            &work.subscription.secret,
+            work.event.id.as_str(),
+            attempted_at.timestamp(),
+            &body,
+        );
+        let outcome = self
+            .sender
+            .send(&work.subscription.url, &signature, body)
+            .await;
+        let next = match outcome.verdict() {
+            Verdict::Delivered => NextStep::Succeeded,
+            Verdict::Gone => NextStep::Gone,
+            Verdict::Retry => {
+                let failures = work.delivery.retry_index as usize + 1;
+                match self
+                    .config
+                    .retry_schedule
+                    .delay_after(failures, &mut rand::thread_rng())
+                {
+                    Some(wait) => NextStep::RetryAt(
+                        now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    ),
+                    None => NextStep::Failed,
+                }
+            }
+        };
+        let attempt = NewAttempt {
+            attempted_at,
+            status_code: outcome.status_code,
+            latency_ms: outcome.latency.as_millis() as i64,
+            error: outcome.error,
+            response_body: outcome.response_body,
+        };
+        (attempt, next)
+    }
+}

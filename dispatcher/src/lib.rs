@@ -1,0 +1,24 @@
+//! Hookhub's delivery side: from the outbox to the subscriber's endpoint.
+//!
+//! - [`outbox_relay`] moves accepted events from the store's outbox to the queue,
+//!   marking them published only after the broker confirmed them.
+//! - [`queue`] is the broker: RabbitMQ (lapin, publisher confirms, manual acks)
+//!   or an in-process channel for the embedded mode.
+//! - [`fanout`] turns one consumed event into one durable delivery per
+//!   matching subscription, then acks.
+//! - [`delivery_loop`] attempts due deliveries: [`signer`] signs them,
+//!   [`sender`] POSTs them, [`retry_schedule`] says when to try again.
+
+pub mod config;
+pub mod delivery_loop;
+pub mod fanout;
+pub mod outbox_relay;
+pub mod queue;
+pub mod retry_schedule;
+pub mod sender;
+pub mod signer;
+
+pub use config::{DeliveryConfig, RelayConfig};
+pub use delivery_loop::DeliveryLoop;
+pub use outbox_relay::OutboxRelay;
+pub use retry_schedule::RetrySchedule;

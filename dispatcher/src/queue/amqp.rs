@@ -1,0 +1,287 @@
+//! RabbitMQ through lapin: a durable direct exchange and a quorum queue,
+//! persistent messages, publisher confirms, manual acks, bounded prefetch.
+//!
+//! Both halves reconnect by themselves: the publisher on its next publish,
+//! the consumer with exponential backoff until it is shut down.
+use super::{Acker, Consumer, EventMessage, Incoming, Publisher, QueueError};
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+const ROUTING_KEY: &str = "event";
+const PERSISTENT: u8 = 2;
+
+/// Where the broker is and what to call things there.
+#[derive(Clone, Debug)]
+pub struct AmqpConfig {
+    /// `amqp://user:pass@host:port/vhost`.
+    pub url: String,
+    /// The durable exchange events are published to.
+    pub exchange: String,
+    /// The quorum queue the dispatchers consume.
+    pub queue: String,
+}
+
+impl AmqpConfig {
+    /// The production names, `hookhub.events` for both.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            exchange: "hookhub.events".into(),
+            queue: "hookhub.events".into(),
+        }
+    }
+}
+
+/// Opens a connection and a channel, and declares the topology (idempotent).
+async fn open(config: &AmqpConfig, name: &str) -> Result<(Connection, Channel), QueueError> {
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+        .with_connection_name(name.into());
+    let conn = Connection::connect(&config.url, props).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .exchange_declare(
+            &config.exchange,
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // Quorum queues replicate through Raft and survive a node loss; they
+    // are always durable.
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            &config.queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            &config.queue,
+            &config.exchange,
+            ROUTING_KEY,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((conn, channel))
+}
+
+fn reconnect_policy() -> backoff::ExponentialBackoff {
+    backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(200),
+        max_interval: Duration::from_secs(10),
+        max_elapsed_time: None,
+        ..Default::default()
+    }
+}
+
+/// Publishes with confirms on one channel, reopened after any failure.
+pub struct AmqpPublisher {
+    config: AmqpConfig,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl AmqpPublisher {
+    /// A publisher; it connects on first use.
+    pub fn new(config: AmqpConfig) -> Self {
+        Self {
+            config,
+            link: Mutex::new(None),
+        }
+    }
+
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        batch: &[EventMessage],
+    ) -> Result<(), QueueError> {
+        // Publish the whole batch, then wait for the confirms: one round
+        // trip per batch instead of one per message.
+        let mut confirms = Vec::with_capacity(batch.len());
+        for msg in batch {
+            let body = serde_json::to_vec(msg).expect("EventMessage serialises");
+            let props = BasicProperties::default()
+                .with_delivery_mode(PERSISTENT)
+                .with_content_type("application/json".into())
+                .with_message_id(msg.event_id.as_str().into());
+            let confirm = channel
+                .basic_publish(
+                    &self.config.exchange,
+                    ROUTING_KEY,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &body,
+                    props,
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            match confirm.await? {
+                Confirmation::Ack(None) => {}
+                Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable),
+                Confirmation::Nack(_) => return Err(QueueError::Broker("publish nacked".into())),
+                Confirmation::NotRequested => {
+                    return Err(QueueError::Broker("confirms not enabled".into()))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Publisher for AmqpPublisher {
+    async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError> {
+        let mut link = self.link.lock().await;
+        let usable = matches!(&*link, Some((conn, ch)) if conn.status().connected() && ch.status().connected());
+        if !usable {
+            let (conn, channel) = open(&self.config, "hookhub-relay").await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            *link = Some((conn, channel));
+        }
+        let (_, channel) = link.as_ref().expect("link was just opened");
+        let result = self.publish_on(channel, batch).await;
+        if matches!(result, Err(QueueError::Broker(_))) {
+            *link = None;
+        }
+        result
+    }
+}
+
+/// Consumes with manual acks and a prefetch limit, reconnecting with backoff.
+pub struct AmqpConsumer {
+    config: AmqpConfig,
+    prefetch: u16,
+    shutdown: CancellationToken,
+    link: Option<(Connection, Channel, lapin::Consumer)>,
+}
+
+impl AmqpConsumer {
+    /// A consumer; it connects on first use and stops when `shutdown` fires.
+    pub fn new(config: AmqpConfig, prefetch: u16, shutdown: CancellationToken) -> Self {
+        Self {
+            config,
+            prefetch,
+            shutdown,
+            link: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+        let (conn, channel) = open(&self.config, "hookhub-dispatcher").await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                &self.config.queue,
+                "hookhub-dispatcher",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((conn, channel, consumer))
+    }
+
+    async fn connect_with_backoff(
+        &self,
+    ) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+        backoff::future::retry_notify(
+            reconnect_policy(),
+            || async { self.connect().await.map_err(backoff::Error::transient) },
+            |err, wait: Duration| tracing::warn!(error = %err, ?wait, "broker unreachable; retrying"),
+        )
+        .await
+    }
+}
+
+struct AmqpAcker(lapin::acker::Acker);
+
+#[async_trait]
+impl Acker for AmqpAcker {
+    async fn ack(self: Box<Self>) {
+        // A failed ack means the channel is gone; the broker redelivers the
+        // message, and fan-out is idempotent.
+        if let Err(e) = self.0.ack(BasicAckOptions::default()).await {
+            tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+        }
+    }
+
+    async fn reject(self: Box<Self>) {
+        if let Err(e) = self.0.reject(BasicRejectOptions { requeue: false }).await {
+            tracing::warn!(error = %e, "reject failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for AmqpConsumer {
+    async fn next(&mut self) -> Option<Incoming> {
+        loop {
+            if self.link.is_none() {
+                let link = tokio::select! {
+                    _ = self.shutdown.cancelled() => return None,
+                    link = self.connect_with_backoff() => link,
+                };
+                match link {
+                    Ok(link) => {
+                        tracing::info!(queue = %self.config.queue, "consuming");
+                        self.link = Some(link);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "giving up on the broker");
+                        return None;
+                    }
+                }
+            }
+            let (_, _, consumer) = self.link.as_mut().expect("link is set");
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                next = consumer.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let message = serde_json::from_slice(&delivery.data).map_err(|e| e.to_string());
+                    return Some(Incoming {
+                        message,
+                        acker: Box::new(AmqpAcker(delivery.acker)),
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer lost its channel; reconnecting")
+                }
+                None => tracing::warn!("consumer stream ended; reconnecting"),
+            }
+            self.link = None;
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every error body is `{"message", "code", "hint"?, "errors"?}`; `code` is
+//! stable and machine-readable, `message` is for people.
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse, ResponseError};
+use hookhub_store::StoreError;
+use serde::Serialize;
+
+/// One invalid field of a request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field, as named in the request.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: &str, message: impl ToString) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Every way an API request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No API key, or one that matches no tenant.
+    #[error("a valid API key is required")]
+    Unauthorized,
+    /// The resource does not exist, or belongs to another tenant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The path exists but not with this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A query parameter or cursor is wrong.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The body is over the size limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body is not `application/json`.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// The JSON is well formed but some fields are wrong.
+    #[error("request is invalid")]
+    Validation(Vec<FieldError>),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unreachable.
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+    /// A bug or corrupt data; logged, never detailed to the caller.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// A 422 for a single field.
+    pub fn field(field: &str, message: impl ToString) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::BadRequest { code, .. } => code,
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Validation(_) => "validation_failed",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Unauthorized => Some("send `Authorization: Bearer hh_live_...` or `X-API-Key: hh_live_...`; create a key with `hookhub tenant create NAME`"),
+            Self::UnsupportedMediaType => Some("set `Content-Type: application/json`"),
+            Self::PayloadTooLarge { .. } => Some("events carry references and small facts; fetch large documents from the platform's API"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(ErrorBody {
+            message: self.to_string(),
+            code: self.code(),
+            hint: self.hint(),
+            errors: match self {
+                Self::Validation(errors) => Some(errors),
+                _ => None,
+            },
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Db(db) if is_unreachable(&db) => {
+                tracing::error!(error = %db, "database unreachable");
+                Self::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+fn is_unreachable(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e,
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
+    )
+}
+
+impl From<JsonPayloadError> for ApiError {
+    fn from(e: JsonPayloadError) -> Self {
+        match e {
+            JsonPayloadError::Overflow { limit } => Self::PayloadTooLarge { limit },
+            JsonPayloadError::OverflowKnownLength { limit, .. } => Self::PayloadTooLarge { limit },
+            JsonPayloadError::ContentType => Self::UnsupportedMediaType,
+            // Well-formed JSON of the wrong shape is a validation problem;
+            // anything else means the body is not JSON at all.
+            JsonPayloadError::Deserialize(e)
+                if e.classify() == serde_json::error::Category::Data =>
+            {
+                Self::Validation(vec![FieldError::new("body", e)])
+            }
+            JsonPayloadError::Deserialize(e) => Self::InvalidJson(e.to_string()),
+            other => Self::InvalidJson(other.to_string()),
+        }
+    }
+}
+
+/// JSON bodies: size limit and errors in our format.
+pub(crate) fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(crate::MAX_BODY_BYTES)
+        .error_handler(|err, _req| ApiError::from(err).into())
+}
+
+/// Query strings: errors in our format.
+pub(crate) fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: err.to_string(),
+        }
+        .into()
+    })
+}
+
+/// Path segments: errors in our format.
+pub(crate) fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req| {
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: err.to_string(),
+        }
+        .into()
+    })
+}

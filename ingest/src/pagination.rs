@@ -1,0 +1,62 @@
+//! `?limit=&cursor=` parsing and the `{data, pagination}` envelope.
+use crate::ApiError;
+use hookhub_store::{Cursor, Page, PageRequest};
+use serde::{Deserialize, Serialize};
+
+/// The query parameters of every list endpoint.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Validates into a store page request.
+    pub fn to_request(&self) -> Result<PageRequest, ApiError> {
+        let bad_limit = || ApiError::BadRequest {
+            code: "invalid_limit",
+            message: format!(
+                "limit must be an integer from 1 to {}",
+                PageRequest::MAX_LIMIT
+            ),
+        };
+        let limit = match &self.limit {
+            Some(raw) => Some(raw.parse::<u64>().map_err(|_| bad_limit())?),
+            None => None,
+        };
+        let cursor = match self.cursor.as_deref() {
+            Some(raw) if !raw.is_empty() => {
+                Some(Cursor::decode(raw).map_err(|e| ApiError::BadRequest {
+                    code: "invalid_cursor",
+                    message: e.to_string(),
+                })?)
+            }
+            _ => None,
+        };
+        PageRequest::new(limit, cursor).ok_or_else(bad_limit)
+    }
+}
+
+/// `{"data": [...], "pagination": {"next_cursor": ...}}`.
+#[derive(Debug, Serialize)]
+pub struct ListBody<T> {
+    data: Vec<T>,
+    pagination: PaginationBody,
+}
+
+#[derive(Debug, Serialize)]
+struct PaginationBody {
+    next_cursor: Option<String>,
+}
+
+impl<T> ListBody<T> {
+    /// Wraps a page, converting each item to its API form.
+    pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
+        Self {
+            data: page.items.into_iter().map(f).collect(),
+            pagination: PaginationBody {
+                next_cursor: page.next_cursor.map(|c| c.encode()),
+            },
+        }
+    }
+}

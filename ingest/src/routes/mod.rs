@@ -1,0 +1,63 @@
+//! Route table and the handlers' shared helpers.
+
+mod attempts;
+mod events;
+mod health;
+mod subscriptions;
+
+use crate::ApiError;
+use actix_web::web;
+use std::str::FromStr;
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/v1")
+                .service(
+                    web::resource("/subscriptions")
+                        .post(subscriptions::create)
+                        .get(subscriptions::list)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/subscriptions/{id}")
+                        .get(subscriptions::get)
+                        .patch(subscriptions::update)
+                        .delete(subscriptions::delete)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route(
+                    "/subscriptions/{id}/secret",
+                    web::get().to(subscriptions::secret),
+                )
+                .route(
+                    "/subscriptions/{id}/attempts",
+                    web::get().to(attempts::of_subscription),
+                )
+                .service(
+                    web::resource("/events")
+                        .post(events::ingest)
+                        .get(events::list)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route("/events/{id}", web::get().to(events::get))
+                .route("/events/{id}/attempts", web::get().to(attempts::of_event))
+                .route("/events/{id}/redeliver", web::post().to(events::redeliver)),
+        );
+}
+
+/// Any path we do not serve.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("route"))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Parses a path id; a malformed id is simply not found.
+fn path_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound(what))
+}

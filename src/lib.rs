@@ -1,0 +1,10 @@
+//! The `hookhub` binary's library: configuration, telemetry, and the wiring
+//! that starts ingest, the outbox relay and the dispatcher, together
+//! (`serve`) or one role per process (scale-out).
+
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::{Hub, Role};

@@ -1,0 +1,96 @@
+//! `hookhub`: run the hub, or one of its parts, and administer it.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hookhub::{telemetry, Hub, Role, Settings};
+use hookhub_store::Store;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hookhub", version, about = "Reliable, signed webhook delivery")]
+struct Cli {
+    /// A TOML file of settings (HOOKHUB_* env vars override it).
+    #[arg(long, global = true, env = "HOOKHUB_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: API, outbox relay, dispatcher (migrates first).
+    Serve,
+    /// Run only the HTTP API.
+    Ingest,
+    /// Run only the outbox relay (needs HOOKHUB_AMQP_URL).
+    Relay,
+    /// Run only fan-out and delivery (needs HOOKHUB_AMQP_URL).
+    Dispatcher,
+    /// Apply database migrations.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its API key (shown once).
+    Create {
+        /// A name for operators.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log_format);
+    let role = match cli.command {
+        Command::Serve => Role::All,
+        Command::Ingest => Role::Ingest,
+        Command::Relay => Role::Relay,
+        Command::Dispatcher => Role::Dispatcher,
+        Command::Migrate => {
+            let store = connect(&settings).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::Tenant { command } => return tenant(&settings, command).await,
+    };
+    let hub = Hub::start(&settings, role).await?;
+    if let Some(port) = hub.port() {
+        tracing::info!("API listening on port {port}");
+    }
+    hub.run_until_signal().await
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(&settings.database_url)
+        .await
+        .context("connecting to the database")
+}
+
+async fn tenant(settings: &Settings, command: TenantCommand) -> anyhow::Result<()> {
+    let store = connect(settings).await?;
+    store.migrate().await?;
+    match command {
+        TenantCommand::Create { name } => {
+            let (tenant, key) = store.create_tenant(&name).await?;
+            println!("tenant:  {}", tenant.id);
+            println!("api key: {}", key.expose());
+            eprintln!("Store the key now: only its hash is kept, it cannot be shown again.");
+        }
+        TenantCommand::List => {
+            for t in store.list_tenants().await? {
+                println!("{}\t{}", t.id, t.name);
+            }
+        }
+    }
+    Ok(())
+}

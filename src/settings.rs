@@ -1,0 +1,135 @@
+//! Configuration: defaults, then an optional TOML file, then `HOOKHUB_*` env vars.
+use anyhow::Context;
+use hookhub_dispatcher::queue::amqp::AmqpConfig;
+use hookhub_dispatcher::{DeliveryConfig, RelayConfig, RetrySchedule};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// Every setting, flat so that each has one obvious env var
+/// (`database_url` ↔ `HOOKHUB_DATABASE_URL`).
+///
+/// Not `Debug`: the URLs may carry passwords.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://...` (embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// RabbitMQ; unset means the in-process queue (single-process `serve` only).
+    pub amqp_url: Option<String>,
+    /// Exchange events are published to.
+    pub amqp_exchange: String,
+    /// Queue dispatchers consume.
+    pub amqp_queue: String,
+    /// Address the API listens on.
+    pub listen: String,
+    /// HTTP worker threads.
+    pub http_workers: usize,
+    /// Whether subscription URLs may be `http://` (development); production wants https.
+    pub allow_http_endpoints: bool,
+    /// Per-attempt HTTP timeout, in milliseconds.
+    pub delivery_timeout_ms: u64,
+    /// Caps of the waits between attempts, like `5s,5m,30m,2h,5h,10h,10h`.
+    pub retry_schedule: String,
+    /// Attempts in flight at once per dispatcher.
+    pub delivery_concurrency: usize,
+    /// How often the dispatcher looks for due retries, in milliseconds.
+    pub delivery_poll_interval_ms: u64,
+    /// Unacknowledged messages a dispatcher holds at once.
+    pub amqp_prefetch: u16,
+    /// Outbox rows per relay round.
+    pub relay_batch_size: u64,
+    /// How often an idle relay polls the outbox, in milliseconds.
+    pub relay_poll_interval_ms: u64,
+    /// `pretty` for people, `json` for log pipelines.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let delivery = DeliveryConfig::default();
+        let relay = RelayConfig::default();
+        Self {
+            database_url: "sqlite://./data/hookhub.db?mode=rwc".into(),
+            amqp_url: None,
+            amqp_exchange: "hookhub.events".into(),
+            amqp_queue: "hookhub.events".into(),
+            listen: "127.0.0.1:8080".into(),
+            http_workers: 2,
+            allow_http_endpoints: true,
+            delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
+            retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
+            delivery_concurrency: delivery.concurrency,
+            delivery_poll_interval_ms: delivery.poll_interval.as_millis() as u64,
+            amqp_prefetch: delivery.prefetch,
+            relay_batch_size: relay.batch_size,
+            relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let settings: Self = builder
+            .add_source(config::Environment::with_prefix("HOOKHUB").try_parsing(true))
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.delivery_config()?;
+        Ok(settings)
+    }
+
+    /// The dispatcher's settings, checked.
+    pub fn delivery_config(&self) -> anyhow::Result<DeliveryConfig> {
+        let retry_schedule: RetrySchedule = self
+            .retry_schedule
+            .parse()
+            .context("HOOKHUB_RETRY_SCHEDULE")?;
+        Ok(DeliveryConfig {
+            request_timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
+            retry_schedule,
+            concurrency: self.delivery_concurrency.max(1),
+            poll_interval: Duration::from_millis(self.delivery_poll_interval_ms.max(10)),
+            prefetch: self.amqp_prefetch.max(1),
+        })
+    }
+
+    /// The relay's settings.
+    pub fn relay_config(&self) -> RelayConfig {
+        RelayConfig {
+            batch_size: self.relay_batch_size.max(1),
+            poll_interval: Duration::from_millis(self.relay_poll_interval_ms.max(10)),
+            ..RelayConfig::default()
+        }
+    }
+
+    /// RabbitMQ settings, when a broker is configured.
+    pub fn amqp_config(&self) -> Option<AmqpConfig> {
+        self.amqp_url
+            .as_ref()
+            .filter(|u| !u.is_empty())
+            .map(|url| AmqpConfig {
+                url: url.clone(),
+                exchange: self.amqp_exchange.clone(),
+                queue: self.amqp_queue.clone(),
+            })
+    }
+
+    /// A one-line summary that names backends but no credentials.
+    pub fn describe(&self) -> String {
+        let store = self.database_url.split(':').next().unwrap_or("?");
+        let queue = if self.amqp_config().is_some() {
+            "rabbitmq"
+        } else {
+            "in-process"
+        };
+        format!("store={store} queue={queue} listen={}", self.listen)
+    }
+}

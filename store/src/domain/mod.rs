@@ -1,0 +1,22 @@
+//! Domain types that make invalid states unrepresentable.
+
+mod api_key;
+mod endpoint_url;
+mod event_type;
+mod ids;
+mod signing_secret;
+mod status;
+
+pub use api_key::{ApiKey, ApiKeyHash};
+pub use endpoint_url::{EndpointUrl, EndpointUrlError};
+pub use event_type::{EventType, EventTypeError, EventTypeFilter};
+pub use ids::{AttemptId, DeliveryId, EventId, IdError, SubscriptionId, TenantId};
+pub use signing_secret::{SecretError, SigningSecret};
+pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};
+
+/// Now, truncated to microseconds so that a timestamp survives a round trip
+/// through PostgreSQL (which stores microseconds) unchanged.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,47 @@
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+/// Whether a subscription receives deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// Receives matching events.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Receives nothing: disabled by its owner or by a `410 Gone`.
+    #[sea_orm(string_value = "disabled")]
+    Disabled,
+}
+
+/// Where the delivery of one event to one subscription stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt at `next_attempt_at`.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// The endpoint answered 2xx.
+    #[sea_orm(string_value = "succeeded")]
+    Succeeded,
+    /// Out of attempts, or the endpoint is gone: the dead letter.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+/// What one attempt led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// 2xx: the delivery is done.
+    #[sea_orm(string_value = "succeeded")]
+    Succeeded,
+    /// Failed, and another attempt is scheduled.
+    #[sea_orm(string_value = "retrying")]
+    Retrying,
+    /// Failed for good (last attempt, or 410 Gone).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -1,0 +1,21 @@
+//! `tenants`: one platform account, authenticated by a hashed API key.
+use sea_orm::entity::prelude::*;
+
+/// A tenant row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tenants")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    /// SHA-256 hex of the API key; the key itself is never stored.
+    #[sea_orm(unique)]
+    pub api_key_hash: String,
+    pub created_at: DateTimeUtc,
+}
+
+/// No navigable relations: queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

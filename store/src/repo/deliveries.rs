@@ -1,0 +1,380 @@
+use super::attempts::NewAttempt;
+use super::events::Event;
+use super::stored;
+use super::subscriptions::Subscription;
+use crate::domain::{
+    now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, SubscriptionId,
+    SubscriptionStatus, TenantId,
+};
+use crate::entity::{attempt, delivery, event, subscription};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    TryInsertResult,
+};
+
+/// The delivery of one event to one subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// Where it goes.
+    pub subscription_id: SubscriptionId,
+    /// Pending, succeeded or failed.
+    pub status: DeliveryStatus,
+    /// Attempts made over its whole life (numbers the next attempt).
+    pub attempt_count: i32,
+    /// Failed attempts in the current round (indexes the retry schedule).
+    pub retry_index: i32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Status code of the last attempt, if it got a response.
+    pub last_status_code: Option<i32>,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When the delivery was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<delivery::Model> for Delivery {
+    type Error = StoreError;
+    fn try_from(m: delivery::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: stored(&m.id)?,
+            tenant_id: stored(&m.tenant_id)?,
+            event_id: stored(&m.event_id)?,
+            subscription_id: stored(&m.subscription_id)?,
+            status: m.status,
+            attempt_count: m.attempt_count,
+            retry_index: m.retry_index,
+            next_attempt_at: m.next_attempt_at,
+            last_status_code: m.last_status_code,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// Everything one attempt needs, loaded together.
+#[derive(Clone, Debug)]
+pub struct DeliveryWork {
+    /// The delivery being attempted.
+    pub delivery: Delivery,
+    /// The event it carries.
+    pub event: Event,
+    /// Where it goes, with the signing secret.
+    pub subscription: Subscription,
+}
+
+/// What an attempt's result does to its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// 2xx: done.
+    Succeeded,
+    /// Failed; try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Failed and out of attempts: the dead letter.
+    Failed,
+    /// `410 Gone`: fail it and disable the subscription.
+    Gone,
+}
+
+impl NextStep {
+    fn outcome(self) -> AttemptOutcome {
+        match self {
+            Self::Succeeded => AttemptOutcome::Succeeded,
+            Self::RetryAt(_) => AttemptOutcome::Retrying,
+            Self::Failed | Self::Gone => AttemptOutcome::Failed,
+        }
+    }
+}
+
+fn new_delivery(
+    tenant: &TenantId,
+    event: &EventId,
+    sub: &SubscriptionId,
+    due: DateTime<Utc>,
+) -> delivery::ActiveModel {
+    let at = now();
+    delivery::ActiveModel {
+        id: Set(DeliveryId::generate().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        event_id: Set(event.to_string()),
+        subscription_id: Set(sub.to_string()),
+        status: Set(DeliveryStatus::Pending),
+        attempt_count: Set(0),
+        retry_index: Set(0),
+        next_attempt_at: Set(Some(due)),
+        last_status_code: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+}
+
+impl Store {
+    /// Creates one pending delivery per subscription, leased to the caller
+    /// until `lease_until`, and returns those that did not exist yet.
+    ///
+    /// The (event, subscription) pair is unique, so a broker redelivery of
+    /// the same event creates nothing new: what was created before is
+    /// already durably scheduled.
+    pub async fn fan_out(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        subscriptions: &[SubscriptionId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let txn = self.db().begin().await?;
+        let mut created = Vec::with_capacity(subscriptions.len());
+        for sub in subscriptions {
+            let row = new_delivery(tenant, event, sub, lease_until);
+            let id = row.id.clone().unwrap();
+            let result = delivery::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([
+                        delivery::Column::EventId,
+                        delivery::Column::SubscriptionId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .do_nothing()
+                .exec_without_returning(&txn)
+                .await?;
+            if matches!(result, TryInsertResult::Inserted(n) if n > 0) {
+                created.push(stored(&id)?);
+            }
+        }
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    /// Claims up to `limit` pending deliveries that are due, pushing their
+    /// due time out by `lease` so no other worker takes them meanwhile.
+    pub async fn claim_due_deliveries(
+        &self,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let at = now();
+        let due = Query::select()
+            .column(delivery::Column::Id)
+            .from(delivery::Entity)
+            .and_where(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .and_where(delivery::Column::NextAttemptAt.lte(at))
+            .order_by(delivery::Column::NextAttemptAt, sea_orm::Order::Asc)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claimed = delivery::Entity::update_many()
+            .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())
+            .filter(delivery::Column::Id.in_subquery(due))
+            .exec_with_returning(self.db())
+            .await?;
+        claimed.iter().map(|d| stored(&d.id)).collect()
+    }
+
+    /// Loads a delivery with its event and subscription; `None` if it is
+    /// gone or no longer pending (deleted, or finished by another worker).
+    pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Option<DeliveryWork>, StoreError> {
+        let Some(d) = delivery::Entity::find_by_id(id.as_str())
+            .one(self.db())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if d.status != DeliveryStatus::Pending {
+            return Ok(None);
+        }
+        let event = event::Entity::find_by_id(d.event_id.as_str())
+            .one(self.db())
+            .await?;
+        let sub = subscription::Entity::find_by_id(d.subscription_id.as_str())
+            .one(self.db())
+            .await?;
+        match (event, sub) {
+            (Some(event), Some(sub)) => Ok(Some(DeliveryWork {
+                delivery: d.try_into()?,
+                event: event.try_into()?,
+                subscription: sub.try_into()?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records an attempt and moves its delivery on, in one transaction.
+    ///
+    /// Returns false (and records nothing) when the delivery stopped being
+    /// pending meanwhile, for example because its subscription was deleted.
+    pub async fn record_attempt(
+        &self,
+        work: &DeliveryWork,
+        attempt: NewAttempt,
+        next: NextStep,
+    ) -> Result<bool, StoreError> {
+        let d = &work.delivery;
+        let (status, next_attempt_at, retry_index) = match next {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
+            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
+            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None, d.retry_index + 1),
+        };
+        let attempt_number = d.attempt_count + 1;
+        let status_code = attempt.status_code.map(i32::from);
+        let txn = self.db().begin().await?;
+        let updated = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, status.into())
+            .col_expr(delivery::Column::AttemptCount, attempt_number.into())
+            .col_expr(delivery::Column::RetryIndex, retry_index.into())
+            .col_expr(delivery::Column::NextAttemptAt, next_attempt_at.into())
+            .col_expr(delivery::Column::LastStatusCode, status_code.into())
+            .col_expr(delivery::Column::LastError, attempt.error.clone().into())
+            .col_expr(delivery::Column::UpdatedAt, now().into())
+            .filter(delivery::Column::Id.eq(d.id.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        attempt::Entity::insert(attempt::ActiveModel {
+            id: Set(AttemptId::generate().to_string()),
+            tenant_id: Set(d.tenant_id.to_string()),
+            delivery_id: Set(d.id.to_string()),
+            event_id: Set(d.event_id.to_string()),
+            subscription_id: Set(d.subscription_id.to_string()),
+            attempt_number: Set(attempt_number),
+            attempted_at: Set(attempt.attempted_at),
+            status_code: Set(status_code),
+            latency_ms: Set(attempt.latency_ms),
+            outcome: Set(next.outcome()),
+            error: Set(attempt.error),
+            response_body: Set(attempt.response_body),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        if next == NextStep::Gone {
+            Self::disable_subscription_in(&txn, &d.subscription_id, "endpoint answered 410 Gone")
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Fails a pending delivery without an attempt (its subscription was
+    /// disabled before its turn came).
+    pub async fn abandon_delivery(&self, id: &DeliveryId, reason: &str) -> Result<(), StoreError> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, DeliveryStatus::Failed.into())
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(delivery::Column::LastError, Some(reason.to_owned()).into())
+            .col_expr(delivery::Column::UpdatedAt, now().into())
+            .filter(delivery::Column::Id.eq(id.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// The deliveries of one event of the tenant, one per subscription.
+    pub async fn event_deliveries(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::EventId.eq(event.as_str()))
+            .order_by_asc(delivery::Column::Id)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect()
+    }
+
+    /// Sends an event again: to one subscription, or to every subscription it
+    /// was delivered to. Each delivery starts a fresh retry round, due now.
+    ///
+    /// A subscription named explicitly that never got the event (it was
+    /// created later) gets a new delivery. Disabled subscriptions are refused.
+    pub async fn redeliver(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        only: Option<&SubscriptionId>,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        self.event(tenant, event_id).await?;
+        let targets: Vec<SubscriptionId> = match only {
+            Some(sub) => {
+                let sub = self.subscription(tenant, sub).await?;
+                if sub.status != SubscriptionStatus::Active {
+                    return Err(StoreError::Conflict("subscription is disabled".into()));
+                }
+                vec![sub.id]
+            }
+            None => self
+                .event_deliveries(tenant, event_id)
+                .await?
+                .into_iter()
+                .map(|d| d.subscription_id)
+                .collect(),
+        };
+        let at = now();
+        let txn = self.db().begin().await?;
+        let mut ids = Vec::with_capacity(targets.len());
+        for sub in &targets {
+            let active = subscription::Entity::find_by_id(sub.as_str())
+                .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
+                .one(&txn)
+                .await?
+                .is_some();
+            if !active {
+                continue;
+            }
+            let existing = delivery::Entity::find()
+                .filter(delivery::Column::EventId.eq(event_id.as_str()))
+                .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
+                .one(&txn)
+                .await?;
+            let id = match existing {
+                Some(d) => {
+                    delivery::Entity::update_many()
+                        .col_expr(delivery::Column::Status, DeliveryStatus::Pending.into())
+                        .col_expr(delivery::Column::RetryIndex, 0.into())
+                        .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
+                        .col_expr(delivery::Column::UpdatedAt, at.into())
+                        .filter(delivery::Column::Id.eq(d.id.as_str()))
+                        .exec(&txn)
+                        .await?;
+                    d.id
+                }
+                None => {
+                    let row = new_delivery(tenant, event_id, sub, at);
+                    let id = row.id.clone().unwrap();
+                    delivery::Entity::insert(row)
+                        .exec_without_returning(&txn)
+                        .await?;
+                    id
+                }
+            };
+            ids.push(stored(&id)?);
+        }
+        txn.commit().await?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,174 @@
+use super::stored;
+use crate::domain::{now, EventId, EventType, TenantId};
+use crate::entity::{event, outbox};
+use crate::page::{paginate, Page, PageRequest};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+/// An accepted event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Its id, also the `webhook-id` of every delivery of it.
+    pub id: EventId,
+    /// The tenant it belongs to.
+    pub tenant_id: TenantId,
+    /// What happened.
+    pub event_type: EventType,
+    /// The `data` object, as ingested.
+    pub data: serde_json::Value,
+    /// The caller's idempotency key, if any.
+    pub idempotency_key: Option<String>,
+    /// When it was accepted; the `timestamp` of the webhook body.
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<event::Model> for Event {
+    type Error = StoreError;
+    fn try_from(m: event::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: stored(&m.id)?,
+            tenant_id: stored(&m.tenant_id)?,
+            event_type: m
+                .event_type
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("event {}: type", m.id)))?,
+            data: m.data,
+            idempotency_key: m.idempotency_key,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// A validated event to ingest.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// A JSON object.
+    pub data: serde_json::Value,
+    /// Makes a retried POST return the first event instead of a second one.
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of an ingest: the event, and whether it already existed.
+#[derive(Clone, Debug)]
+pub struct IngestOutcome {
+    /// The event (the original one on a replay).
+    pub event: Event,
+    /// True when the idempotency key matched an earlier event.
+    pub replayed: bool,
+}
+
+impl Store {
+    /// Writes the event and its outbox row in one transaction.
+    ///
+    /// Either both rows exist or neither does: an accepted event is always
+    /// on its way to the broker, and nothing reaches the broker that was not
+    /// accepted.
+    pub async fn ingest_event(
+        &self,
+        tenant: &TenantId,
+        new: NewEvent,
+    ) -> Result<IngestOutcome, StoreError> {
+        if let Some(key) = &new.idempotency_key {
+            if let Some(event) = self.event_by_idempotency_key(tenant, key).await? {
+                return Ok(IngestOutcome {
+                    event,
+                    replayed: true,
+                });
+            }
+        }
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: tenant.clone(),
+            event_type: new.event_type,
+            data: new.data,
+            idempotency_key: new.idempotency_key,
+            created_at: now(),
+        };
+        let txn = self.db().begin().await?;
+        let inserted = event::Entity::insert(event::ActiveModel {
+            id: Set(event.id.to_string()),
+            tenant_id: Set(tenant.to_string()),
+            event_type: Set(event.event_type.to_string()),
+            data: Set(event.data.clone()),
+            idempotency_key: Set(event.idempotency_key.clone()),
+            created_at: Set(event.created_at),
+        })
+        .exec_without_returning(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Two requests with one key raced past the lookup above: the
+            // loser answers with the winner's event.
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                txn.rollback().await?;
+                let key = event.idempotency_key.as_deref().unwrap_or_default();
+                let event = self
+                    .event_by_idempotency_key(tenant, key)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict("idempotency key".into()))?;
+                return Ok(IngestOutcome {
+                    event,
+                    replayed: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        outbox::Entity::insert(outbox::ActiveModel {
+            id: NotSet,
+            event_id: Set(event.id.to_string()),
+            tenant_id: Set(tenant.to_string()),
+            created_at: Set(event.created_at),
+            locked_until: Set(None),
+            published_at: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(IngestOutcome {
+            event,
+            replayed: false,
+        })
+    }
+
+    async fn event_by_idempotency_key(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .filter(event::Column::IdempotencyKey.eq(key))
+            .one(self.db())
+            .await?
+            .map(Event::try_from)
+            .transpose()
+    }
+
+    /// One event of the tenant.
+    pub async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
+        event::Entity::find_by_id(id.as_str())
+            .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .one(self.db())
+            .await?
+            .ok_or(StoreError::NotFound("event"))?
+            .try_into()
+    }
+
+    /// The tenant's events, newest first.
+    pub async fn list_events(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
+        paginate(self.db(), select, event::Column::Id, |m| &m.id, page)
+            .await?
+            .try_map(Event::try_from)
+    }
+}

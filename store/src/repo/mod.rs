@@ -1,0 +1,26 @@
+//! Repositories: every query the hub runs, as methods on [`crate::Store`].
+//!
+//! Every tenant-facing read takes the caller's [`TenantId`](crate::domain::TenantId)
+//! and filters by it, so another tenant's id is simply "not found".
+
+mod attempts;
+mod deliveries;
+mod events;
+mod outbox;
+mod subscriptions;
+mod tenants;
+
+pub use attempts::{Attempt, AttemptsOf, NewAttempt};
+pub use deliveries::{Delivery, DeliveryWork, NextStep};
+pub use events::{Event, IngestOutcome, NewEvent};
+pub use outbox::OutboxItem;
+pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch};
+pub use tenants::Tenant;
+
+use crate::StoreError;
+
+/// Parses a stored id, treating a malformed one as a corrupt row.
+pub(crate) fn stored<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad id {raw:?}")))
+}

@@ -1,0 +1,114 @@
+use super::events::Event;
+use crate::domain::now;
+use crate::entity::{event, outbox};
+use crate::{Store, StoreError};
+use chrono::Duration;
+use sea_orm::sea_query::{LockBehavior, LockType, Query};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+
+/// An outbox row claimed by a relay, with the event to publish.
+#[derive(Clone, Debug)]
+pub struct OutboxItem {
+    /// The outbox row id, to mark published after the broker's confirm.
+    pub outbox_id: i64,
+    /// The event to publish.
+    pub event: Event,
+}
+
+impl Store {
+    /// Claims up to `limit` unpublished rows for `lease`, oldest first.
+    ///
+    /// The claim is a lease (`locked_until`) rather than a transaction held
+    /// open across the publish: no connection waits on the broker, and a
+    /// relay that dies mid-batch simply lets its lease run out. On
+    /// PostgreSQL the inner `FOR UPDATE SKIP LOCKED` lets several relays
+    /// claim side by side without blocking or taking the same rows.
+    pub async fn claim_outbox(
+        &self,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let at = now();
+        let claimable = Query::select()
+            .column(outbox::Column::Id)
+            .from(outbox::Entity)
+            .and_where(outbox::Column::PublishedAt.is_null())
+            .cond_where(
+                Condition::any()
+                    .add(outbox::Column::LockedUntil.is_null())
+                    .add(outbox::Column::LockedUntil.lt(at)),
+            )
+            .order_by(outbox::Column::Id, sea_orm::Order::Asc)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claimed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
+            .filter(outbox::Column::Id.in_subquery(claimable))
+            .exec_with_returning(self.db())
+            .await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut events: HashMap<String, event::Model> = event::Entity::find()
+            .filter(event::Column::Id.is_in(claimed.iter().map(|o| o.event_id.clone())))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let mut items = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let event = events
+                .remove(&row.event_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox {} without event", row.id)))?;
+            items.push(OutboxItem {
+                outbox_id: row.id,
+                event: event.try_into()?,
+            });
+        }
+        items.sort_by_key(|i| i.outbox_id);
+        Ok(items)
+    }
+
+    /// Marks rows published; call only after the broker confirmed them.
+    pub async fn mark_outbox_published(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::PublishedAt, Some(now()).into())
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Gives claimed rows back at once (the publish failed), instead of
+    /// leaving them to their lease.
+    pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Option::<chrono::DateTime<chrono::Utc>>::None.into(),
+            )
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+            .filter(outbox::Column::PublishedAt.is_null())
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// How many events wait for the broker.
+    pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .count(self.db())
+            .await?)
+    }
+}

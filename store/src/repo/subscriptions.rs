@@ -1,0 +1,262 @@
+use super::stored;
+use crate::domain::{
+    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId,
+    SubscriptionStatus, TenantId,
+};
+use crate::entity::{attempt, delivery, subscription};
+use crate::page::{paginate, Page, PageRequest};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, TransactionTrait,
+};
+
+/// A subscription as the rest of the hub sees it: every field parsed.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    /// Its id.
+    pub id: SubscriptionId,
+    /// The tenant that owns it.
+    pub tenant_id: TenantId,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Free text for the owner.
+    pub description: String,
+    /// Which event types it receives.
+    pub event_types: EventTypeFilter,
+    /// The HMAC key deliveries are signed with.
+    pub secret: SigningSecret,
+    /// Active or disabled.
+    pub status: SubscriptionStatus,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<subscription::Model> for Subscription {
+    type Error = StoreError;
+    fn try_from(m: subscription::Model) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {}: {what}", m.id));
+        let types: Vec<String> =
+            serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt("event_types"))?;
+        Ok(Self {
+            id: stored(&m.id)?,
+            tenant_id: stored(&m.tenant_id)?,
+            event_types: EventTypeFilter::parse(&types).map_err(|_| corrupt("event_types"))?,
+            secret: SigningSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?,
+            url: m.url,
+            description: m.description,
+            status: m.status,
+            disabled_reason: m.disabled_reason,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// What a tenant sends to create a subscription.
+#[derive(Clone, Debug)]
+pub struct NewSubscription {
+    /// Endpoint URL.
+    pub url: EndpointUrl,
+    /// Event types wanted.
+    pub event_types: EventTypeFilter,
+    /// Free text.
+    pub description: String,
+}
+
+/// A partial update; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct SubscriptionPatch {
+    /// New endpoint URL.
+    pub url: Option<EndpointUrl>,
+    /// New event types.
+    pub event_types: Option<EventTypeFilter>,
+    /// New description.
+    pub description: Option<String>,
+    /// Enable or disable.
+    pub status: Option<SubscriptionStatus>,
+}
+
+fn types_json(filter: &EventTypeFilter) -> serde_json::Value {
+    serde_json::Value::from(filter.to_strings())
+}
+
+impl Store {
+    /// Creates a subscription with a fresh signing secret.
+    pub async fn create_subscription(
+        &self,
+        tenant: &TenantId,
+        new: NewSubscription,
+    ) -> Result<Subscription, StoreError> {
+        let at = now();
+        let model = subscription::ActiveModel {
+            id: Set(SubscriptionId::generate().to_string()),
+            tenant_id: Set(tenant.to_string()),
+            url: Set(new.url.to_string()),
+            description: Set(new.description),
+            event_types: Set(types_json(&new.event_types)),
+            secret: Set(SigningSecret::generate().expose()),
+            status: Set(SubscriptionStatus::Active),
+            disabled_reason: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        };
+        model.insert(self.db()).await?.try_into()
+    }
+
+    async fn subscription_model(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<subscription::Model, StoreError> {
+        subscription::Entity::find_by_id(id.as_str())
+            .filter(subscription::Column::TenantId.eq(tenant.as_str()))
+            .one(db)
+            .await?
+            .ok_or(StoreError::NotFound("subscription"))
+    }
+
+    /// One subscription of the tenant.
+    pub async fn subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, StoreError> {
+        self.subscription_model(self.db(), tenant, id)
+            .await?
+            .try_into()
+    }
+
+    /// The tenant's subscriptions, newest first.
+    pub async fn list_subscriptions(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError> {
+        let select =
+            subscription::Entity::find().filter(subscription::Column::TenantId.eq(tenant.as_str()));
+        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page)
+            .await?
+            .try_map(Subscription::try_from)
+    }
+
+    /// Applies a partial update.
+    pub async fn update_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        patch: SubscriptionPatch,
+    ) -> Result<Subscription, StoreError> {
+        let mut model = self
+            .subscription_model(self.db(), tenant, id)
+            .await?
+            .into_active_model();
+        if let Some(url) = patch.url {
+            model.url = Set(url.to_string());
+        }
+        if let Some(types) = patch.event_types {
+            model.event_types = Set(types_json(&types));
+        }
+        if let Some(description) = patch.description {
+            model.description = Set(description);
+        }
+        if let Some(status) = patch.status {
+            model.status = Set(status);
+            model.disabled_reason = Set(match status {
+                SubscriptionStatus::Active => None,
+                SubscriptionStatus::Disabled => Some("disabled by owner".to_owned()),
+            });
+        }
+        model.updated_at = Set(now());
+        model.update(self.db()).await?.try_into()
+    }
+
+    /// Deletes a subscription with its deliveries and attempts; pending
+    /// deliveries to it stop at once.
+    pub async fn delete_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        let txn = self.db().begin().await?;
+        self.subscription_model(&txn, tenant, id).await?;
+        attempt::Entity::delete_many()
+            .filter(attempt::Column::SubscriptionId.eq(id.as_str()))
+            .exec(&txn)
+            .await?;
+        delivery::Entity::delete_many()
+            .filter(delivery::Column::SubscriptionId.eq(id.as_str()))
+            .exec(&txn)
+            .await?;
+        subscription::Entity::delete_by_id(id.as_str())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The tenant's active subscriptions that want this event type.
+    pub async fn matching_subscriptions(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        // Type lists are JSON, which the two backends query differently;
+        // a tenant has few subscriptions, so filtering here is cheap.
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::TenantId.eq(tenant.as_str()))
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
+            .all(self.db())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sub = Subscription::try_from(row)?;
+            if sub.event_types.matches(event_type) {
+                out.push(sub);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Disables a subscription (its endpoint answered `410 Gone`) and fails
+    /// its other pending deliveries, inside the caller's transaction.
+    pub(crate) async fn disable_subscription_in(
+        db: &impl ConnectionTrait,
+        id: &SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        subscription::Entity::update_many()
+            .col_expr(
+                subscription::Column::Status,
+                SubscriptionStatus::Disabled.into(),
+            )
+            .col_expr(
+                subscription::Column::DisabledReason,
+                Some(reason.to_owned()).into(),
+            )
+            .col_expr(subscription::Column::UpdatedAt, at.into())
+            .filter(subscription::Column::Id.eq(id.as_str()))
+            .exec(db)
+            .await?;
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, DeliveryStatus::Failed.into())
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .col_expr(delivery::Column::LastError, Some(reason.to_owned()).into())
+            .col_expr(delivery::Column::UpdatedAt, at.into())
+            .filter(delivery::Column::SubscriptionId.eq(id.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+}

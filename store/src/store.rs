@@ -1,0 +1,82 @@
+use crate::migration::Migrator;
+use crate::StoreError;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+use std::time::Duration;
+
+/// A handle on the database: cheap to clone, shared by every component.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `postgres://...` or `sqlite://...`.
+    ///
+    /// SQLite gets a single connection in WAL mode: it has one writer anyway,
+    /// and one connection rules out `SQLITE_BUSY` between our own tasks.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let is_sqlite = url.starts_with("sqlite:");
+        if is_sqlite {
+            ensure_sqlite_dir(url);
+        }
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if is_sqlite {
+            opts.max_connections(1).min_connections(1);
+        } else {
+            opts.max_connections(20).min_connections(1);
+        }
+        let db = Database::connect(opts).await?;
+        if is_sqlite {
+            db.execute_unprepared(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            )
+            .await?;
+        }
+        Ok(Self { db })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// The underlying connection, for repositories and tests.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+}
+
+/// Creates the folder a SQLite file lives in, so `./data/hookhub.db` works on
+/// a fresh checkout.
+fn ensure_sqlite_dir(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+}
