@@ -76,8 +76,17 @@ impl Settings {
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
+        // HOOKHUB_CONFIG names the file and HOOKHUB_TEST_* configure the test
+        // suite: neither is a setting.
+        let env: std::collections::HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k != "HOOKHUB_CONFIG" && !k.starts_with("HOOKHUB_TEST_"))
+            .collect();
         let settings: Self = builder
-            .add_source(config::Environment::with_prefix("HOOKHUB").try_parsing(true))
+            .add_source(
+                config::Environment::with_prefix("HOOKHUB")
+                    .try_parsing(true)
+                    .source(Some(env)),
+            )
             .build()
             .context("reading configuration")?
             .try_deserialize()

@@ -45,6 +45,30 @@ pub struct Hub {
     shutdown: CancellationToken,
     server: Option<actix_web::dev::ServerHandle>,
     tasks: Vec<JoinHandle<()>>,
+    /// Fires when a part stops on its own (a panic, a fatal error).
+    failed: CancellationToken,
+}
+
+/// Spawns a part of the hub. A part that ends before shutdown was asked
+/// for is a failure of the whole process: better to exit and be restarted
+/// by the supervisor than to keep serving the API while nothing is delivered.
+fn spawn_part(
+    name: &'static str,
+    part: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: &CancellationToken,
+    failed: &CancellationToken,
+) -> JoinHandle<()> {
+    let (shutdown, failed) = (shutdown.clone(), failed.clone());
+    tokio::spawn(async move {
+        let result = tokio::spawn(part).await;
+        if !shutdown.is_cancelled() {
+            match result {
+                Err(e) if e.is_panic() => tracing::error!(part = name, "panicked"),
+                _ => tracing::error!(part = name, "stopped unexpectedly"),
+            }
+            failed.cancel();
+        }
+    })
 }
 
 impl Hub {
@@ -57,6 +81,7 @@ impl Hub {
             store.migrate().await.context("running migrations")?;
         }
         let shutdown = CancellationToken::new();
+        let failed = CancellationToken::new();
         let delivery = settings.delivery_config()?;
         let mut tasks = Vec::new();
 
@@ -83,15 +108,30 @@ impl Hub {
             );
             // Only a relay in this process can be woken by this process's ingest.
             outbox_wake = Some(relay.waker());
-            tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            tasks.push(spawn_part(
+                "outbox relay",
+                relay.run(shutdown.clone()),
+                &shutdown,
+                &failed,
+            ));
         }
         if role.dispatcher() {
             let (work_tx, work_rx) = tokio::sync::mpsc::channel(delivery.concurrency * 2);
             let fanout = Fanout::new(store.clone(), delivery.lease(), work_tx);
             let consumer = consumer.expect("set above");
-            tasks.push(tokio::spawn(consumer.run_fanout(fanout, shutdown.clone())));
+            tasks.push(spawn_part(
+                "fan-out",
+                consumer.run_fanout(fanout, shutdown.clone()),
+                &shutdown,
+                &failed,
+            ));
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
-            tasks.push(tokio::spawn(delivery_loop.run(work_rx, shutdown.clone())));
+            tasks.push(spawn_part(
+                "delivery loop",
+                delivery_loop.run(work_rx, shutdown.clone()),
+                &shutdown,
+                &failed,
+            ));
         }
 
         let (mut port, mut server) = (None, None);
@@ -106,11 +146,12 @@ impl Hub {
             };
             let srv = hookhub_ingest::serve(listener, state, settings.http_workers)?;
             server = Some(srv.handle());
-            tasks.push(tokio::spawn(async move {
+            let api = async move {
                 if let Err(e) = srv.await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
-            }));
+            };
+            tasks.push(spawn_part("HTTP API", api, &shutdown, &failed));
         }
         tracing::info!(role = ?role, "{}", settings.describe());
         Ok(Self {
@@ -119,6 +160,7 @@ impl Hub {
             shutdown,
             server,
             tasks,
+            failed,
         })
     }
 
@@ -134,10 +176,10 @@ impl Hub {
 
     /// Stops taking work, lets work in flight finish, and returns.
     pub async fn shutdown(self) {
+        self.shutdown.cancel();
         if let Some(server) = &self.server {
             server.stop(true).await;
         }
-        self.shutdown.cancel();
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(Duration::from_secs(30), all)
             .await
@@ -147,11 +189,19 @@ impl Hub {
         }
     }
 
-    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully; fails if
+    /// a part of the hub stopped on its own.
     pub async fn run_until_signal(self) -> anyhow::Result<()> {
-        wait_for_signal().await?;
+        let failed = self.failed.clone();
+        tokio::select! {
+            signal = wait_for_signal() => signal?,
+            _ = failed.cancelled() => {}
+        }
         tracing::info!("shutting down");
         self.shutdown().await;
+        if failed.is_cancelled() {
+            bail!("a part of the hub stopped unexpectedly; see the log above");
+        }
         Ok(())
     }
 }

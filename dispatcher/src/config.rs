@@ -39,10 +39,11 @@ pub struct DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// How long a claimed delivery stays invisible to other workers: the
-    /// request timeout plus room to record the result.
+    /// How long a claimed delivery stays invisible to other workers: twice
+    /// the request timeout, ample room to record the result, and short
+    /// enough that a crashed worker's deliveries come back soon.
     pub fn lease(&self) -> Duration {
-        self.request_timeout + Duration::from_secs(30)
+        self.request_timeout * 2 + Duration::from_secs(1)
     }
 }
 

@@ -1,0 +1,285 @@
+//! Test harness: a hub on SQLite or on PostgreSQL + RabbitMQ (a fresh
+//! database and fresh queue names per test, so tests run in parallel), and a
+//! local receiver that records what it is sent.
+#![allow(dead_code)]
+
+pub mod receiver;
+
+use hookhub::{Hub, Role, Settings};
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Which store and queue a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file and the in-process queue (the embedded default).
+    Sqlite,
+    /// PostgreSQL and RabbitMQ, as in production.
+    Postgres,
+}
+
+/// Server URL for admin work on PostgreSQL (creating test databases).
+pub fn pg_server_url() -> String {
+    std::env::var("HOOKHUB_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// The RabbitMQ tests use.
+pub fn amqp_url() -> String {
+    std::env::var("HOOKHUB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for a test: fast polls, a compressed retry schedule, port 0,
+/// and a fresh database (and queue names) of the backend.
+pub async fn test_settings(backend: Backend) -> Settings {
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        http_workers: 1,
+        delivery_timeout_ms: 2_000,
+        retry_schedule: "100ms,200ms,300ms".into(),
+        delivery_poll_interval_ms: 50,
+        relay_poll_interval_ms: 50,
+        ..Settings::default()
+    };
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(unique("hookhub_test"));
+            std::fs::create_dir_all(&dir).unwrap();
+            s.database_url = format!("sqlite://{}/hub.db?mode=rwc", dir.display());
+        }
+        Backend::Postgres => {
+            let name = unique("hh_test");
+            let admin = Database::connect(format!("{}/postgres", pg_server_url()))
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432 (start it: see .ci/run)");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            admin.close().await.ok();
+            s.database_url = format!("{}/{name}", pg_server_url());
+            s.amqp_url = Some(amqp_url());
+            let queue = unique("hookhub.test");
+            s.amqp_exchange = queue.clone();
+            s.amqp_queue = queue;
+        }
+    }
+    s
+}
+
+/// Drops what `test_settings` created on the servers.
+pub async fn drop_test_resources(settings: &Settings) {
+    if let Some(name) = settings
+        .database_url
+        .strip_prefix(&format!("{}/", pg_server_url()))
+    {
+        if let Ok(admin) = Database::connect(format!("{}/postgres", pg_server_url())).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+    if let Some(amqp) = settings.amqp_config() {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        if let Ok(conn) =
+            lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default()).await
+        {
+            if let Ok(ch) = conn.create_channel().await {
+                let _ = ch
+                    .queue_delete(&amqp.queue, QueueDeleteOptions::default())
+                    .await;
+                let _ = ch
+                    .exchange_delete(&amqp.exchange, ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = conn.close(0, "test done").await;
+        }
+    }
+}
+
+/// A running hub with one tenant, and an HTTP client for its API.
+pub struct TestHub {
+    hub: Option<Hub>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The tenant's API key.
+    pub key: String,
+    /// The settings it runs with.
+    pub settings: Settings,
+    client: reqwest::Client,
+}
+
+impl TestHub {
+    /// Starts a whole hub (`serve`) on the backend.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a whole hub after `tweak` adjusted its settings.
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings(backend).await;
+        tweak(&mut settings);
+        let hub = Hub::start(&settings, Role::All).await.expect("hub starts");
+        let base = format!("http://127.0.0.1:{}", hub.port().unwrap());
+        let (_, key) = hub.store().create_tenant("test tenant").await.unwrap();
+        Self {
+            hub: Some(hub),
+            base,
+            key: key.expose().to_owned(),
+            settings,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates another tenant and returns its API key.
+    pub async fn new_tenant(&self) -> String {
+        let (_, key) = self
+            .hub
+            .as_ref()
+            .unwrap()
+            .store()
+            .create_tenant("other")
+            .await
+            .unwrap();
+        key.expose().to_owned()
+    }
+
+    /// A request to the API with this tenant's key.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+    }
+
+    /// Sends a request and returns status and JSON body (`null` if none).
+    pub async fn call(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.send().await.expect("request reaches the hub");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        (status, body)
+    }
+
+    /// GET with this tenant's key.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.request(Method::GET, path)).await
+    }
+
+    /// POST JSON with this tenant's key.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(self.request(Method::POST, path).json(&body))
+            .await
+    }
+
+    /// Creates a subscription; returns its body (with `id` and `secret`).
+    pub async fn subscribe(&self, url: &str, types: &[&str]) -> Value {
+        let (status, body) = self
+            .post(
+                "/v1/subscriptions",
+                json!({"url": url, "event_types": types}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Posts an event; returns its id.
+    pub async fn send_event(&self, event_type: &str, data: Value) -> String {
+        let (status, body) = self
+            .post("/v1/events", json!({"type": event_type, "data": data}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the event's delivery to `sub` has `status`.
+    pub async fn wait_delivery_status(&self, event: &str, sub: &str, status: &str) -> Value {
+        eventually(Duration::from_secs(20), || async {
+            let (_, body) = self.get(&format!("/v1/events/{event}")).await;
+            body["deliveries"]
+                .as_array()?
+                .iter()
+                .find(|d| d["subscription_id"] == sub && d["status"] == status)
+                .cloned()
+        })
+        .await
+    }
+
+    /// The hub itself.
+    pub fn hub(&self) -> &Hub {
+        self.hub.as_ref().unwrap()
+    }
+
+    /// Shuts the hub down and drops its database and queue.
+    pub async fn stop(mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.shutdown().await;
+        }
+        drop_test_resources(&self.settings).await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Verifies deliveries with the Standard Webhooks reference implementation
+/// (Python `standardwebhooks`), independent of Hookhub's signer.
+pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
+    use std::io::Write;
+    let messages: Vec<Value> = received
+        .iter()
+        .map(|r| json!({"secret": secret, "headers": r.headers, "body": String::from_utf8_lossy(&r.body)}))
+        .collect();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/verify_standard_webhooks.py"
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::from(messages).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "reference verification failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,156 @@
+//! A local webhook receiver that records requests and answers from a script.
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The request path.
+    pub path: String,
+    /// Lower-case header names to values.
+    pub headers: BTreeMap<String, String>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    received: Mutex<Vec<Received>>,
+    scripts: Mutex<HashMap<String, VecDeque<u16>>>,
+    delay: Mutex<Duration>,
+}
+
+/// The receiver; it stops when dropped.
+pub struct Receiver {
+    base: String,
+    state: Arc<State>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) -> HttpResponse {
+    let path = req.path().to_owned();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let status = state
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or(200);
+    state.received.lock().unwrap().push(Received {
+        path,
+        headers,
+        body: body.to_vec(),
+    });
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .body(format!("answered {status}"))
+}
+
+impl Receiver {
+    /// Starts on a free loopback port.
+    pub async fn start() -> Self {
+        let state = Arc::new(State::default());
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(record))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+            handle,
+        }
+    }
+
+    /// The URL of a path on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Answers the next requests to `path` with these statuses, then 200.
+    pub fn script(&self, path: &str, statuses: &[u16]) {
+        self.state
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), statuses.iter().copied().collect());
+    }
+
+    /// Waits this long before answering each request.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Everything received at `path` so far.
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Everything received so far, on any path.
+    pub fn all(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `path` received at least `n` requests.
+    pub async fn wait_for(&self, path: &str, n: usize) -> Vec<Received> {
+        super::eventually(Duration::from_secs(20), || async {
+            let got = self.received(path);
+            (got.len() >= n).then_some(got)
+        })
+        .await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
