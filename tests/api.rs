@@ -1,0 +1,209 @@
+//! The HTTP API's contract: subscriptions, pagination, tenant isolation,
+//! and clear 4xx errors (never a 5xx) for bad input.
+mod common;
+
+use common::{Backend, TestHub};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn subscriptions_can_be_created_read_updated_and_deleted() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let created = hub.subscribe("https://crm.example.com/hooks", &["client.created", "client.updated"]).await;
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("sub_"));
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["status"], "active");
+
+    let (status, got) = hub.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["event_types"], json!(["client.created", "client.updated"]));
+    assert!(got.get("secret").is_none(), "the secret is not part of the resource");
+    let (_, secret) = hub.get(&format!("/v1/subscriptions/{id}/secret")).await;
+    assert_eq!(secret["secret"], created["secret"]);
+
+    let patch = json!({"event_types": ["*"], "description": "everything to the CRM"});
+    let (status, updated) =
+        hub.call(hub.request(Method::PATCH, &format!("/v1/subscriptions/{id}")).json(&patch)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["event_types"], json!(["*"]));
+    assert_eq!(updated["description"], "everything to the CRM");
+    assert_eq!(updated["url"], "https://crm.example.com/hooks");
+
+    let (status, _) = hub.call(hub.request(Method::DELETE, &format!("/v1/subscriptions/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = hub.get(&format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+    hub.stop().await;
+}
+
+async fn collect_pages(hub: &TestHub, path: &str, limit: u32) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let (status, body) = hub.get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        pages += 1;
+        ids.extend(body["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        match body["pagination"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (ids, pages),
+        }
+    }
+}
+
+async fn pagination_walks_every_item_once(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let sub = hub.subscribe(&format!("https://example.com/{i}"), &["*"]).await;
+        created.push(sub["id"].as_str().unwrap().to_owned());
+    }
+    let (ids, pages) = collect_pages(&hub, "/v1/subscriptions", 3).await;
+    assert_eq!(pages, 3);
+    created.reverse();
+    assert_eq!(ids, created, "newest first, each once");
+
+    // Inserts between pages do not shift what the cursor points at.
+    let (_, first) = hub.get("/v1/subscriptions?limit=3").await;
+    hub.subscribe("https://example.com/late", &["*"]).await;
+    let cursor = first["pagination"]["next_cursor"].as_str().unwrap();
+    let (_, second) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={cursor}")).await;
+    let second: Vec<_> = second["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(second, created[3..6]);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn pagination_on_sqlite() {
+    pagination_walks_every_item_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn pagination_on_postgres() {
+    pagination_walks_every_item_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn another_tenants_ids_are_not_found() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let mine = hub.subscribe("https://example.com/mine", &["*"]).await;
+    let event = hub.send_event("client.created", json!({"id": 1})).await;
+    let other = hub.new_tenant().await;
+    let as_other = |method: Method, path: &str| {
+        reqwest::Client::new().request(method, format!("{}{path}", hub.base)).bearer_auth(&other)
+    };
+    let sub = mine["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/v1/subscriptions/{sub}")),
+        (Method::GET, format!("/v1/subscriptions/{sub}/secret")),
+        (Method::GET, format!("/v1/subscriptions/{sub}/attempts")),
+        (Method::PATCH, format!("/v1/subscriptions/{sub}")),
+        (Method::DELETE, format!("/v1/subscriptions/{sub}")),
+        (Method::GET, format!("/v1/events/{event}")),
+        (Method::GET, format!("/v1/events/{event}/attempts")),
+        (Method::POST, format!("/v1/events/{event}/redeliver")),
+    ] {
+        let (status, body) = hub.call(as_other(method.clone(), &path).json(&json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let (_, subs) = hub.call(as_other(Method::GET, "/v1/subscriptions")).await;
+    assert_eq!(subs["data"], json!([]));
+    let (_, events) = hub.call(as_other(Method::GET, "/v1/events")).await;
+    assert_eq!(events["data"], json!([]));
+    // And the owner still has everything.
+    assert_eq!(hub.get(&format!("/v1/subscriptions/{sub}")).await.0, StatusCode::OK);
+    hub.stop().await;
+}
+
+/// One bad request and what must come back.
+struct Case {
+    name: &'static str,
+    request: reqwest::RequestBuilder,
+    status: StatusCode,
+    code: &'static str,
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_never_a_5xx() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let raw = |path: &str| reqwest::Client::new().post(format!("{}{path}", hub.base));
+    let events = |body: &str| {
+        hub.request(Method::POST, "/v1/events").header("content-type", "application/json").body(body.to_owned())
+    };
+    let huge = json!({"type": "client.created", "data": {"blob": "x".repeat(300 * 1024)}}).to_string();
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases = vec![
+        Case { name: "no key", request: raw("/v1/events").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
+        Case { name: "wrong key", request: raw("/v1/events").bearer_auth("hh_live_nope").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
+        Case { name: "not our key format", request: raw("/v1/events").header("x-api-key", "sk_test_123").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
+        Case { name: "malformed JSON", request: events("{\"type\": "), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
+        Case { name: "not JSON at all", request: events("type=client.created"), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
+        Case { name: "deeply nested JSON", request: events(&deep), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
+        Case { name: "missing type", request: events(r#"{"data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "type without a dot", request: events(r#"{"type": "booked", "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "unicode type", request: events(r#"{"type": "rendez-vous.réservé", "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "type is a number", request: events(r#"{"type": 7, "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "data not an object", request: events(r#"{"type": "client.created", "data": [1]}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "unknown field", request: events(r#"{"type": "client.created", "data": {}, "tenant": "x"}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "body is an array", request: events("[]"), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "empty idempotency key", request: events(r#"{"type": "client.created", "data": {}, "idempotency_key": ""}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "huge body", request: events(&huge), status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large" },
+        Case { name: "wrong content type", request: hub.request(Method::POST, "/v1/events").header("content-type", "text/plain").body("{}"), status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "unsupported_media_type" },
+        Case { name: "subscription without url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "subscription with ftp url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "ftp://x.example", "event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "subscription with credentials in url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://u:p@x.example", "event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "subscription with no types", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://x.example", "event_types": []})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "status at creation", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://x.example", "event_types": ["*"], "status": "paused"})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
+        Case { name: "limit zero", request: hub.request(Method::GET, "/v1/subscriptions?limit=0"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
+        Case { name: "absurd limit", request: hub.request(Method::GET, "/v1/events?limit=99999999999999999999999"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
+        Case { name: "negative limit", request: hub.request(Method::GET, "/v1/events?limit=-1"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
+        Case { name: "forged cursor", request: hub.request(Method::GET, "/v1/events?cursor=%27%3B%20DROP"), status: StatusCode::BAD_REQUEST, code: "invalid_cursor" },
+        Case { name: "malformed id", request: hub.request(Method::GET, "/v1/events/not-an-id"), status: StatusCode::NOT_FOUND, code: "not_found" },
+        Case { name: "unknown id", request: hub.request(Method::GET, "/v1/subscriptions/sub_00000000000000000000000000000000"), status: StatusCode::NOT_FOUND, code: "not_found" },
+        Case { name: "unknown route", request: hub.request(Method::GET, "/v2/nothing"), status: StatusCode::NOT_FOUND, code: "not_found" },
+        Case { name: "wrong method", request: hub.request(Method::PUT, "/v1/events"), status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed" },
+    ];
+    for case in cases {
+        let resp = case.request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or_else(|e| panic!("{}: body is not JSON: {e}", case.name));
+        assert_eq!(status, case.status, "{}: {body}", case.name);
+        assert_eq!(body["code"], case.code, "{}: {body}", case.name);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: {body}", case.name);
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{}: field details: {body}", case.name);
+        }
+    }
+    // Validation reports every bad field at once, by name.
+    let (_, body) = hub.post("/v1/events", json!({"type": "nope", "data": 3})).await;
+    let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["type", "data"]);
+    // Nothing bad was stored.
+    let (_, events) = hub.get("/v1/events").await;
+    assert_eq!(events["data"], json!([]));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let get = |p: &str| reqwest::get(format!("{}{p}", hub.base));
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn https_only_when_plain_http_is_not_allowed() {
+    let hub = TestHub::start_with(Backend::Sqlite, |s| s.allow_http_endpoints = false).await;
+    let (status, body) = hub.post("/v1/subscriptions", json!({"url": "http://x.example/h", "event_types": ["*"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "url");
+    hub.subscribe("https://x.example/h", &["*"]).await;
+    hub.stop().await;
+}
