@@ -71,9 +71,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(&settings.database_url)
-        .await
-        .context("connecting to the database")
+    Store::connect(&settings.database_url).await.context("connecting to the database")
 }
 
 async fn tenant(settings: &Settings, command: TenantCommand) -> anyhow::Result<()> {

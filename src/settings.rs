@@ -78,15 +78,10 @@ impl Settings {
         }
         // HOOKHUB_CONFIG names the file and HOOKHUB_TEST_* configure the test
         // suite: neither is a setting.
-        let env: std::collections::HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k != "HOOKHUB_CONFIG" && !k.starts_with("HOOKHUB_TEST_"))
-            .collect();
+        let env: std::collections::HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k != "HOOKHUB_CONFIG" && !k.starts_with("HOOKHUB_TEST_")).collect();
         let settings: Self = builder
-            .add_source(
-                config::Environment::with_prefix("HOOKHUB")
-                    .try_parsing(true)
-                    .source(Some(env)),
-            )
+            .add_source(config::Environment::with_prefix("HOOKHUB").try_parsing(true).source(Some(env)))
             .build()
             .context("reading configuration")?
             .try_deserialize()
@@ -97,10 +92,7 @@ impl Settings {
 
     /// The dispatcher's settings, checked.
     pub fn delivery_config(&self) -> anyhow::Result<DeliveryConfig> {
-        let retry_schedule: RetrySchedule = self
-            .retry_schedule
-            .parse()
-            .context("HOOKHUB_RETRY_SCHEDULE")?;
+        let retry_schedule: RetrySchedule = self.retry_schedule.parse().context("HOOKHUB_RETRY_SCHEDULE")?;
         Ok(DeliveryConfig {
             request_timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
             retry_schedule,
@@ -121,24 +113,17 @@ impl Settings {
 
     /// RabbitMQ settings, when a broker is configured.
     pub fn amqp_config(&self) -> Option<AmqpConfig> {
-        self.amqp_url
-            .as_ref()
-            .filter(|u| !u.is_empty())
-            .map(|url| AmqpConfig {
-                url: url.clone(),
-                exchange: self.amqp_exchange.clone(),
-                queue: self.amqp_queue.clone(),
-            })
+        self.amqp_url.as_ref().filter(|u| !u.is_empty()).map(|url| AmqpConfig {
+            url: url.clone(),
+            exchange: self.amqp_exchange.clone(),
+            queue: self.amqp_queue.clone(),
+        })
     }
 
     /// A one-line summary that names backends but no credentials.
     pub fn describe(&self) -> String {
         let store = self.database_url.split(':').next().unwrap_or("?");
-        let queue = if self.amqp_config().is_some() {
-            "rabbitmq"
-        } else {
-            "in-process"
-        };
+        let queue = if self.amqp_config().is_some() { "rabbitmq" } else { "in-process" };
         format!("store={store} queue={queue} listen={}", self.listen)
     }
 }

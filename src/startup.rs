@@ -74,9 +74,7 @@ fn spawn_part(
 impl Hub {
     /// Connects, migrates when running everything, and starts the role's parts.
     pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url)
-            .await
-            .context("connecting to the database")?;
+        let store = Store::connect(&settings.database_url).await.context("connecting to the database")?;
         if role == Role::All {
             store.migrate().await.context("running migrations")?;
         }
@@ -85,65 +83,31 @@ impl Hub {
         let delivery = settings.delivery_config()?;
         let mut tasks = Vec::new();
 
-        let (publisher, consumer): (Option<Arc<dyn Publisher>>, Option<Box<dyn ConsumerBox>>) =
-            match (settings.amqp_config(), role) {
-                (Some(amqp), _) => (
-                    Some(Arc::new(AmqpPublisher::new(amqp.clone()))),
-                    Some(Box::new(AmqpConsumer::new(amqp, delivery.prefetch, shutdown.clone()))),
-                ),
-                (None, Role::All) => {
-                    let (p, c) = in_process::channel(delivery.prefetch as usize);
-                    (Some(Arc::new(p)), Some(Box::new(c)))
-                }
-                (None, Role::Ingest) => (None, None),
-                (None, _) => bail!("running the relay or the dispatcher on its own needs a broker: set HOOKHUB_AMQP_URL"),
-            };
+        let Broker { publisher, consumer } = Broker::for_role(settings, role, delivery.prefetch, &shutdown)?;
 
         let mut outbox_wake = None;
         if role.relay() {
-            let relay = OutboxRelay::new(
-                store.clone(),
-                publisher.expect("set above"),
-                settings.relay_config(),
-            );
+            let relay = OutboxRelay::new(store.clone(), publisher.expect("set above"), settings.relay_config());
             // Only a relay in this process can be woken by this process's ingest.
             outbox_wake = Some(relay.waker());
-            tasks.push(spawn_part(
-                "outbox relay",
-                relay.run(shutdown.clone()),
-                &shutdown,
-                &failed,
-            ));
+            tasks.push(spawn_part("outbox relay", relay.run(shutdown.clone()), &shutdown, &failed));
         }
         if role.dispatcher() {
             let (work_tx, work_rx) = tokio::sync::mpsc::channel(delivery.concurrency * 2);
             let fanout = Fanout::new(store.clone(), delivery.lease(), work_tx);
             let consumer = consumer.expect("set above");
-            tasks.push(spawn_part(
-                "fan-out",
-                consumer.run_fanout(fanout, shutdown.clone()),
-                &shutdown,
-                &failed,
-            ));
+            tasks.push(spawn_part("fan-out", consumer.run_fanout(fanout, shutdown.clone()), &shutdown, &failed));
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
-            tasks.push(spawn_part(
-                "delivery loop",
-                delivery_loop.run(work_rx, shutdown.clone()),
-                &shutdown,
-                &failed,
-            ));
+            tasks.push(spawn_part("delivery loop", delivery_loop.run(work_rx, shutdown.clone()), &shutdown, &failed));
         }
 
         let (mut port, mut server) = (None, None);
         if role.ingest() {
-            let listener = TcpListener::bind(&settings.listen)
-                .with_context(|| format!("binding {}", settings.listen))?;
+            let listener =
+                TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
             port = Some(listener.local_addr()?.port());
-            let state = AppState {
-                store: store.clone(),
-                outbox_wake,
-                allow_http_endpoints: settings.allow_http_endpoints,
-            };
+            let state =
+                AppState { store: store.clone(), outbox_wake, allow_http_endpoints: settings.allow_http_endpoints };
             let srv = hookhub_ingest::serve(listener, state, settings.http_workers)?;
             server = Some(srv.handle());
             let api = async move {
@@ -154,14 +118,7 @@ impl Hub {
             tasks.push(spawn_part("HTTP API", api, &shutdown, &failed));
         }
         tracing::info!(role = ?role, "{}", settings.describe());
-        Ok(Self {
-            store,
-            port,
-            shutdown,
-            server,
-            tasks,
-            failed,
-        })
+        Ok(Self { store, port, shutdown, server, tasks, failed })
     }
 
     /// The port the API listens on, if this process serves it.
@@ -181,10 +138,7 @@ impl Hub {
             server.stop(true).await;
         }
         let all = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(Duration::from_secs(30), all)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
             tracing::warn!("shutdown timed out; unfinished work resumes from the store on restart");
         }
     }
@@ -203,6 +157,31 @@ impl Hub {
             bail!("a part of the hub stopped unexpectedly; see the log above");
         }
         Ok(())
+    }
+}
+
+/// The two ends of the queue a role needs (none for ingest alone).
+struct Broker {
+    publisher: Option<Arc<dyn Publisher>>,
+    consumer: Option<Box<dyn ConsumerBox>>,
+}
+
+impl Broker {
+    /// RabbitMQ when configured; otherwise the in-process channel, which
+    /// only works when relay and dispatcher share this process.
+    fn for_role(settings: &Settings, role: Role, prefetch: u16, shutdown: &CancellationToken) -> anyhow::Result<Self> {
+        Ok(match (settings.amqp_config(), role) {
+            (Some(amqp), _) => Self {
+                publisher: Some(Arc::new(AmqpPublisher::new(amqp.clone()))),
+                consumer: Some(Box::new(AmqpConsumer::new(amqp, prefetch, shutdown.clone()))),
+            },
+            (None, Role::All) => {
+                let (p, c) = in_process::channel(prefetch as usize);
+                Self { publisher: Some(Arc::new(p)), consumer: Some(Box::new(c)) }
+            }
+            (None, Role::Ingest) => Self { publisher: None, consumer: None },
+            (None, _) => bail!("running the relay or the dispatcher on its own needs a broker: set HOOKHUB_AMQP_URL"),
+        })
     }
 }
 

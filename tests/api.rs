@@ -23,8 +23,7 @@ async fn subscriptions_can_be_created_read_updated_and_deleted() {
     assert_eq!(secret["secret"], created["secret"]);
 
     let patch = json!({"event_types": ["*"], "description": "everything to the CRM"});
-    let (status, updated) =
-        hub.call(hub.request(Method::PATCH, &format!("/v1/subscriptions/{id}")).json(&patch)).await;
+    let (status, updated) = hub.call(hub.request(Method::PATCH, &format!("/v1/subscriptions/{id}")).json(&patch)).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["event_types"], json!(["*"]));
     assert_eq!(updated["description"], "everything to the CRM");
@@ -73,7 +72,8 @@ async fn pagination_walks_every_item_once(backend: Backend) {
     hub.subscribe("https://example.com/late", &["*"]).await;
     let cursor = first["pagination"]["next_cursor"].as_str().unwrap();
     let (_, second) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={cursor}")).await;
-    let second: Vec<_> = second["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let second: Vec<_> =
+        second["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(second, created[3..6]);
     hub.stop().await;
 }
@@ -138,35 +138,188 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_5xx() {
     let huge = json!({"type": "client.created", "data": {"blob": "x".repeat(300 * 1024)}}).to_string();
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let cases = vec![
-        Case { name: "no key", request: raw("/v1/events").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
-        Case { name: "wrong key", request: raw("/v1/events").bearer_auth("hh_live_nope").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
-        Case { name: "not our key format", request: raw("/v1/events").header("x-api-key", "sk_test_123").json(&json!({})), status: StatusCode::UNAUTHORIZED, code: "unauthorized" },
-        Case { name: "malformed JSON", request: events("{\"type\": "), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
-        Case { name: "not JSON at all", request: events("type=client.created"), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
-        Case { name: "deeply nested JSON", request: events(&deep), status: StatusCode::BAD_REQUEST, code: "invalid_json" },
-        Case { name: "missing type", request: events(r#"{"data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "type without a dot", request: events(r#"{"type": "booked", "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "unicode type", request: events(r#"{"type": "rendez-vous.réservé", "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "type is a number", request: events(r#"{"type": 7, "data": {}}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "data not an object", request: events(r#"{"type": "client.created", "data": [1]}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "unknown field", request: events(r#"{"type": "client.created", "data": {}, "tenant": "x"}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "body is an array", request: events("[]"), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "empty idempotency key", request: events(r#"{"type": "client.created", "data": {}, "idempotency_key": ""}"#), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "huge body", request: events(&huge), status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large" },
-        Case { name: "wrong content type", request: hub.request(Method::POST, "/v1/events").header("content-type", "text/plain").body("{}"), status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "unsupported_media_type" },
-        Case { name: "subscription without url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "subscription with ftp url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "ftp://x.example", "event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "subscription with credentials in url", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://u:p@x.example", "event_types": ["*"]})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "subscription with no types", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://x.example", "event_types": []})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "status at creation", request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"url": "https://x.example", "event_types": ["*"], "status": "paused"})), status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation_failed" },
-        Case { name: "limit zero", request: hub.request(Method::GET, "/v1/subscriptions?limit=0"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
-        Case { name: "absurd limit", request: hub.request(Method::GET, "/v1/events?limit=99999999999999999999999"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
-        Case { name: "negative limit", request: hub.request(Method::GET, "/v1/events?limit=-1"), status: StatusCode::BAD_REQUEST, code: "invalid_limit" },
-        Case { name: "forged cursor", request: hub.request(Method::GET, "/v1/events?cursor=%27%3B%20DROP"), status: StatusCode::BAD_REQUEST, code: "invalid_cursor" },
-        Case { name: "malformed id", request: hub.request(Method::GET, "/v1/events/not-an-id"), status: StatusCode::NOT_FOUND, code: "not_found" },
-        Case { name: "unknown id", request: hub.request(Method::GET, "/v1/subscriptions/sub_00000000000000000000000000000000"), status: StatusCode::NOT_FOUND, code: "not_found" },
-        Case { name: "unknown route", request: hub.request(Method::GET, "/v2/nothing"), status: StatusCode::NOT_FOUND, code: "not_found" },
-        Case { name: "wrong method", request: hub.request(Method::PUT, "/v1/events"), status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed" },
+        Case {
+            name: "no key",
+            request: raw("/v1/events").json(&json!({})),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "wrong key",
+            request: raw("/v1/events").bearer_auth("hh_live_nope").json(&json!({})),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "not our key format",
+            request: raw("/v1/events").header("x-api-key", "sk_test_123").json(&json!({})),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "malformed JSON",
+            request: events("{\"type\": "),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+        },
+        Case {
+            name: "not JSON at all",
+            request: events("type=client.created"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+        },
+        Case {
+            name: "deeply nested JSON",
+            request: events(&deep),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+        },
+        Case {
+            name: "missing type",
+            request: events(r#"{"data": {}}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "type without a dot",
+            request: events(r#"{"type": "booked", "data": {}}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "unicode type",
+            request: events(r#"{"type": "rendez-vous.réservé", "data": {}}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "type is a number",
+            request: events(r#"{"type": 7, "data": {}}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "data not an object",
+            request: events(r#"{"type": "client.created", "data": [1]}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "unknown field",
+            request: events(r#"{"type": "client.created", "data": {}, "tenant": "x"}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "body is an array",
+            request: events("[]"),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "empty idempotency key",
+            request: events(r#"{"type": "client.created", "data": {}, "idempotency_key": ""}"#),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "huge body",
+            request: events(&huge),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+        },
+        Case {
+            name: "wrong content type",
+            request: hub.request(Method::POST, "/v1/events").header("content-type", "text/plain").body("{}"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+        },
+        Case {
+            name: "subscription without url",
+            request: hub.request(Method::POST, "/v1/subscriptions").json(&json!({"event_types": ["*"]})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "subscription with ftp url",
+            request: hub
+                .request(Method::POST, "/v1/subscriptions")
+                .json(&json!({"url": "ftp://x.example", "event_types": ["*"]})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "subscription with credentials in url",
+            request: hub
+                .request(Method::POST, "/v1/subscriptions")
+                .json(&json!({"url": "https://u:p@x.example", "event_types": ["*"]})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "subscription with no types",
+            request: hub
+                .request(Method::POST, "/v1/subscriptions")
+                .json(&json!({"url": "https://x.example", "event_types": []})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "status at creation",
+            request: hub
+                .request(Method::POST, "/v1/subscriptions")
+                .json(&json!({"url": "https://x.example", "event_types": ["*"], "status": "paused"})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "limit zero",
+            request: hub.request(Method::GET, "/v1/subscriptions?limit=0"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_limit",
+        },
+        Case {
+            name: "absurd limit",
+            request: hub.request(Method::GET, "/v1/events?limit=99999999999999999999999"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_limit",
+        },
+        Case {
+            name: "negative limit",
+            request: hub.request(Method::GET, "/v1/events?limit=-1"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_limit",
+        },
+        Case {
+            name: "forged cursor",
+            request: hub.request(Method::GET, "/v1/events?cursor=%27%3B%20DROP"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_cursor",
+        },
+        Case {
+            name: "malformed id",
+            request: hub.request(Method::GET, "/v1/events/not-an-id"),
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+        },
+        Case {
+            name: "unknown id",
+            request: hub.request(Method::GET, "/v1/subscriptions/sub_00000000000000000000000000000000"),
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+        },
+        Case {
+            name: "unknown route",
+            request: hub.request(Method::GET, "/v2/nothing"),
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+        },
+        Case {
+            name: "wrong method",
+            request: hub.request(Method::PUT, "/v1/events"),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+        },
     ];
     for case in cases {
         let resp = case.request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -201,7 +354,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn https_only_when_plain_http_is_not_allowed() {
     let hub = TestHub::start_with(Backend::Sqlite, |s| s.allow_http_endpoints = false).await;
-    let (status, body) = hub.post("/v1/subscriptions", json!({"url": "http://x.example/h", "event_types": ["*"]})).await;
+    let (status, body) =
+        hub.post("/v1/subscriptions", json!({"url": "http://x.example/h", "event_types": ["*"]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "url");
     hub.subscribe("https://x.example/h", &["*"]).await;

@@ -15,11 +15,7 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 256,
-            poll_interval: Duration::from_millis(500),
-            lease: Duration::from_secs(30),
-        }
+        Self { batch_size: 256, poll_interval: Duration::from_millis(500), lease: Duration::from_secs(30) }
     }
 }
 

@@ -22,9 +22,7 @@ pub fn webhook_body(event: &Event) -> Vec<u8> {
     }
     let body = Body {
         r#type: event.event_type.as_str(),
-        timestamp: event
-            .created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        timestamp: event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         data: &event.data,
     };
     serde_json::to_vec(&body).expect("a JSON value serialises")
@@ -52,16 +50,11 @@ impl DeliveryLoop {
     /// Runs until `shutdown`, then waits (up to the request timeout) for the
     /// attempts in flight. An attempt cut off there is not lost: its
     /// delivery's lease runs out and another worker retries it.
-    pub async fn run(
-        self: Arc<Self>,
-        mut work: mpsc::Receiver<DeliveryId>,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run(self: Arc<Self>, mut work: mpsc::Receiver<DeliveryId>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let lease =
-            chrono::Duration::from_std(self.config.lease()).unwrap_or(chrono::Duration::minutes(1));
+        let lease = chrono::Duration::from_std(self.config.lease()).unwrap_or(chrono::Duration::minutes(1));
         loop {
             tokio::select! {
                 biased;
@@ -80,27 +73,14 @@ impl DeliveryLoop {
             }
         }
         tasks.close();
-        if tokio::time::timeout(
-            self.config.request_timeout + Duration::from_secs(5),
-            tasks.wait(),
-        )
-        .await
-        .is_err()
-        {
-            tracing::warn!(
-                "attempts still in flight at shutdown; their leases will bring them back"
-            );
+        if tokio::time::timeout(self.config.request_timeout + Duration::from_secs(5), tasks.wait()).await.is_err() {
+            tracing::warn!("attempts still in flight at shutdown; their leases will bring them back");
         }
         tracing::info!("delivery loop stopped");
     }
 
     async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, id: DeliveryId) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore is never closed");
+        let permit = self.permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let this = self.clone();
         tasks.spawn(async move {
             this.attempt(&id).await;
@@ -119,11 +99,7 @@ impl DeliveryLoop {
             }
         };
         if work.subscription.status != SubscriptionStatus::Active {
-            if let Err(e) = self
-                .store
-                .abandon_delivery(id, "subscription is disabled")
-                .await
-            {
+            if let Err(e) = self.store.abandon_delivery(id, "subscription is disabled").await {
                 tracing::warn!(delivery_id = %id, error = %e, "could not abandon delivery");
             }
             return;
@@ -145,29 +121,15 @@ impl DeliveryLoop {
     async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {
         let body = webhook_body(&work.event);
         let attempted_at = now();
-        let signature = sign(
-            &work.subscription.secret,
-            work.event.id.as_str(),
-            attempted_at.timestamp(),
-            &body,
-        );
-        let outcome = self
-            .sender
-            .send(&work.subscription.url, &signature, body)
-            .await;
+        let signature = sign(&work.subscription.secret, work.event.id.as_str(), attempted_at.timestamp(), &body);
+        let outcome = self.sender.send(&work.subscription.url, &signature, body).await;
         let next = match outcome.verdict() {
             Verdict::Delivered => NextStep::Succeeded,
             Verdict::Gone => NextStep::Gone,
             Verdict::Retry => {
                 let failures = work.delivery.retry_index as usize + 1;
-                match self
-                    .config
-                    .retry_schedule
-                    .delay_after(failures, &mut rand::thread_rng())
-                {
-                    Some(wait) => NextStep::RetryAt(
-                        now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                    ),
+                match self.config.retry_schedule.delay_after(failures, &mut rand::thread_rng()) {
+                    Some(wait) => NextStep::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or_default()),
                     None => NextStep::Failed,
                 }
             }

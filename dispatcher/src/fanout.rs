@@ -40,25 +40,14 @@ impl Fanout {
         let malformed = |what: &str| FanoutError::Malformed(format!("{what} in {msg:?}"));
         let tenant: TenantId = msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?;
         let event: EventId = msg.event_id.parse().map_err(|_| malformed("event id"))?;
-        let event_type: EventType = msg
-            .event_type
-            .parse()
-            .map_err(|_| malformed("event type"))?;
-        let subs: Vec<_> = self
-            .store
-            .matching_subscriptions(&tenant, &event_type)
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
+        let event_type: EventType = msg.event_type.parse().map_err(|_| malformed("event type"))?;
+        let subs: Vec<_> =
+            self.store.matching_subscriptions(&tenant, &event_type).await?.into_iter().map(|s| s.id).collect();
         if subs.is_empty() {
             return Ok(Vec::new());
         }
         let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(60));
-        Ok(self
-            .store
-            .fan_out(&tenant, &event, &subs, now() + lease)
-            .await?)
+        Ok(self.store.fan_out(&tenant, &event, &subs, now() + lease).await?)
     }
 
     /// Consumes until the queue closes or `shutdown` fires.

@@ -33,12 +33,7 @@ pub struct OutboxRelay {
 impl OutboxRelay {
     /// A relay over `store` publishing through `publisher`.
     pub fn new(store: Store, publisher: Arc<dyn Publisher>, config: RelayConfig) -> Self {
-        Self {
-            store,
-            publisher,
-            config,
-            wake: Arc::new(Notify::new()),
-        }
+        Self { store, publisher, config, wake: Arc::new(Notify::new()) }
     }
 
     /// Notifying this wakes an idle relay at once (ingest does, after each event).
@@ -48,12 +43,8 @@ impl OutboxRelay {
 
     /// One round: claim a batch, publish it, mark it. Returns how many were published.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
-        let lease =
-            chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
-        let items = self
-            .store
-            .claim_outbox(self.config.batch_size, lease)
-            .await?;
+        let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
+        let items = self.store.claim_outbox(self.config.batch_size, lease).await?;
         if items.is_empty() {
             return Ok(0);
         }

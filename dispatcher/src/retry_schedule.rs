@@ -28,9 +28,7 @@ pub struct RetrySchedule {
 impl Default for RetrySchedule {
     /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day of retries, as Svix does.
     fn default() -> Self {
-        "5s,5m,30m,2h,5h,10h,10h"
-            .parse()
-            .expect("default schedule parses")
+        "5s,5m,30m,2h,5h,10h,10h".parse().expect("default schedule parses")
     }
 }
 
@@ -80,12 +78,8 @@ impl FromStr for RetrySchedule {
 
     /// Parses a comma-separated list such as `5s,5m,30m`; empty means "no retries".
     fn from_str(s: &str) -> Result<Self, ScheduleError> {
-        let caps = s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(parse_step)
-            .collect::<Result<Vec<_>, _>>()?;
+        let caps =
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(parse_step).collect::<Result<Vec<_>, _>>()?;
         if caps.len() > 50 {
             return Err(ScheduleError::TooLong);
         }
@@ -126,10 +120,7 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_step() {
-        assert_eq!(
-            "5s,5x".parse::<RetrySchedule>(),
-            Err(ScheduleError::Step("5x".into()))
-        );
+        assert_eq!("5s,5x".parse::<RetrySchedule>(), Err(ScheduleError::Step("5x".into())));
         assert_eq!("".parse::<RetrySchedule>().unwrap().max_attempts(), 1);
     }
 }

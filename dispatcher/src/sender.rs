@@ -66,12 +66,7 @@ impl Sender {
     }
 
     /// POSTs `body` to `url` with the signature headers.
-    pub async fn send(
-        &self,
-        url: &str,
-        signature: &SignatureHeaders,
-        body: Vec<u8>,
-    ) -> SendOutcome {
+    pub async fn send(&self, url: &str, signature: &SignatureHeaders, body: Vec<u8>) -> SendOutcome {
         let started = Instant::now();
         let request = self
             .client
@@ -127,11 +122,7 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_owned();
     }
-    let mut text = if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
+    let mut text = if e.is_connect() { "connection failed".to_owned() } else { "request failed".to_owned() };
     let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
@@ -146,12 +137,7 @@ mod tests {
     use super::*;
 
     fn outcome(code: Option<u16>) -> SendOutcome {
-        SendOutcome {
-            status_code: code,
-            latency: Duration::ZERO,
-            error: None,
-            response_body: None,
-        }
+        SendOutcome { status_code: code, latency: Duration::ZERO, error: None, response_body: None }
     }
 
     #[test]

@@ -27,8 +27,7 @@ impl SignatureHeaders {
 
 /// Signs `body` for message `msg_id` sent at `timestamp`.
 pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> SignatureHeaders {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.key_bytes()).expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.key_bytes()).expect("HMAC takes keys of any length");
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -49,16 +48,8 @@ mod tests {
     #[test]
     fn reproduces_the_standard_webhooks_test_vector() {
         let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let headers = sign(
-            &secret,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
-        assert_eq!(
-            headers.signature,
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        let headers = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        assert_eq!(headers.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert_eq!(headers.id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
         assert_eq!(headers.timestamp, 1614265330);
     }
@@ -70,9 +61,6 @@ mod tests {
         assert_ne!(base, sign(&secret, "evt_2", 1, b"{}").signature);
         assert_ne!(base, sign(&secret, "evt_1", 2, b"{}").signature);
         assert_ne!(base, sign(&secret, "evt_1", 1, b"{ }").signature);
-        assert_ne!(
-            base,
-            sign(&SigningSecret::generate(), "evt_1", 1, b"{}").signature
-        );
+        assert_ne!(base, sign(&SigningSecret::generate(), "evt_1", 1, b"{}").signature);
     }
 }

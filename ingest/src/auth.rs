@@ -15,15 +15,9 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
     if let Some(value) = headers.get(actix_web::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, key) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| key.trim().to_owned());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned());
     }
-    headers
-        .get("x-api-key")?
-        .to_str()
-        .ok()
-        .map(|k| k.trim().to_owned())
+    headers.get("x-api-key")?.to_str().ok().map(|k| k.trim().to_owned())
 }
 
 impl FromRequest for Authenticated {
@@ -34,15 +28,10 @@ impl FromRequest for Authenticated {
         let key = presented_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let key = key
-                .filter(|k| k.starts_with(ApiKey::PREFIX))
-                .ok_or(ApiError::Unauthorized)?;
+            let key = key.filter(|k| k.starts_with(ApiKey::PREFIX)).ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or(ApiError::Internal)?;
-            let tenant = state
-                .store
-                .tenant_by_api_key(&ApiKey::presented(&key))
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let tenant =
+                state.store.tenant_by_api_key(&ApiKey::presented(&key)).await?.ok_or(ApiError::Unauthorized)?;
             Ok(Self(tenant))
         })
     }

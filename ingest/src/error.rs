@@ -20,10 +20,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: &str, message: impl ToString) -> Self {
-        Self {
-            field: field.to_owned(),
-            message: message.to_string(),
-        }
+        Self { field: field.to_owned(), message: message.to_string() }
     }
 }
 
@@ -166,10 +163,7 @@ impl From<StoreError> for ApiError {
 }
 
 fn is_unreachable(e: &sea_orm::DbErr) -> bool {
-    matches!(
-        e,
-        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
-    )
+    matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
 }
 
 impl From<JsonPayloadError> for ApiError {
@@ -180,9 +174,7 @@ impl From<JsonPayloadError> for ApiError {
             JsonPayloadError::ContentType => Self::UnsupportedMediaType,
             // Well-formed JSON of the wrong shape is a validation problem;
             // anything else means the body is not JSON at all.
-            JsonPayloadError::Deserialize(e)
-                if e.classify() == serde_json::error::Category::Data =>
-            {
+            JsonPayloadError::Deserialize(e) if e.classify() == serde_json::error::Category::Data => {
                 Self::Validation(vec![FieldError::new("body", e)])
             }
             JsonPayloadError::Deserialize(e) => Self::InvalidJson(e.to_string()),
@@ -193,29 +185,19 @@ impl From<JsonPayloadError> for ApiError {
 
 /// JSON bodies: size limit and errors in our format.
 pub(crate) fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(crate::MAX_BODY_BYTES)
-        .error_handler(|err, _req| ApiError::from(err).into())
+    web::JsonConfig::default().limit(crate::MAX_BODY_BYTES).error_handler(|err, _req| ApiError::from(err).into())
 }
 
 /// Query strings: errors in our format.
 pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        ApiError::BadRequest {
-            code: "invalid_query",
-            message: err.to_string(),
-        }
-        .into()
+        ApiError::BadRequest { code: "invalid_query", message: err.to_string() }.into()
     })
 }
 
 /// Path segments: errors in our format.
 pub(crate) fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _req| {
-        ApiError::BadRequest {
-            code: "invalid_path",
-            message: err.to_string(),
-        }
-        .into()
+        ApiError::BadRequest { code: "invalid_path", message: err.to_string() }.into()
     })
 }

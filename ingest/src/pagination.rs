@@ -15,22 +15,17 @@ impl PageQuery {
     pub fn to_request(&self) -> Result<PageRequest, ApiError> {
         let bad_limit = || ApiError::BadRequest {
             code: "invalid_limit",
-            message: format!(
-                "limit must be an integer from 1 to {}",
-                PageRequest::MAX_LIMIT
-            ),
+            message: format!("limit must be an integer from 1 to {}", PageRequest::MAX_LIMIT),
         };
         let limit = match &self.limit {
             Some(raw) => Some(raw.parse::<u64>().map_err(|_| bad_limit())?),
             None => None,
         };
         let cursor = match self.cursor.as_deref() {
-            Some(raw) if !raw.is_empty() => {
-                Some(Cursor::decode(raw).map_err(|e| ApiError::BadRequest {
-                    code: "invalid_cursor",
-                    message: e.to_string(),
-                })?)
-            }
+            Some(raw) if !raw.is_empty() => Some(
+                Cursor::decode(raw)
+                    .map_err(|e| ApiError::BadRequest { code: "invalid_cursor", message: e.to_string() })?,
+            ),
             _ => None,
         };
         PageRequest::new(limit, cursor).ok_or_else(bad_limit)
@@ -54,9 +49,7 @@ impl<T> ListBody<T> {
     pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
         Self {
             data: page.items.into_iter().map(f).collect(),
-            pagination: PaginationBody {
-                next_cursor: page.next_cursor.map(|c| c.encode()),
-            },
+            pagination: PaginationBody { next_cursor: page.next_cursor.map(|c| c.encode()) },
         }
     }
 }

@@ -20,9 +20,6 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the error is a unique-constraint violation, on either backend.
     pub fn is_unique_violation(err: &DbErr) -> bool {
-        matches!(
-            err.sql_err(),
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-        )
+        matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
     }
 }

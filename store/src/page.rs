@@ -5,9 +5,7 @@
 //! inserted at the head.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
 /// An opaque position in a list (base64url of the last id seen).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,8 +21,7 @@ impl Cursor {
     pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| InvalidCursor)?;
         let id = String::from_utf8(bytes).map_err(|_| InvalidCursor)?;
-        let well_formed =
-            id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let well_formed = id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if well_formed {
             Ok(Self(id))
         } else {
@@ -54,17 +51,12 @@ impl PageRequest {
     /// A request; `limit` must already be within 1..=MAX_LIMIT.
     pub fn new(limit: Option<u64>, after: Option<Cursor>) -> Option<Self> {
         let limit = limit.unwrap_or(Self::DEFAULT_LIMIT);
-        (1..=Self::MAX_LIMIT)
-            .contains(&limit)
-            .then_some(Self { limit, after })
+        (1..=Self::MAX_LIMIT).contains(&limit).then_some(Self { limit, after })
     }
 
     /// The first page, default size.
     pub fn first() -> Self {
-        Self {
-            limit: Self::DEFAULT_LIMIT,
-            after: None,
-        }
+        Self { limit: Self::DEFAULT_LIMIT, after: None }
     }
 }
 
@@ -80,10 +72,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Converts every item, keeping the cursor.
     pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
-        Ok(Page {
-            items: self.items.into_iter().map(f).collect::<Result<_, _>>()?,
-            next_cursor: self.next_cursor,
-        })
+        Ok(Page { items: self.items.into_iter().map(f).collect::<Result<_, _>>()?, next_cursor: self.next_cursor })
     }
 }
 
@@ -107,8 +96,6 @@ where
     let mut items = select.limit(req.limit + 1).all(db).await?;
     let has_more = items.len() as u64 > req.limit;
     items.truncate(req.limit as usize);
-    let next_cursor = has_more
-        .then(|| items.last().map(|m| Cursor(id_of(m).to_owned())))
-        .flatten();
+    let next_cursor = has_more.then(|| items.last().map(|m| Cursor(id_of(m).to_owned()))).flatten();
     Ok(Page { items, next_cursor })
 }

@@ -21,9 +21,7 @@ impl Store {
             ensure_sqlite_dir(url);
         }
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
+        opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
         if is_sqlite {
             opts.max_connections(1).min_connections(1);
         } else {
@@ -31,10 +29,8 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         if is_sqlite {
-            db.execute_unprepared(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            )
-            .await?;
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+                .await?;
         }
         Ok(Self { db })
     }
@@ -65,12 +61,7 @@ impl Store {
 /// Creates the folder a SQLite file lives in, so `./data/hookhub.db` works on
 /// a fresh checkout.
 fn ensure_sqlite_dir(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite:")
-        .trim_start_matches("//")
-        .split('?')
-        .next()
-        .unwrap_or_default();
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//").split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return;
     }

@@ -23,14 +23,12 @@ pub enum Backend {
 
 /// Server URL for admin work on PostgreSQL (creating test databases).
 pub fn pg_server_url() -> String {
-    std::env::var("HOOKHUB_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("HOOKHUB_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The RabbitMQ tests use.
 pub fn amqp_url() -> String {
-    std::env::var("HOOKHUB_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("HOOKHUB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 fn unique(prefix: &str) -> String {
@@ -60,10 +58,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
             let admin = Database::connect(format!("{}/postgres", pg_server_url()))
                 .await
                 .expect("PostgreSQL on 127.0.0.1:5432 (start it: see .ci/run)");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
             admin.close().await.ok();
             s.database_url = format!("{}/{name}", pg_server_url());
             s.amqp_url = Some(amqp_url());
@@ -77,28 +72,17 @@ pub async fn test_settings(backend: Backend) -> Settings {
 
 /// Drops what `test_settings` created on the servers.
 pub async fn drop_test_resources(settings: &Settings) {
-    if let Some(name) = settings
-        .database_url
-        .strip_prefix(&format!("{}/", pg_server_url()))
-    {
+    if let Some(name) = settings.database_url.strip_prefix(&format!("{}/", pg_server_url())) {
         if let Ok(admin) = Database::connect(format!("{}/postgres", pg_server_url())).await {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
     }
     if let Some(amqp) = settings.amqp_config() {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-        if let Ok(conn) =
-            lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default()).await
-        {
+        if let Ok(conn) = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default()).await {
             if let Ok(ch) = conn.create_channel().await {
-                let _ = ch
-                    .queue_delete(&amqp.queue, QueueDeleteOptions::default())
-                    .await;
-                let _ = ch
-                    .exchange_delete(&amqp.exchange, ExchangeDeleteOptions::default())
-                    .await;
+                let _ = ch.queue_delete(&amqp.queue, QueueDeleteOptions::default()).await;
+                let _ = ch.exchange_delete(&amqp.exchange, ExchangeDeleteOptions::default()).await;
             }
             let _ = conn.close(0, "test done").await;
         }
@@ -130,33 +114,18 @@ impl TestHub {
         let hub = Hub::start(&settings, Role::All).await.expect("hub starts");
         let base = format!("http://127.0.0.1:{}", hub.port().unwrap());
         let (_, key) = hub.store().create_tenant("test tenant").await.unwrap();
-        Self {
-            hub: Some(hub),
-            base,
-            key: key.expose().to_owned(),
-            settings,
-            client: reqwest::Client::new(),
-        }
+        Self { hub: Some(hub), base, key: key.expose().to_owned(), settings, client: reqwest::Client::new() }
     }
 
     /// Creates another tenant and returns its API key.
     pub async fn new_tenant(&self) -> String {
-        let (_, key) = self
-            .hub
-            .as_ref()
-            .unwrap()
-            .store()
-            .create_tenant("other")
-            .await
-            .unwrap();
+        let (_, key) = self.hub.as_ref().unwrap().store().create_tenant("other").await.unwrap();
         key.expose().to_owned()
     }
 
     /// A request to the API with this tenant's key.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key)
     }
 
     /// Sends a request and returns status and JSON body (`null` if none).
@@ -164,11 +133,7 @@ impl TestHub {
         let resp = req.send().await.expect("request reaches the hub");
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("JSON body")
-        };
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
         (status, body)
     }
 
@@ -179,27 +144,19 @@ impl TestHub {
 
     /// POST JSON with this tenant's key.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(self.request(Method::POST, path).json(&body))
-            .await
+        self.call(self.request(Method::POST, path).json(&body)).await
     }
 
     /// Creates a subscription; returns its body (with `id` and `secret`).
     pub async fn subscribe(&self, url: &str, types: &[&str]) -> Value {
-        let (status, body) = self
-            .post(
-                "/v1/subscriptions",
-                json!({"url": url, "event_types": types}),
-            )
-            .await;
+        let (status, body) = self.post("/v1/subscriptions", json!({"url": url, "event_types": types})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
 
     /// Posts an event; returns its id.
     pub async fn send_event(&self, event_type: &str, data: Value) -> String {
-        let (status, body) = self
-            .post("/v1/events", json!({"type": event_type, "data": data}))
-            .await;
+        let (status, body) = self.post("/v1/events", json!({"type": event_type, "data": data})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
@@ -242,10 +199,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
+        assert!(Instant::now() < deadline, "condition not met within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -258,10 +212,7 @@ pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
         .iter()
         .map(|r| json!({"secret": secret, "headers": r.headers, "body": String::from_utf8_lossy(&r.body)}))
         .collect();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/verify_standard_webhooks.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify_standard_webhooks.py");
     let mut child = std::process::Command::new("python3")
         .arg(script)
         .stdin(std::process::Stdio::piped())
@@ -269,12 +220,7 @@ pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3 is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::from(messages).to_string().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(Value::from(messages).to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

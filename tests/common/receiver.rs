@@ -18,10 +18,7 @@ pub struct Received {
 impl Received {
     /// A header's value.
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default()
+        self.headers.get(name).map(String::as_str).unwrap_or_default()
     }
 
     /// The body as JSON.
@@ -46,34 +43,15 @@ pub struct Receiver {
 
 async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) -> HttpResponse {
     let path = req.path().to_owned();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let headers =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let status = state
-        .scripts
-        .lock()
-        .unwrap()
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front)
-        .unwrap_or(200);
-    state.received.lock().unwrap().push(Received {
-        path,
-        headers,
-        body: body.to_vec(),
-    });
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-        .body(format!("answered {status}"))
+    let status = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
+    state.received.lock().unwrap().push(Received { path, headers, body: body.to_vec() });
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body(format!("answered {status}"))
 }
 
 impl Receiver {
@@ -83,23 +61,15 @@ impl Receiver {
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(record))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            state,
-            handle,
-        }
+        Self { base: format!("http://127.0.0.1:{port}"), state, handle }
     }
 
     /// The URL of a path on this receiver.
@@ -109,11 +79,7 @@ impl Receiver {
 
     /// Answers the next requests to `path` with these statuses, then 200.
     pub fn script(&self, path: &str, statuses: &[u16]) {
-        self.state
-            .scripts
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), statuses.iter().copied().collect());
+        self.state.scripts.lock().unwrap().insert(path.to_owned(), statuses.iter().copied().collect());
     }
 
     /// Waits this long before answering each request.
@@ -123,14 +89,7 @@ impl Receiver {
 
     /// Everything received at `path` so far.
     pub fn received(&self, path: &str) -> Vec<Received> {
-        self.state
-            .received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
+        self.state.received.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
     }
 
     /// Everything received so far, on any path.

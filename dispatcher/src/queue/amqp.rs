@@ -34,11 +34,7 @@ pub struct AmqpConfig {
 impl AmqpConfig {
     /// The production names, `hookhub.events` for both.
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            exchange: "hookhub.events".into(),
-            queue: "hookhub.events".into(),
-        }
+        Self { url: url.into(), exchange: "hookhub.events".into(), queue: "hookhub.events".into() }
     }
 }
 
@@ -54,38 +50,17 @@ async fn open(config: &AmqpConfig, name: &str) -> Result<(Connection, Channel), 
         .exchange_declare(
             &config.exchange,
             ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
             FieldTable::default(),
         )
         .await?;
     // Quorum queues replicate through Raft and survive a node loss; they
     // are always durable.
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    channel.queue_declare(&config.queue, QueueDeclareOptions { durable: true, ..Default::default() }, args).await?;
     channel
-        .queue_declare(
-            &config.queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await?;
-    channel
-        .queue_bind(
-            &config.queue,
-            &config.exchange,
-            ROUTING_KEY,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+        .queue_bind(&config.queue, &config.exchange, ROUTING_KEY, QueueBindOptions::default(), FieldTable::default())
         .await?;
     Ok((conn, channel))
 }
@@ -108,17 +83,10 @@ pub struct AmqpPublisher {
 impl AmqpPublisher {
     /// A publisher; it connects on first use.
     pub fn new(config: AmqpConfig) -> Self {
-        Self {
-            config,
-            link: Mutex::new(None),
-        }
+        Self { config, link: Mutex::new(None) }
     }
 
-    async fn publish_on(
-        &self,
-        channel: &Channel,
-        batch: &[EventMessage],
-    ) -> Result<(), QueueError> {
+    async fn publish_on(&self, channel: &Channel, batch: &[EventMessage]) -> Result<(), QueueError> {
         // Publish the whole batch, then wait for the confirms: one round
         // trip per batch instead of one per message.
         let mut confirms = Vec::with_capacity(batch.len());
@@ -132,10 +100,7 @@ impl AmqpPublisher {
                 .basic_publish(
                     &self.config.exchange,
                     ROUTING_KEY,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
                     &body,
                     props,
                 )
@@ -147,9 +112,7 @@ impl AmqpPublisher {
                 Confirmation::Ack(None) => {}
                 Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable),
                 Confirmation::Nack(_) => return Err(QueueError::Broker("publish nacked".into())),
-                Confirmation::NotRequested => {
-                    return Err(QueueError::Broker("confirms not enabled".into()))
-                }
+                Confirmation::NotRequested => return Err(QueueError::Broker("confirms not enabled".into())),
             }
         }
         Ok(())
@@ -163,9 +126,7 @@ impl Publisher for AmqpPublisher {
         let usable = matches!(&*link, Some((conn, ch)) if conn.status().connected() && ch.status().connected());
         if !usable {
             let (conn, channel) = open(&self.config, "hookhub-relay").await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
             *link = Some((conn, channel));
         }
         let (_, channel) = link.as_ref().expect("link was just opened");
@@ -188,19 +149,12 @@ pub struct AmqpConsumer {
 impl AmqpConsumer {
     /// A consumer; it connects on first use and stops when `shutdown` fires.
     pub fn new(config: AmqpConfig, prefetch: u16, shutdown: CancellationToken) -> Self {
-        Self {
-            config,
-            prefetch,
-            shutdown,
-            link: None,
-        }
+        Self { config, prefetch, shutdown, link: None }
     }
 
     async fn connect(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
         let (conn, channel) = open(&self.config, "hookhub-dispatcher").await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
         let consumer = channel
             .basic_consume(
                 &self.config.queue,
@@ -212,9 +166,7 @@ impl AmqpConsumer {
         Ok((conn, channel, consumer))
     }
 
-    async fn connect_with_backoff(
-        &self,
-    ) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+    async fn connect_with_backoff(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
         backoff::future::retry_notify(
             reconnect_policy(),
             || async { self.connect().await.map_err(backoff::Error::transient) },
@@ -271,10 +223,7 @@ impl Consumer for AmqpConsumer {
             match next {
                 Some(Ok(delivery)) => {
                     let message = serde_json::from_slice(&delivery.data).map_err(|e| e.to_string());
-                    return Some(Incoming {
-                        message,
-                        acker: Box::new(AmqpAcker(delivery.acker)),
-                    });
+                    return Some(Incoming { message, acker: Box::new(AmqpAcker(delivery.acker)) });
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer lost its channel; reconnecting")

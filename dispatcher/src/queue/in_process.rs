@@ -32,10 +32,7 @@ impl Publisher for InProcessPublisher {
         let mut acks = Vec::with_capacity(batch.len());
         for msg in batch {
             let (ack_tx, ack_rx) = oneshot::channel();
-            self.tx
-                .send((msg.clone(), ack_tx))
-                .await
-                .map_err(|_| QueueError::Closed)?;
+            self.tx.send((msg.clone(), ack_tx)).await.map_err(|_| QueueError::Closed)?;
             acks.push(ack_rx);
         }
         for ack in acks {
@@ -63,9 +60,6 @@ impl Acker for InProcessAcker {
 impl Consumer for InProcessConsumer {
     async fn next(&mut self) -> Option<Incoming> {
         let (message, ack) = self.rx.recv().await?;
-        Some(Incoming {
-            message: Ok(message),
-            acker: Box::new(InProcessAcker(ack)),
-        })
+        Some(Incoming { message: Ok(message), acker: Box::new(InProcessAcker(ack)) })
     }
 }

@@ -49,10 +49,7 @@ async fn list(
     of: AttemptsOf<'_>,
     query: &PageQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .store
-        .list_attempts(&tenant.id, of, &query.to_request()?)
-        .await?;
+    let page = state.store.list_attempts(&tenant.id, of, &query.to_request()?).await?;
     Ok(HttpResponse::Ok().json(ListBody::from_page(page, AttemptBody::from)))
 }
 

@@ -27,19 +27,15 @@ impl IngestBody {
     fn check(self, header_key: Option<&str>) -> Result<NewEvent, ApiError> {
         let mut errors = Vec::new();
         let event_type = match self.r#type {
-            Some(serde_json::Value::String(t)) => t
-                .parse::<EventType>()
-                .map_err(|e| errors.push(FieldError::new("type", e)))
-                .ok(),
+            Some(serde_json::Value::String(t)) => {
+                t.parse::<EventType>().map_err(|e| errors.push(FieldError::new("type", e))).ok()
+            }
             Some(_) => {
                 errors.push(FieldError::new("type", "must be a string"));
                 None
             }
             None => {
-                errors.push(FieldError::new(
-                    "type",
-                    "is required, like \"appointment.booked\"",
-                ));
+                errors.push(FieldError::new("type", "is required, like \"appointment.booked\""));
                 None
             }
         };
@@ -63,21 +59,13 @@ impl IngestBody {
                 None
             }
         };
-        if key
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
-        {
-            errors.push(FieldError::new(
-                "idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"),
-            ));
+        if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY) {
+            errors.push(FieldError::new("idempotency_key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes")));
         }
         match (event_type, data) {
-            (Some(event_type), Some(data)) if errors.is_empty() => Ok(NewEvent {
-                event_type,
-                data,
-                idempotency_key: key,
-            }),
+            (Some(event_type), Some(data)) if errors.is_empty() => {
+                Ok(NewEvent { event_type, data, idempotency_key: key })
+            }
             _ => Err(ApiError::Validation(errors)),
         }
     }
@@ -142,10 +130,7 @@ pub async fn ingest(
     req: HttpRequest,
     body: web::Json<IngestBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let header_key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok());
+    let header_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let new = body.into_inner().check(header_key)?;
     let outcome = state.store.ingest_event(&tenant.id, new).await?;
     if !outcome.replayed {
@@ -154,13 +139,13 @@ pub async fn ingest(
         }
     }
     let event = outcome.event;
-    Ok(HttpResponse::Accepted()
-        .insert_header(("Idempotent-Replayed", outcome.replayed.to_string()))
-        .json(serde_json::json!({
+    Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", outcome.replayed.to_string())).json(
+        serde_json::json!({
             "id": event.id,
             "type": event.event_type,
             "created_at": event.created_at,
-        })))
+        }),
+    ))
 }
 
 /// `GET /v1/events`.
@@ -169,10 +154,7 @@ pub async fn list(
     Authenticated(tenant): Authenticated,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .store
-        .list_events(&tenant.id, &query.to_request()?)
-        .await?;
+    let page = state.store.list_events(&tenant.id, &query.to_request()?).await?;
     Ok(HttpResponse::Ok().json(ListBody::from_page(page, EventBody::from)))
 }
 
@@ -210,9 +192,6 @@ pub async fn redeliver(
         Some(raw) => Some(path_id(&raw, "subscription")?),
         None => None,
     };
-    let ids = state
-        .store
-        .redeliver(&tenant.id, &id, only.as_ref())
-        .await?;
+    let ids = state.store.redeliver(&tenant.id, &id, only.as_ref()).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "deliveries": ids })))
 }

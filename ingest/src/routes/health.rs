@@ -9,10 +9,6 @@ pub async fn healthz() -> HttpResponse {
 
 /// The process can serve: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    state.store.ping().await.map_err(|_| ApiError::Unavailable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }

@@ -11,41 +11,33 @@ use std::str::FromStr;
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .service(
-            web::scope("/v1")
-                .service(
-                    web::resource("/subscriptions")
-                        .post(subscriptions::create)
-                        .get(subscriptions::list)
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/subscriptions/{id}")
-                        .get(subscriptions::get)
-                        .patch(subscriptions::update)
-                        .delete(subscriptions::delete)
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route(
-                    "/subscriptions/{id}/secret",
-                    web::get().to(subscriptions::secret),
-                )
-                .route(
-                    "/subscriptions/{id}/attempts",
-                    web::get().to(attempts::of_subscription),
-                )
-                .service(
-                    web::resource("/events")
-                        .post(events::ingest)
-                        .get(events::list)
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route("/events/{id}", web::get().to(events::get))
-                .route("/events/{id}/attempts", web::get().to(attempts::of_event))
-                .route("/events/{id}/redeliver", web::post().to(events::redeliver)),
-        );
+    cfg.route("/healthz", web::get().to(health::healthz)).route("/readyz", web::get().to(health::readyz)).service(
+        web::scope("/v1")
+            .service(
+                web::resource("/subscriptions")
+                    .post(subscriptions::create)
+                    .get(subscriptions::list)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/subscriptions/{id}")
+                    .get(subscriptions::get)
+                    .patch(subscriptions::update)
+                    .delete(subscriptions::delete)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/subscriptions/{id}/secret", web::get().to(subscriptions::secret))
+            .route("/subscriptions/{id}/attempts", web::get().to(attempts::of_subscription))
+            .service(
+                web::resource("/events")
+                    .post(events::ingest)
+                    .get(events::list)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/events/{id}", web::get().to(events::get))
+            .route("/events/{id}/attempts", web::get().to(attempts::of_event))
+            .route("/events/{id}/redeliver", web::post().to(events::redeliver)),
+    );
 }
 
 /// Any path we do not serve.

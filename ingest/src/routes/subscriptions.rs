@@ -63,49 +63,27 @@ impl SubscriptionFields {
     fn check(self, allow_http: bool) -> Result<Checked, ApiError> {
         let mut errors = Vec::new();
         let url = self.url.and_then(|u| {
-            EndpointUrl::parse(u.trim(), allow_http)
-                .map_err(|e| errors.push(FieldError::new("url", e)))
-                .ok()
+            EndpointUrl::parse(u.trim(), allow_http).map_err(|e| errors.push(FieldError::new("url", e))).ok()
         });
         let event_types = self.event_types.and_then(|t| {
             EventTypeFilter::parse(&t)
-                .map_err(|e| {
-                    errors.push(FieldError::new(
-                        "event_types",
-                        format!("{e}; or [\"*\"] for every type"),
-                    ))
-                })
+                .map_err(|e| errors.push(FieldError::new("event_types", format!("{e}; or [\"*\"] for every type"))))
                 .ok()
         });
-        if self
-            .description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
-        {
-            errors.push(FieldError::new(
-                "description",
-                format!("at most {MAX_DESCRIPTION} characters"),
-            ));
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+            errors.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
         }
         let status = match self.status.as_deref() {
             None => None,
             Some("active") => Some(SubscriptionStatus::Active),
             Some("disabled") => Some(SubscriptionStatus::Disabled),
             Some(_) => {
-                errors.push(FieldError::new(
-                    "status",
-                    "must be \"active\" or \"disabled\"",
-                ));
+                errors.push(FieldError::new("status", "must be \"active\" or \"disabled\""));
                 None
             }
         };
         if errors.is_empty() {
-            Ok(Checked {
-                url,
-                event_types,
-                description: self.description,
-                status,
-            })
+            Ok(Checked { url, event_types, description: self.description, status })
         } else {
             Err(ApiError::Validation(errors))
         }
@@ -124,31 +102,18 @@ pub async fn create(
         missing.push(FieldError::new("url", "is required"));
     }
     if checked.event_types.is_none() {
-        missing.push(FieldError::new(
-            "event_types",
-            "is required: a list of event types, or [\"*\"]",
-        ));
+        missing.push(FieldError::new("event_types", "is required: a list of event types, or [\"*\"]"));
     }
     if checked.status.is_some() {
-        missing.push(FieldError::new(
-            "status",
-            "is set with PATCH, not at creation",
-        ));
+        missing.push(FieldError::new("status", "is set with PATCH, not at creation"));
     }
-    let (Some(url), Some(event_types), true) =
-        (checked.url, checked.event_types, missing.is_empty())
-    else {
+    let (Some(url), Some(event_types), true) = (checked.url, checked.event_types, missing.is_empty()) else {
         return Err(ApiError::Validation(missing));
     };
-    let new = NewSubscription {
-        url,
-        event_types,
-        description: checked.description.unwrap_or_default(),
-    };
+    let new = NewSubscription { url, event_types, description: checked.description.unwrap_or_default() };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
-    let mut body =
-        serde_json::to_value(SubscriptionBody::from(sub)).map_err(|_| ApiError::Internal)?;
+    let mut body = serde_json::to_value(SubscriptionBody::from(sub)).map_err(|_| ApiError::Internal)?;
     body["secret"] = secret.into();
     Ok(HttpResponse::Created().json(body))
 }
@@ -159,10 +124,7 @@ pub async fn list(
     Authenticated(tenant): Authenticated,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .store
-        .list_subscriptions(&tenant.id, &query.to_request()?)
-        .await?;
+    let page = state.store.list_subscriptions(&tenant.id, &query.to_request()?).await?;
     Ok(HttpResponse::Ok().json(ListBody::from_page(page, SubscriptionBody::from)))
 }
 
@@ -203,10 +165,7 @@ pub async fn update(
         description: checked.description,
         status: checked.status,
     };
-    let sub = state
-        .store
-        .update_subscription(&tenant.id, &id, patch)
-        .await?;
+    let sub = state.store.update_subscription(&tenant.id, &id, patch).await?;
     Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
 }
 

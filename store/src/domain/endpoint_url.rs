@@ -61,22 +61,10 @@ mod tests {
     #[test]
     fn checks_scheme_host_and_credentials() {
         assert!(EndpointUrl::parse("https://crm.example.com/hooks", false).is_ok());
-        assert_eq!(
-            EndpointUrl::parse("http://x.example/h", false),
-            Err(EndpointUrlError::Scheme)
-        );
+        assert_eq!(EndpointUrl::parse("http://x.example/h", false), Err(EndpointUrlError::Scheme));
         assert!(EndpointUrl::parse("http://127.0.0.1:9/h", true).is_ok());
-        assert_eq!(
-            EndpointUrl::parse("ftp://x.example", true),
-            Err(EndpointUrlError::Scheme)
-        );
-        assert_eq!(
-            EndpointUrl::parse("not a url", true),
-            Err(EndpointUrlError::Invalid)
-        );
-        assert_eq!(
-            EndpointUrl::parse("https://u:p@x.example/", false),
-            Err(EndpointUrlError::Credentials)
-        );
+        assert_eq!(EndpointUrl::parse("ftp://x.example", true), Err(EndpointUrlError::Scheme));
+        assert_eq!(EndpointUrl::parse("not a url", true), Err(EndpointUrlError::Invalid));
+        assert_eq!(EndpointUrl::parse("https://u:p@x.example/", false), Err(EndpointUrlError::Credentials));
     }
 }

@@ -34,9 +34,7 @@ impl SigningSecret {
 
     /// Parses `whsec_<base64>`; the base64 part is the key itself.
     pub fn parse(raw: &str) -> Result<Self, SecretError> {
-        let b64 = raw
-            .strip_prefix(Self::PREFIX)
-            .ok_or(SecretError::Malformed)?;
+        let b64 = raw.strip_prefix(Self::PREFIX).ok_or(SecretError::Malformed)?;
         let key = STANDARD.decode(b64).map_err(|_| SecretError::Malformed)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::Malformed);
@@ -84,11 +82,7 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in ["", "whsec_", "abc", "whsec_!!!", "whsec_c2hvcnQ="] {
-            assert_eq!(
-                SigningSecret::parse(bad),
-                Err(SecretError::Malformed),
-                "{bad}"
-            );
+            assert_eq!(SigningSecret::parse(bad), Err(SecretError::Malformed), "{bad}");
         }
     }
 }

@@ -17,18 +17,10 @@ impl MigrationName for Migration {
 }
 
 fn create<E: EntityTrait>(schema: &Schema, entity: E) -> TableCreateStatement {
-    schema
-        .create_table_from_entity(entity)
-        .if_not_exists()
-        .to_owned()
+    schema.create_table_from_entity(entity).if_not_exists().to_owned()
 }
 
-fn index(
-    name: &str,
-    table: impl IntoIden + 'static,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
+fn index(name: &str, table: impl IntoIden + 'static, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut idx = Index::create();
     idx.name(name).table(table).if_not_exists();
     for col in cols {
@@ -55,69 +47,19 @@ impl MigrationTrait for Migration {
             manager.create_table(table).await?;
         }
         for idx in [
-            index(
-                "ix_subscriptions_tenant",
-                subscription::Entity,
-                &["tenant_id", "id"],
-                false,
-            ),
-            index(
-                "ux_events_idempotency",
-                event::Entity,
-                &["tenant_id", "idempotency_key"],
-                true,
-            ),
-            index(
-                "ix_events_tenant",
-                event::Entity,
-                &["tenant_id", "id"],
-                false,
-            ),
+            index("ix_subscriptions_tenant", subscription::Entity, &["tenant_id", "id"], false),
+            index("ux_events_idempotency", event::Entity, &["tenant_id", "idempotency_key"], true),
+            index("ix_events_tenant", event::Entity, &["tenant_id", "id"], false),
             // The relay scans unpublished rows in id order.
-            index(
-                "ix_outbox_unpublished",
-                outbox::Entity,
-                &["published_at", "id"],
-                false,
-            ),
+            index("ix_outbox_unpublished", outbox::Entity, &["published_at", "id"], false),
             // One delivery per (event, subscription) makes fan-out idempotent
             // when the broker hands the same event over twice.
-            index(
-                "ux_deliveries_event_sub",
-                delivery::Entity,
-                &["event_id", "subscription_id"],
-                true,
-            ),
-            index(
-                "ix_deliveries_due",
-                delivery::Entity,
-                &["status", "next_attempt_at"],
-                false,
-            ),
-            index(
-                "ix_deliveries_subscription",
-                delivery::Entity,
-                &["subscription_id"],
-                false,
-            ),
-            index(
-                "ix_attempts_event",
-                attempt::Entity,
-                &["event_id", "id"],
-                false,
-            ),
-            index(
-                "ix_attempts_subscription",
-                attempt::Entity,
-                &["subscription_id", "id"],
-                false,
-            ),
-            index(
-                "ix_attempts_delivery",
-                attempt::Entity,
-                &["delivery_id"],
-                false,
-            ),
+            index("ux_deliveries_event_sub", delivery::Entity, &["event_id", "subscription_id"], true),
+            index("ix_deliveries_due", delivery::Entity, &["status", "next_attempt_at"], false),
+            index("ix_deliveries_subscription", delivery::Entity, &["subscription_id"], false),
+            index("ix_attempts_event", attempt::Entity, &["event_id", "id"], false),
+            index("ix_attempts_subscription", attempt::Entity, &["subscription_id", "id"], false),
+            index("ix_attempts_delivery", attempt::Entity, &["delivery_id"], false),
         ] {
             manager.create_index(idx).await?;
         }
@@ -125,22 +67,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "attempts",
-            "deliveries",
-            "outbox",
-            "events",
-            "subscriptions",
-            "tenants",
-        ] {
-            manager
-                .drop_table(
-                    Table::drop()
-                        .table(Alias::new(table))
-                        .if_exists()
-                        .to_owned(),
-                )
-                .await?;
+        for table in ["attempts", "deliveries", "outbox", "events", "subscriptions", "tenants"] {
+            manager.drop_table(Table::drop().table(Alias::new(table)).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -98,8 +98,6 @@ impl Store {
                 select.filter(attempt::Column::SubscriptionId.eq(id.as_str()))
             }
         };
-        paginate(self.db(), select, attempt::Column::Id, |m| &m.id, page)
-            .await?
-            .try_map(Attempt::try_from)
+        paginate(self.db(), select, attempt::Column::Id, |m| &m.id, page).await?.try_map(Attempt::try_from)
     }
 }

@@ -3,17 +3,13 @@ use super::events::Event;
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::domain::{
-    now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, SubscriptionId,
-    SubscriptionStatus, TenantId,
+    now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, SubscriptionId, SubscriptionStatus, TenantId,
 };
 use crate::entity::{attempt, delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType, OnConflict, Query};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    TryInsertResult,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, TryInsertResult};
 
 /// The delivery of one event to one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,12 +94,7 @@ impl NextStep {
     }
 }
 
-fn new_delivery(
-    tenant: &TenantId,
-    event: &EventId,
-    sub: &SubscriptionId,
-    due: DateTime<Utc>,
-) -> delivery::ActiveModel {
+fn new_delivery(tenant: &TenantId, event: &EventId, sub: &SubscriptionId, due: DateTime<Utc>) -> delivery::ActiveModel {
     let at = now();
     delivery::ActiveModel {
         id: Set(DeliveryId::generate().to_string()),
@@ -142,12 +133,9 @@ impl Store {
             let id = row.id.clone().unwrap();
             let result = delivery::Entity::insert(row)
                 .on_conflict(
-                    OnConflict::columns([
-                        delivery::Column::EventId,
-                        delivery::Column::SubscriptionId,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
+                    OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId])
+                        .do_nothing()
+                        .to_owned(),
                 )
                 .do_nothing()
                 .exec_without_returning(&txn)
@@ -162,11 +150,7 @@ impl Store {
 
     /// Claims up to `limit` pending deliveries that are due, pushing their
     /// due time out by `lease` so no other worker takes them meanwhile.
-    pub async fn claim_due_deliveries(
-        &self,
-        limit: u64,
-        lease: Duration,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
+    pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DeliveryId>, StoreError> {
         let at = now();
         let due = Query::select()
             .column(delivery::Column::Id)
@@ -188,21 +172,14 @@ impl Store {
     /// Loads a delivery with its event and subscription; `None` if it is
     /// gone or no longer pending (deleted, or finished by another worker).
     pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Option<DeliveryWork>, StoreError> {
-        let Some(d) = delivery::Entity::find_by_id(id.as_str())
-            .one(self.db())
-            .await?
-        else {
+        let Some(d) = delivery::Entity::find_by_id(id.as_str()).one(self.db()).await? else {
             return Ok(None);
         };
         if d.status != DeliveryStatus::Pending {
             return Ok(None);
         }
-        let event = event::Entity::find_by_id(d.event_id.as_str())
-            .one(self.db())
-            .await?;
-        let sub = subscription::Entity::find_by_id(d.subscription_id.as_str())
-            .one(self.db())
-            .await?;
+        let event = event::Entity::find_by_id(d.event_id.as_str()).one(self.db()).await?;
+        let sub = subscription::Entity::find_by_id(d.subscription_id.as_str()).one(self.db()).await?;
         match (event, sub) {
             (Some(event), Some(sub)) => Ok(Some(DeliveryWork {
                 delivery: d.try_into()?,
@@ -265,8 +242,7 @@ impl Store {
         .exec_without_returning(&txn)
         .await?;
         if next == NextStep::Gone {
-            Self::disable_subscription_in(&txn, &d.subscription_id, "endpoint answered 410 Gone")
-                .await?;
+            Self::disable_subscription_in(&txn, &d.subscription_id, "endpoint answered 410 Gone").await?;
         }
         txn.commit().await?;
         Ok(true)
@@ -277,10 +253,7 @@ impl Store {
     pub async fn abandon_delivery(&self, id: &DeliveryId, reason: &str) -> Result<(), StoreError> {
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, DeliveryStatus::Failed.into())
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Option::<DateTime<Utc>>::None.into(),
-            )
+            .col_expr(delivery::Column::NextAttemptAt, Option::<DateTime<Utc>>::None.into())
             .col_expr(delivery::Column::LastError, Some(reason.to_owned()).into())
             .col_expr(delivery::Column::UpdatedAt, now().into())
             .filter(delivery::Column::Id.eq(id.as_str()))
@@ -291,11 +264,7 @@ impl Store {
     }
 
     /// The deliveries of one event of the tenant, one per subscription.
-    pub async fn event_deliveries(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    pub async fn event_deliveries(&self, tenant: &TenantId, event: &EventId) -> Result<Vec<Delivery>, StoreError> {
         delivery::Entity::find()
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::EventId.eq(event.as_str()))
@@ -327,12 +296,7 @@ impl Store {
                 }
                 vec![sub.id]
             }
-            None => self
-                .event_deliveries(tenant, event_id)
-                .await?
-                .into_iter()
-                .map(|d| d.subscription_id)
-                .collect(),
+            None => self.event_deliveries(tenant, event_id).await?.into_iter().map(|d| d.subscription_id).collect(),
         };
         let at = now();
         let txn = self.db().begin().await?;
@@ -366,9 +330,7 @@ impl Store {
                 None => {
                     let row = new_delivery(tenant, event_id, sub, at);
                     let id = row.id.clone().unwrap();
-                    delivery::Entity::insert(row)
-                        .exec_without_returning(&txn)
-                        .await?;
+                    delivery::Entity::insert(row).exec_without_returning(&txn).await?;
                     id
                 }
             };

@@ -32,10 +32,7 @@ impl TryFrom<event::Model> for Event {
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
-            event_type: m
-                .event_type
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("event {}: type", m.id)))?,
+            event_type: m.event_type.parse().map_err(|_| StoreError::Corrupt(format!("event {}: type", m.id)))?,
             data: m.data,
             idempotency_key: m.idempotency_key,
             created_at: m.created_at,
@@ -69,17 +66,10 @@ impl Store {
     /// Either both rows exist or neither does: an accepted event is always
     /// on its way to the broker, and nothing reaches the broker that was not
     /// accepted.
-    pub async fn ingest_event(
-        &self,
-        tenant: &TenantId,
-        new: NewEvent,
-    ) -> Result<IngestOutcome, StoreError> {
+    pub async fn ingest_event(&self, tenant: &TenantId, new: NewEvent) -> Result<IngestOutcome, StoreError> {
         if let Some(key) = &new.idempotency_key {
             if let Some(event) = self.event_by_idempotency_key(tenant, key).await? {
-                return Ok(IngestOutcome {
-                    event,
-                    replayed: true,
-                });
+                return Ok(IngestOutcome { event, replayed: true });
             }
         }
         let event = Event {
@@ -112,10 +102,7 @@ impl Store {
                     .event_by_idempotency_key(tenant, key)
                     .await?
                     .ok_or_else(|| StoreError::Conflict("idempotency key".into()))?;
-                return Ok(IngestOutcome {
-                    event,
-                    replayed: true,
-                });
+                return Ok(IngestOutcome { event, replayed: true });
             }
             Err(e) => return Err(e.into()),
         }
@@ -130,17 +117,10 @@ impl Store {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok(IngestOutcome {
-            event,
-            replayed: false,
-        })
+        Ok(IngestOutcome { event, replayed: false })
     }
 
-    async fn event_by_idempotency_key(
-        &self,
-        tenant: &TenantId,
-        key: &str,
-    ) -> Result<Option<Event>, StoreError> {
+    async fn event_by_idempotency_key(&self, tenant: &TenantId, key: &str) -> Result<Option<Event>, StoreError> {
         event::Entity::find()
             .filter(event::Column::TenantId.eq(tenant.as_str()))
             .filter(event::Column::IdempotencyKey.eq(key))
@@ -161,14 +141,8 @@ impl Store {
     }
 
     /// The tenant's events, newest first.
-    pub async fn list_events(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<Event>, StoreError> {
+    pub async fn list_events(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError> {
         let select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, event::Column::Id, |m| &m.id, page)
-            .await?
-            .try_map(Event::try_from)
+        paginate(self.db(), select, event::Column::Id, |m| &m.id, page).await?.try_map(Event::try_from)
     }
 }

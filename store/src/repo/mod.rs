@@ -21,6 +21,5 @@ use crate::StoreError;
 
 /// Parses a stored id, treating a malformed one as a corrupt row.
 pub(crate) fn stored<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
-    raw.parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad id {raw:?}")))
+    raw.parse().map_err(|_| StoreError::Corrupt(format!("bad id {raw:?}")))
 }

@@ -24,20 +24,14 @@ impl Store {
     /// relay that dies mid-batch simply lets its lease run out. On
     /// PostgreSQL the inner `FOR UPDATE SKIP LOCKED` lets several relays
     /// claim side by side without blocking or taking the same rows.
-    pub async fn claim_outbox(
-        &self,
-        limit: u64,
-        lease: Duration,
-    ) -> Result<Vec<OutboxItem>, StoreError> {
+    pub async fn claim_outbox(&self, limit: u64, lease: Duration) -> Result<Vec<OutboxItem>, StoreError> {
         let at = now();
         let claimable = Query::select()
             .column(outbox::Column::Id)
             .from(outbox::Entity)
             .and_where(outbox::Column::PublishedAt.is_null())
             .cond_where(
-                Condition::any()
-                    .add(outbox::Column::LockedUntil.is_null())
-                    .add(outbox::Column::LockedUntil.lt(at)),
+                Condition::any().add(outbox::Column::LockedUntil.is_null()).add(outbox::Column::LockedUntil.lt(at)),
             )
             .order_by(outbox::Column::Id, sea_orm::Order::Asc)
             .limit(limit)
@@ -63,10 +57,7 @@ impl Store {
             let event = events
                 .remove(&row.event_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("outbox {} without event", row.id)))?;
-            items.push(OutboxItem {
-                outbox_id: row.id,
-                event: event.try_into()?,
-            });
+            items.push(OutboxItem { outbox_id: row.id, event: event.try_into()? });
         }
         items.sort_by_key(|i| i.outbox_id);
         Ok(items)
@@ -92,10 +83,7 @@ impl Store {
             return Ok(());
         }
         outbox::Entity::update_many()
-            .col_expr(
-                outbox::Column::LockedUntil,
-                Option::<chrono::DateTime<chrono::Utc>>::None.into(),
-            )
+            .col_expr(outbox::Column::LockedUntil, Option::<chrono::DateTime<chrono::Utc>>::None.into())
             .filter(outbox::Column::Id.is_in(ids.iter().copied()))
             .filter(outbox::Column::PublishedAt.is_null())
             .exec(self.db())
@@ -106,9 +94,6 @@ impl Store {
     /// How many events wait for the broker.
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
         use sea_orm::PaginatorTrait;
-        Ok(outbox::Entity::find()
-            .filter(outbox::Column::PublishedAt.is_null())
-            .count(self.db())
-            .await?)
+        Ok(outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(self.db()).await?)
     }
 }

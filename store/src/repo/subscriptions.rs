@@ -1,15 +1,15 @@
 use super::stored;
 use crate::domain::{
-    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId,
-    SubscriptionStatus, TenantId,
+    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId, SubscriptionStatus,
+    TenantId,
 };
 use crate::entity::{attempt, delivery, subscription};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    TransactionTrait,
 };
 
 /// A subscription as the rest of the hub sees it: every field parsed.
@@ -41,8 +41,7 @@ impl TryFrom<subscription::Model> for Subscription {
     type Error = StoreError;
     fn try_from(m: subscription::Model) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {}: {what}", m.id));
-        let types: Vec<String> =
-            serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt("event_types"))?;
+        let types: Vec<String> = serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt("event_types"))?;
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
@@ -123,14 +122,8 @@ impl Store {
     }
 
     /// One subscription of the tenant.
-    pub async fn subscription(
-        &self,
-        tenant: &TenantId,
-        id: &SubscriptionId,
-    ) -> Result<Subscription, StoreError> {
-        self.subscription_model(self.db(), tenant, id)
-            .await?
-            .try_into()
+    pub async fn subscription(&self, tenant: &TenantId, id: &SubscriptionId) -> Result<Subscription, StoreError> {
+        self.subscription_model(self.db(), tenant, id).await?.try_into()
     }
 
     /// The tenant's subscriptions, newest first.
@@ -139,11 +132,8 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
-        let select =
-            subscription::Entity::find().filter(subscription::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page)
-            .await?
-            .try_map(Subscription::try_from)
+        let select = subscription::Entity::find().filter(subscription::Column::TenantId.eq(tenant.as_str()));
+        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page).await?.try_map(Subscription::try_from)
     }
 
     /// Applies a partial update.
@@ -153,10 +143,7 @@ impl Store {
         id: &SubscriptionId,
         patch: SubscriptionPatch,
     ) -> Result<Subscription, StoreError> {
-        let mut model = self
-            .subscription_model(self.db(), tenant, id)
-            .await?
-            .into_active_model();
+        let mut model = self.subscription_model(self.db(), tenant, id).await?.into_active_model();
         if let Some(url) = patch.url {
             model.url = Set(url.to_string());
         }
@@ -179,24 +166,12 @@ impl Store {
 
     /// Deletes a subscription with its deliveries and attempts; pending
     /// deliveries to it stop at once.
-    pub async fn delete_subscription(
-        &self,
-        tenant: &TenantId,
-        id: &SubscriptionId,
-    ) -> Result<(), StoreError> {
+    pub async fn delete_subscription(&self, tenant: &TenantId, id: &SubscriptionId) -> Result<(), StoreError> {
         let txn = self.db().begin().await?;
         self.subscription_model(&txn, tenant, id).await?;
-        attempt::Entity::delete_many()
-            .filter(attempt::Column::SubscriptionId.eq(id.as_str()))
-            .exec(&txn)
-            .await?;
-        delivery::Entity::delete_many()
-            .filter(delivery::Column::SubscriptionId.eq(id.as_str()))
-            .exec(&txn)
-            .await?;
-        subscription::Entity::delete_by_id(id.as_str())
-            .exec(&txn)
-            .await?;
+        attempt::Entity::delete_many().filter(attempt::Column::SubscriptionId.eq(id.as_str())).exec(&txn).await?;
+        delivery::Entity::delete_many().filter(delivery::Column::SubscriptionId.eq(id.as_str())).exec(&txn).await?;
+        subscription::Entity::delete_by_id(id.as_str()).exec(&txn).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -233,24 +208,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let at = now();
         subscription::Entity::update_many()
-            .col_expr(
-                subscription::Column::Status,
-                SubscriptionStatus::Disabled.into(),
-            )
-            .col_expr(
-                subscription::Column::DisabledReason,
-                Some(reason.to_owned()).into(),
-            )
+            .col_expr(subscription::Column::Status, SubscriptionStatus::Disabled.into())
+            .col_expr(subscription::Column::DisabledReason, Some(reason.to_owned()).into())
             .col_expr(subscription::Column::UpdatedAt, at.into())
             .filter(subscription::Column::Id.eq(id.as_str()))
             .exec(db)
             .await?;
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, DeliveryStatus::Failed.into())
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Option::<DateTime<Utc>>::None.into(),
-            )
+            .col_expr(delivery::Column::NextAttemptAt, Option::<DateTime<Utc>>::None.into())
             .col_expr(delivery::Column::LastError, Some(reason.to_owned()).into())
             .col_expr(delivery::Column::UpdatedAt, at.into())
             .filter(delivery::Column::SubscriptionId.eq(id.as_str()))

@@ -16,10 +16,7 @@ pub struct Tenant {
 impl TryFrom<tenant::Model> for Tenant {
     type Error = StoreError;
     fn try_from(m: tenant::Model) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: stored(&m.id)?,
-            name: m.name,
-        })
+        Ok(Self { id: stored(&m.id)?, name: m.name })
     }
 }
 
@@ -36,13 +33,7 @@ impl Store {
         })
         .exec_without_returning(self.db())
         .await?;
-        Ok((
-            Tenant {
-                id,
-                name: name.to_owned(),
-            },
-            key,
-        ))
+        Ok((Tenant { id, name: name.to_owned() }, key))
     }
 
     /// The tenant a presented API key belongs to, if any.
