@@ -27,6 +27,21 @@ enum Command {
     Dispatcher,
     /// Apply database migrations.
     Migrate,
+    /// Forward a tenant's events to a local receiver while you develop it.
+    Listen {
+        /// Where to POST each delivery, like http://localhost:3000/webhooks.
+        #[arg(long)]
+        forward_to: String,
+        /// Event types to forward (comma-separated); all when omitted.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// The hub's base URL.
+        #[arg(long, env = "HOOKHUB_HUB_URL", default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The tenant's API key.
+        #[arg(long, env = "HOOKHUB_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
     /// Manage tenants.
     Tenant {
         #[command(subcommand)]
@@ -48,6 +63,9 @@ enum TenantCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Listen { forward_to, events, hub, api_key } = cli.command {
+        return hookhub::listen::run(hookhub::listen::ListenArgs { hub, api_key, forward_to, events }).await;
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log_format);
     let role = match cli.command {
@@ -62,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Tenant { command } => return tenant(&settings, command).await,
+        Command::Listen { .. } => unreachable!("handled before loading settings"),
     };
     let hub = Hub::start(&settings, role).await?;
     if let Some(port) = hub.port() {

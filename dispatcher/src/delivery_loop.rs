@@ -1,32 +1,17 @@
 //! The delivery loop: attempt deliveries as they come from fan-out or come
 //! due for a retry, with a bounded number in flight.
+use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign;
 use crate::DeliveryConfig;
 use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
-use hookhub_store::repo::{DeliveryWork, Event, NewAttempt, NextStep};
+use hookhub_store::repo::{DeliveryWork, NewAttempt, NextStep};
 use hookhub_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// The webhook body: `{"type", "timestamp", "data"}`, identical on every retry.
-pub fn webhook_body(event: &Event) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        r#type: &'a str,
-        timestamp: String,
-        data: &'a serde_json::Value,
-    }
-    let body = Body {
-        r#type: event.event_type.as_str(),
-        timestamp: event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        data: &event.data,
-    };
-    serde_json::to_vec(&body).expect("a JSON value serialises")
-}
 
 /// Attempts deliveries.
 pub struct DeliveryLoop {

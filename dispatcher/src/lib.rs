@@ -13,6 +13,7 @@ pub mod config;
 pub mod delivery_loop;
 pub mod fanout;
 pub mod outbox_relay;
+pub mod payload;
 pub mod queue;
 pub mod retry_schedule;
 pub mod sender;

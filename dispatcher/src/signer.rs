@@ -25,6 +25,54 @@ impl SignatureHeaders {
     pub const SIGNATURE: &'static str = "webhook-signature";
 }
 
+/// Why a Standard Webhooks signature was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A required header is absent or unreadable.
+    #[error("missing or malformed {0} header")]
+    MissingHeader(&'static str),
+    /// The timestamp is too far from now (a replay, or a bad clock).
+    #[error("timestamp is outside the tolerance window")]
+    Stale,
+    /// No `v1` signature in the header matches.
+    #[error("no signature matches")]
+    Mismatch,
+}
+
+/// How far a signed timestamp may be from now, as the spec recommends.
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// Verifies a Standard Webhooks message: the timestamp within
+/// [`TOLERANCE_SECS`] of `now`, and any of the space-separated `v1,`
+/// signatures matching (several appear during a secret rotation).
+pub fn verify(
+    secret: &SigningSecret,
+    msg_id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let msg_id = msg_id.filter(|s| !s.is_empty()).ok_or(VerifyError::MissingHeader(SignatureHeaders::ID))?;
+    let timestamp: i64 =
+        timestamp.and_then(|t| t.parse().ok()).ok_or(VerifyError::MissingHeader(SignatureHeaders::TIMESTAMP))?;
+    let signatures = signatures.ok_or(VerifyError::MissingHeader(SignatureHeaders::SIGNATURE))?;
+    if (now - timestamp).abs() > TOLERANCE_SECS {
+        return Err(VerifyError::Stale);
+    }
+    let expected = sign(secret, msg_id, timestamp, body).signature;
+    let expected = expected.strip_prefix("v1,").unwrap_or_default().as_bytes();
+    let matches = signatures
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|candidate| subtle::ConstantTimeEq::ct_eq(candidate.as_bytes(), expected).into());
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
+}
+
 /// Signs `body` for message `msg_id` sent at `timestamp`.
 pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> SignatureHeaders {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.key_bytes()).expect("HMAC takes keys of any length");
@@ -52,6 +100,26 @@ mod tests {
         assert_eq!(headers.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert_eq!(headers.id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
         assert_eq!(headers.timestamp, 1614265330);
+    }
+
+    #[test]
+    fn verify_accepts_its_own_signatures_and_nothing_else() {
+        let secret = SigningSecret::generate();
+        let h = sign(&secret, "evt_1", 1_000, b"{}");
+        let ok = |sigs: &str, body: &[u8], now| verify(&secret, Some("evt_1"), Some("1000"), Some(sigs), body, now);
+        assert_eq!(ok(&h.signature, b"{}", 1_000), Ok(()));
+        assert_eq!(ok(&format!("v1,AAAA {}", h.signature), b"{}", 1_100), Ok(()), "any of several");
+        assert_eq!(ok(&h.signature, b"{ }", 1_000), Err(VerifyError::Mismatch));
+        assert_eq!(ok(&h.signature, b"{}", 1_301), Err(VerifyError::Stale));
+        assert_eq!(ok("v2,xyz", b"{}", 1_000), Err(VerifyError::Mismatch));
+        assert_eq!(
+            verify(&secret, None, Some("1000"), Some(&h.signature), b"{}", 1_000),
+            Err(VerifyError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            verify(&secret, Some("evt_1"), Some("soon"), Some(&h.signature), b"{}", 1_000),
+            Err(VerifyError::MissingHeader("webhook-timestamp"))
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod auth;
 mod error;
+mod inbound;
 mod pagination;
 mod routes;
 
@@ -31,6 +32,15 @@ pub struct AppState {
     pub outbox_wake: Option<Arc<Notify>>,
     /// Whether subscription URLs may be plain `http://` (development).
     pub allow_http_endpoints: bool,
+}
+
+impl AppState {
+    /// Tells an in-process relay that the outbox has a new row.
+    pub fn wake_relay(&self) {
+        if let Some(wake) = &self.outbox_wake {
+            wake.notify_one();
+        }
+    }
 }
 
 /// Registers every route; shared by the server and by tests.

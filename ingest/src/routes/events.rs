@@ -15,7 +15,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// The body of `POST /v1/events`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngestBody {
+pub(crate) struct IngestBody {
     r#type: Option<serde_json::Value>,
     data: Option<serde_json::Value>,
     idempotency_key: Option<serde_json::Value>,
@@ -24,7 +24,7 @@ pub struct IngestBody {
 impl IngestBody {
     /// Validates every field, reporting all problems at once. The key may
     /// also come as an `Idempotency-Key` header, as in Stripe's API.
-    fn check(self, header_key: Option<&str>) -> Result<NewEvent, ApiError> {
+    pub(crate) fn check(self, header_key: Option<&str>) -> Result<NewEvent, ApiError> {
         let mut errors = Vec::new();
         let event_type = match self.r#type {
             Some(serde_json::Value::String(t)) => {
@@ -132,11 +132,10 @@ pub async fn ingest(
 ) -> Result<HttpResponse, ApiError> {
     let header_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let new = body.into_inner().check(header_key)?;
+    super::event_types::validate_event(&state, &tenant.id, &new.event_type, &new.data).await?;
     let outcome = state.store.ingest_event(&tenant.id, new).await?;
     if !outcome.replayed {
-        if let Some(wake) = &state.outbox_wake {
-            wake.notify_one();
-        }
+        state.wake_relay();
     }
     let event = outcome.event;
     Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", outcome.replayed.to_string())).json(

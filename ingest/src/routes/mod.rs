@@ -1,8 +1,13 @@
 //! Route table and the handlers' shared helpers.
 
 mod attempts;
+mod event_types;
 mod events;
 mod health;
+mod hooks;
+mod inbound;
+mod listen;
+mod rules;
 mod subscriptions;
 
 use crate::ApiError;
@@ -36,7 +41,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/events/{id}", web::get().to(events::get))
             .route("/events/{id}/attempts", web::get().to(attempts::of_event))
-            .route("/events/{id}/redeliver", web::post().to(events::redeliver)),
+            .route("/events/{id}/redeliver", web::post().to(events::redeliver))
+            .route("/hooks", web::post().to(hooks::subscribe))
+            .route("/hooks/samples", web::get().to(hooks::samples))
+            .route("/hooks/{id}", web::delete().to(hooks::unsubscribe))
+            .service(
+                web::resource("/event-types")
+                    .get(event_types::list)
+                    .post(event_types::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/event-types/{name}", web::patch().to(event_types::update))
+            .service(
+                web::resource("/rules")
+                    .get(rules::list)
+                    .post(rules::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/rules/{id}", web::delete().to(rules::delete))
+            .service(
+                web::resource("/inbound-sources")
+                    .get(inbound::list)
+                    .post(inbound::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/inbound-sources/{id}", web::delete().to(inbound::delete))
+            .route("/inbound/{source}/{token}", web::post().to(inbound::receive))
+            .route("/listen", web::post().to(listen::start))
+            .route("/listen/{id}/stream", web::get().to(listen::stream)),
     );
 }
 

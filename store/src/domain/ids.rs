@@ -79,6 +79,18 @@ prefixed_id!(
     DeliveryId, "dlv_", "delivery"
 );
 prefixed_id!(
+    /// Identifies a tenant's event type definition.
+    EventTypeId, "ety_", "event type"
+);
+prefixed_id!(
+    /// Identifies a rule.
+    RuleId, "rul_", "rule"
+);
+prefixed_id!(
+    /// Identifies an inbound source (a payment gateway posting callbacks).
+    InboundSourceId, "src_", "inbound source"
+);
+prefixed_id!(
     /// Identifies one HTTP attempt of a delivery.
     AttemptId, "att_", "attempt"
 );

@@ -1,16 +1,21 @@
 //! Domain types that make invalid states unrepresentable.
 
 mod api_key;
+pub mod catalog;
 mod endpoint_url;
 mod event_type;
 mod ids;
+mod inbound_kind;
 mod signing_secret;
 mod status;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint_url::{EndpointUrl, EndpointUrlError};
 pub use event_type::{EventType, EventTypeError, EventTypeFilter};
-pub use ids::{AttemptId, DeliveryId, EventId, IdError, SubscriptionId, TenantId};
+pub use ids::{
+    AttemptId, DeliveryId, EventId, EventTypeId, IdError, InboundSourceId, RuleId, SubscriptionId, TenantId,
+};
+pub use inbound_kind::InboundKind;
 pub use signing_secret::{SecretError, SigningSecret};
 pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};
 

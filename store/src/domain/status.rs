@@ -12,6 +12,9 @@ pub enum SubscriptionStatus {
     /// Receives nothing: disabled by its owner or by a `410 Gone`.
     #[sea_orm(string_value = "disabled")]
     Disabled,
+    /// A `hookhub listen` session: events are streamed to the CLI, never POSTed.
+    #[sea_orm(string_value = "listening")]
+    Listening,
 }
 
 /// Where the delivery of one event to one subscription stands.

@@ -3,6 +3,9 @@
 pub mod attempt;
 pub mod delivery;
 pub mod event;
+pub mod event_type;
+pub mod inbound_source;
 pub mod outbox;
+pub mod rule;
 pub mod subscription;
 pub mod tenant;

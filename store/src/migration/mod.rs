@@ -1,6 +1,7 @@
 //! Schema migrations, run by `hookhub migrate` and at the start of `serve`.
 
 mod m0001_initial;
+mod m0002_integrations;
 
 use sea_orm_migration::prelude::*;
 
@@ -10,6 +11,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![Box::new(m0001_initial::Migration), Box::new(m0002_integrations::Migration)]
     }
 }

@@ -6,7 +6,7 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 /// An accepted event.
@@ -60,6 +60,40 @@ pub struct IngestOutcome {
     pub replayed: bool,
 }
 
+/// The trigger's data, plus `source_event: {id, type}` so a receiver can
+/// tell why a derived event exists.
+fn with_source(trigger: &Event) -> serde_json::Value {
+    let mut data = trigger.data.clone();
+    if let Some(map) = data.as_object_mut() {
+        map.entry("source_event").or_insert_with(|| serde_json::json!({"id": trigger.id, "type": trigger.event_type}));
+    }
+    data
+}
+
+async fn insert_with_outbox(txn: &impl ConnectionTrait, event: &Event) -> Result<(), StoreError> {
+    event::Entity::insert(event::ActiveModel {
+        id: Set(event.id.to_string()),
+        tenant_id: Set(event.tenant_id.to_string()),
+        event_type: Set(event.event_type.to_string()),
+        data: Set(event.data.clone()),
+        idempotency_key: Set(event.idempotency_key.clone()),
+        created_at: Set(event.created_at),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    outbox::Entity::insert(outbox::ActiveModel {
+        id: NotSet,
+        event_id: Set(event.id.to_string()),
+        tenant_id: Set(event.tenant_id.to_string()),
+        created_at: Set(event.created_at),
+        locked_until: Set(None),
+        published_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Writes the event and its outbox row in one transaction.
     ///
@@ -81,21 +115,11 @@ impl Store {
             created_at: now(),
         };
         let txn = self.db().begin().await?;
-        let inserted = event::Entity::insert(event::ActiveModel {
-            id: Set(event.id.to_string()),
-            tenant_id: Set(tenant.to_string()),
-            event_type: Set(event.event_type.to_string()),
-            data: Set(event.data.clone()),
-            idempotency_key: Set(event.idempotency_key.clone()),
-            created_at: Set(event.created_at),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        match inserted {
-            Ok(_) => {}
+        match insert_with_outbox(&txn, &event).await {
+            Ok(()) => {}
             // Two requests with one key raced past the lookup above: the
             // loser answers with the winner's event.
-            Err(e) if StoreError::is_unique_violation(&e) => {
+            Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
                 txn.rollback().await?;
                 let key = event.idempotency_key.as_deref().unwrap_or_default();
                 let event = self
@@ -104,18 +128,22 @@ impl Store {
                     .ok_or_else(|| StoreError::Conflict("idempotency key".into()))?;
                 return Ok(IngestOutcome { event, replayed: true });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-        outbox::Entity::insert(outbox::ActiveModel {
-            id: NotSet,
-            event_id: Set(event.id.to_string()),
-            tenant_id: Set(tenant.to_string()),
-            created_at: Set(event.created_at),
-            locked_until: Set(None),
-            published_at: Set(None),
-        })
-        .exec_without_returning(&txn)
-        .await?;
+        // Rules fire in the same transaction, keyed by (rule, event): the
+        // derived events exist exactly when their trigger does. Derived
+        // events fire no rules themselves, so rules cannot loop.
+        for rule in Self::rules_triggered_by(&txn, tenant, &event.event_type).await? {
+            let derived = Event {
+                id: EventId::generate(),
+                tenant_id: tenant.clone(),
+                event_type: rule.emit.clone(),
+                data: with_source(&event),
+                idempotency_key: Some(format!("rule:{}:{}", rule.id, event.id)),
+                created_at: event.created_at,
+            };
+            insert_with_outbox(&txn, &derived).await?;
+        }
         txn.commit().await?;
         Ok(IngestOutcome { event, replayed: false })
     }
@@ -144,5 +172,43 @@ impl Store {
     pub async fn list_events(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError> {
         let select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
         paginate(self.db(), select, event::Column::Id, |m| &m.id, page).await?.try_map(Event::try_from)
+    }
+
+    /// The tenant's newest events of one type (samples for Zapier), newest first.
+    pub async fn recent_events(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .filter(event::Column::EventType.eq(event_type.as_str()))
+            .order_by_desc(event::Column::Id)
+            .limit(limit)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(Event::try_from)
+            .collect()
+    }
+
+    /// The tenant's events accepted at or after `since`, oldest first (for listen sessions).
+    pub async fn events_since(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .filter(event::Column::CreatedAt.gte(since))
+            .order_by_asc(event::Column::Id)
+            .limit(limit)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(Event::try_from)
+            .collect()
     }
 }

@@ -5,15 +5,21 @@
 
 mod attempts;
 mod deliveries;
+mod event_types;
 mod events;
+mod inbound;
 mod outbox;
+mod rules;
 mod subscriptions;
 mod tenants;
 
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use deliveries::{Delivery, DeliveryWork, NextStep};
+pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
+pub use inbound::InboundSource;
 pub use outbox::OutboxItem;
+pub use rules::Rule;
 pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch};
 pub use tenants::Tenant;
 

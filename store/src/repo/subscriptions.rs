@@ -92,15 +92,52 @@ impl Store {
         tenant: &TenantId,
         new: NewSubscription,
     ) -> Result<Subscription, StoreError> {
+        self.insert_subscription(
+            tenant,
+            new.url.to_string(),
+            new.event_types,
+            new.description,
+            SubscriptionStatus::Active,
+        )
+        .await
+    }
+
+    /// Creates the subscription of a `hookhub listen` session: it has a
+    /// secret and event types like any other, but events are streamed to
+    /// the CLI instead of POSTed, so it has no URL.
+    pub async fn create_listen_subscription(
+        &self,
+        tenant: &TenantId,
+        event_types: EventTypeFilter,
+    ) -> Result<Subscription, StoreError> {
+        let description = "hookhub listen session".to_owned();
+        self.insert_subscription(
+            tenant,
+            "hookhub-listen:".into(),
+            event_types,
+            description,
+            SubscriptionStatus::Listening,
+        )
+        .await
+    }
+
+    async fn insert_subscription(
+        &self,
+        tenant: &TenantId,
+        url: String,
+        event_types: EventTypeFilter,
+        description: String,
+        status: SubscriptionStatus,
+    ) -> Result<Subscription, StoreError> {
         let at = now();
         let model = subscription::ActiveModel {
             id: Set(SubscriptionId::generate().to_string()),
             tenant_id: Set(tenant.to_string()),
-            url: Set(new.url.to_string()),
-            description: Set(new.description),
-            event_types: Set(types_json(&new.event_types)),
+            url: Set(url),
+            description: Set(description),
+            event_types: Set(types_json(&event_types)),
             secret: Set(SigningSecret::generate().expose()),
-            status: Set(SubscriptionStatus::Active),
+            status: Set(status),
             disabled_reason: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
@@ -143,7 +180,11 @@ impl Store {
         id: &SubscriptionId,
         patch: SubscriptionPatch,
     ) -> Result<Subscription, StoreError> {
-        let mut model = self.subscription_model(self.db(), tenant, id).await?.into_active_model();
+        let current = self.subscription_model(self.db(), tenant, id).await?;
+        if patch.status.is_some() && current.status == SubscriptionStatus::Listening {
+            return Err(StoreError::Conflict("a listen session's status cannot change; end the session".into()));
+        }
+        let mut model = current.into_active_model();
         if let Some(url) = patch.url {
             model.url = Set(url.to_string());
         }
@@ -156,7 +197,7 @@ impl Store {
         if let Some(status) = patch.status {
             model.status = Set(status);
             model.disabled_reason = Set(match status {
-                SubscriptionStatus::Active => None,
+                SubscriptionStatus::Active | SubscriptionStatus::Listening => None,
                 SubscriptionStatus::Disabled => Some("disabled by owner".to_owned()),
             });
         }

@@ -1,0 +1,159 @@
+//! Inbound gateway callbacks: `/v1/inbound-sources` to connect a gateway,
+//! and `POST /v1/inbound/{source}/{token}` where the gateway posts.
+//!
+//! A callback is verified before anything is read or stored; a bad or stale
+//! signature gets 400 and leaves no trace. A verified one becomes a domain
+//! event through the same outbox as everything else, keyed by the gateway's
+//! own event id so that a gateway retry never makes a second event.
+use super::events::IngestBody;
+use super::path_id;
+use crate::auth::Authenticated;
+use crate::inbound::{stripe, SignatureError};
+use crate::{ApiError, AppState};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+use hookhub_dispatcher::signer;
+use hookhub_store::domain::{now, InboundKind, InboundSourceId, SigningSecret};
+use hookhub_store::repo::{InboundSource, NewEvent};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn callback_path(s: &InboundSource) -> String {
+    format!("/v1/inbound/{}/{}", s.kind, s.token)
+}
+
+fn to_json(s: &InboundSource) -> Value {
+    json!({"id": s.id, "source": s.kind.as_str(), "url_path": callback_path(s), "created_at": s.created_at})
+}
+
+/// A gateway to connect.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    source: String,
+    signing_secret: Option<String>,
+}
+
+/// `POST /v1/inbound-sources` `{source: "stripe", signing_secret}` or
+/// `{source: "generic"}` → 201 with the callback `url_path` (and, for a
+/// generic source, the Standard Webhooks secret its sender must sign with).
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let kind: InboundKind =
+        body.source.parse().map_err(|_| ApiError::field("source", "must be \"stripe\" or \"generic\""))?;
+    let secret = match (kind, body.signing_secret) {
+        (InboundKind::Stripe, Some(s)) if !s.is_empty() && s.len() <= 256 => s,
+        (InboundKind::Stripe, _) => {
+            return Err(ApiError::field("signing_secret", "is required: the endpoint's signing secret from Stripe"))
+        }
+        (InboundKind::Generic, Some(s)) => {
+            SigningSecret::parse(&s).map_err(|e| ApiError::field("signing_secret", e))?;
+            s
+        }
+        (InboundKind::Generic, None) => SigningSecret::generate().expose(),
+    };
+    let source = state.store.create_inbound_source(&tenant.id, kind, secret).await?;
+    let mut out = to_json(&source);
+    if kind == InboundKind::Generic {
+        out["signing_secret"] = json!(source.signing_secret);
+    }
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /v1/inbound-sources`.
+pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
+    let sources = state.store.list_inbound_sources(&tenant.id).await?;
+    let data: Vec<Value> = sources.iter().map(to_json).collect();
+    Ok(HttpResponse::Ok().json(json!({"data": data, "pagination": {"next_cursor": null}})))
+}
+
+/// `DELETE /v1/inbound-sources/{id}` → 204; its URL stops working at once.
+pub async fn delete(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: InboundSourceId = path_id(&id, "inbound source")?;
+    state.store.delete_inbound_source(&tenant.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reads the raw body (signatures cover the exact bytes) up to the limit.
+async fn raw_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if body.len() + chunk.len() > crate::MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge { limit: crate::MAX_BODY_BYTES });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /v1/inbound/{source}/{token}`: a gateway's callback.
+pub async fn receive(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, token) = path.into_inner();
+    let kind: InboundKind = kind.parse().map_err(|_| ApiError::NotFound("inbound source"))?;
+    let source =
+        state.store.inbound_source_by_token(kind, &token).await?.ok_or(ApiError::NotFound("inbound source"))?;
+    let raw = raw_body(payload).await?;
+    let at = now().timestamp();
+    let new = match kind {
+        InboundKind::Stripe => {
+            stripe::verify(&source.signing_secret, header(&req, "stripe-signature"), &raw, at)?;
+            let event: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let mapped = stripe::map(&event)
+                .map_err(|e| ApiError::BadRequest { code: "invalid_event", message: e.to_string() })?;
+            let Some(mapped) = mapped else {
+                // Acknowledge what we do not map, or Stripe keeps retrying it.
+                return Ok(HttpResponse::Ok().json(json!({"received": true, "ignored": true})));
+            };
+            NewEvent {
+                event_type: mapped.event_type,
+                data: mapped.data,
+                idempotency_key: Some(format!("stripe:{}", mapped.gateway_event_id)),
+            }
+        }
+        InboundKind::Generic => {
+            let secret = SigningSecret::parse(&source.signing_secret).map_err(|_| ApiError::Internal)?;
+            let msg_id = header(&req, signer::SignatureHeaders::ID);
+            signer::verify(
+                &secret,
+                msg_id,
+                header(&req, signer::SignatureHeaders::TIMESTAMP),
+                header(&req, signer::SignatureHeaders::SIGNATURE),
+                &raw,
+                at,
+            )
+            .map_err(SignatureError::from)?;
+            let body: IngestBody = serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let mut new = body.check(None)?;
+            new.idempotency_key = Some(format!("generic:{}", msg_id.unwrap_or_default()));
+            new
+        }
+    };
+    let outcome = state.store.ingest_event(&source.tenant_id, new).await?;
+    if !outcome.replayed {
+        state.wake_relay();
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "received": true,
+        "event_id": outcome.event.id,
+        "type": outcome.event.event_type,
+        "replayed": outcome.replayed,
+    })))
+}

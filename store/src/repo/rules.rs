@@ -1,0 +1,95 @@
+use super::stored;
+use crate::domain::{now, EventType, RuleId, TenantId};
+use crate::entity::rule;
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+
+/// "When `on` arrives, also emit `emit`" (for example offboarding:
+/// `subscription.cancelled` → `client.archived`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Its id.
+    pub id: RuleId,
+    /// The type that triggers it.
+    pub on: EventType,
+    /// The type it emits, with the trigger's data.
+    pub emit: EventType,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<rule::Model> for Rule {
+    type Error = StoreError;
+    fn try_from(m: rule::Model) -> Result<Self, StoreError> {
+        let corrupt = || StoreError::Corrupt(format!("rule {}", m.id));
+        Ok(Self {
+            id: stored(&m.id)?,
+            on: m.on_type.parse().map_err(|_| corrupt())?,
+            emit: m.emit_type.parse().map_err(|_| corrupt())?,
+            created_at: m.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Creates a rule; the same pair twice conflicts.
+    pub async fn create_rule(&self, tenant: &TenantId, on: EventType, emit: EventType) -> Result<Rule, StoreError> {
+        let row = rule::ActiveModel {
+            id: Set(RuleId::generate().to_string()),
+            tenant_id: Set(tenant.to_string()),
+            on_type: Set(on.to_string()),
+            emit_type: Set(emit.to_string()),
+            created_at: Set(now()),
+        }
+        .insert(self.db())
+        .await
+        .map_err(|e| match StoreError::is_unique_violation(&e) {
+            true => StoreError::Conflict("that rule exists already".into()),
+            false => e.into(),
+        })?;
+        row.try_into()
+    }
+
+    /// The tenant's rules, oldest first.
+    pub async fn list_rules(&self, tenant: &TenantId) -> Result<Vec<Rule>, StoreError> {
+        rule::Entity::find()
+            .filter(rule::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(rule::Column::Id)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(Rule::try_from)
+            .collect()
+    }
+
+    /// Deletes a rule.
+    pub async fn delete_rule(&self, tenant: &TenantId, id: &RuleId) -> Result<(), StoreError> {
+        let deleted = rule::Entity::delete_many()
+            .filter(rule::Column::TenantId.eq(tenant.as_str()))
+            .filter(rule::Column::Id.eq(id.as_str()))
+            .exec(self.db())
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound("rule"));
+        }
+        Ok(())
+    }
+
+    /// The rules an event of this type triggers, inside the ingest transaction.
+    pub(crate) async fn rules_triggered_by(
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> Result<Vec<Rule>, StoreError> {
+        rule::Entity::find()
+            .filter(rule::Column::TenantId.eq(tenant.as_str()))
+            .filter(rule::Column::OnType.eq(event_type.as_str()))
+            .order_by_asc(rule::Column::Id)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(Rule::try_from)
+            .collect()
+    }
+}

@@ -1,0 +1,338 @@
+//! The integrations people plug in: Zapier/Make REST Hooks, the event type
+//! catalogue, Stripe and generic inbound callbacks, offboarding rules, and
+//! `hookhub listen`.
+mod common;
+
+use common::receiver::Receiver;
+use common::{eventually, verify_with_reference, Backend, TestHub};
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::time::Duration;
+
+fn stripe_header(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn post_raw(hub: &TestHub, path: &str, body: &str, headers: &[(&str, String)]) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().post(format!("{}{path}", hub.base)).body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    hub.call(req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zapier_rest_hook_subscribe_receive_gone_unsubscribe() {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(Backend::Postgres).await;
+
+    let (status, hook) =
+        hub.post("/v1/hooks", json!({"target_url": receiver.url("/zap"), "event": "appointment.booked"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    // Make says hookUrl.
+    let (status, make) = hub.post("/v1/hooks", json!({"hookUrl": receiver.url("/make"), "event": "*"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{make}");
+
+    let first = hub.send_event("appointment.booked", json!({"appointment_id": "apt_1", "client_id": "cl_1"})).await;
+    let got = receiver.wait_for("/zap", 1).await;
+    assert_eq!(got[0].header("webhook-id"), first);
+    verify_with_reference(hook["secret"].as_str().unwrap(), &got);
+    receiver.wait_for("/make", 1).await;
+
+    // Make's hook is removed through the API: nothing more arrives there.
+    let (status, _) =
+        hub.call(hub.request(Method::DELETE, &format!("/v1/hooks/{}", make["id"].as_str().unwrap()))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Zapier answers 410 when the Zap is turned off: the hook is disabled at once.
+    receiver.script("/zap", &[410]);
+    let second = hub.send_event("appointment.booked", json!({"appointment_id": "apt_2", "client_id": "cl_1"})).await;
+    hub.wait_delivery_status(&second, &hook_id, "failed").await;
+    let (_, sub) = hub.get(&format!("/v1/subscriptions/{hook_id}")).await;
+    assert_eq!(sub["status"], "disabled");
+
+    hub.send_event("appointment.booked", json!({"appointment_id": "apt_3", "client_id": "cl_1"})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received("/zap").len(), 2, "nothing after the 410");
+    assert_eq!(receiver.received("/make").len(), 1, "nothing after the unsubscribe");
+
+    let (status, body) = hub.post("/v1/hooks", json!({"event": "appointment.booked"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "target_url");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn samples_show_the_example_then_real_events_newest_first() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (status, samples) = hub.get("/v1/hooks/samples?event=appointment.booked").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(samples.as_array().unwrap().len(), 1);
+    assert_eq!(samples[0]["id"], "evt_sample");
+    assert_eq!(samples[0]["type"], "appointment.booked");
+    assert!(samples[0]["data"]["appointment_id"].is_string());
+
+    let older = hub.send_event("appointment.booked", json!({"appointment_id": "a1", "client_id": "c"})).await;
+    let newer = hub.send_event("appointment.booked", json!({"appointment_id": "a2", "client_id": "c"})).await;
+    hub.send_event("client.created", json!({"client_id": "c"})).await;
+    let (_, samples) = hub.get("/v1/hooks/samples?event=appointment.booked").await;
+    let ids: Vec<_> = samples.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [newer.as_str(), older.as_str()]);
+    assert_eq!(samples[0]["data"]["appointment_id"], "a2");
+
+    assert_eq!(hub.get("/v1/hooks/samples?event=made.up").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(hub.get("/v1/hooks/samples?event=Nope").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(hub.get("/v1/hooks/samples").await.0, StatusCode::BAD_REQUEST);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn event_type_catalogue_custom_types_and_schema_validation() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (status, catalogue) = hub.get("/v1/event-types").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<_> = catalogue["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for expected in [
+        "client.created",
+        "client.updated",
+        "client.archived",
+        "appointment.booked",
+        "appointment.rescheduled",
+        "appointment.cancelled",
+        "payment.received",
+        "payment.failed",
+        "subscription.cancelled",
+        "consent.signed",
+        "program.assigned",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    assert!(catalogue["data"].as_array().unwrap().iter().all(|t| t["schema"].is_object() && t["example"].is_object()));
+
+    // A custom type with a schema, validated.
+    let schema = json!({"type": "object", "required": ["class_id"], "properties": {"class_id": {"type": "string"}, "spots": {"type": "integer"}}});
+    let (status, created) = hub
+        .post(
+            "/v1/event-types",
+            json!({"name": "class.full", "description": "A class is fully booked", "schema": schema, "example": {"class_id": "yoga-7am"}, "validate": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["builtin"], false);
+    let (status, body) = hub.post("/v1/events", json!({"type": "class.full", "data": {"spots": "many"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"data/spots") && fields.contains(&"data"), "{fields:?}");
+    hub.send_event("class.full", json!({"class_id": "yoga-7am", "spots": 0})).await;
+
+    // Validation of a built-in type is the tenant's choice.
+    hub.send_event("appointment.booked", json!({"anything": true})).await;
+    let (status, _) = hub
+        .call(hub.request(Method::PATCH, "/v1/event-types/appointment.booked").json(&json!({"validate": true})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = hub.post("/v1/events", json!({"type": "appointment.booked", "data": {"anything": true}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    hub.send_event(
+        "appointment.booked",
+        json!({"appointment_id": "a", "client_id": "c", "starts_at": "2026-12-01T09:00:00Z"}),
+    )
+    .await;
+
+    let (status, _) = hub.post("/v1/event-types", json!({"name": "client.created"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = hub.post("/v1/event-types", json!({"name": "class.full"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = hub.post("/v1/event-types", json!({"name": "class.empty", "schema": {"type": 12}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "schema");
+    let (status, _) = hub.post("/v1/event-types", json!({"name": "class.empty", "validate": true})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) =
+        hub.call(hub.request(Method::PATCH, "/v1/event-types/no.such").json(&json!({"validate": true}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (status, source) =
+        hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_stripe_test"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let path = source["url_path"].as_str().unwrap().to_owned();
+    assert!(path.starts_with("/v1/inbound/stripe/"));
+    let body = json!({"id": "evt_1Pay", "type": "invoice.payment_succeeded",
+        "data": {"object": {"id": "in_1", "customer": "cus_7", "amount_paid": 6500, "currency": "eur"}}})
+    .to_string();
+
+    let tampered = body.replace("6500", "1");
+    for (name, body, header, code) in [
+        ("tampered body", tampered.as_str(), stripe_header("whsec_stripe_test", now(), &body), "invalid_signature"),
+        ("wrong secret", body.as_str(), stripe_header("whsec_other", now(), &body), "invalid_signature"),
+        ("stale", body.as_str(), stripe_header("whsec_stripe_test", now() - 301, &body), "timestamp_out_of_tolerance"),
+        ("garbage header", body.as_str(), "v1=zz".to_owned(), "missing_signature"),
+    ] {
+        let (status, resp) = post_raw(&hub, &path, body, &[("stripe-signature", header)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {resp}");
+        assert_eq!(resp["code"], code, "{name}");
+    }
+    let (status, _) = post_raw(&hub, &path, &body, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, events) = hub.get("/v1/events").await;
+    assert_eq!(events["data"], json!([]), "a refused callback records nothing");
+
+    let signed = [("stripe-signature", stripe_header("whsec_stripe_test", now(), &body))];
+    let (status, first) = post_raw(&hub, &path, &body, &signed).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["type"], "payment.received");
+    assert_eq!(first["replayed"], false);
+    // Stripe retries: same event, no second one.
+    let (_, again) = post_raw(&hub, &path, &body, &signed).await;
+    assert_eq!(again["event_id"], first["event_id"]);
+    assert_eq!(again["replayed"], true);
+    let (_, event) = hub.get(&format!("/v1/events/{}", first["event_id"].as_str().unwrap())).await;
+    assert_eq!(event["data"]["amount"], 6500);
+    assert_eq!(event["data"]["client_id"], "cus_7");
+    assert_eq!(event["idempotency_key"], "stripe:evt_1Pay");
+
+    let other = json!({"id": "evt_x", "type": "customer.created", "data": {"object": {}}}).to_string();
+    let signed = [("stripe-signature", stripe_header("whsec_stripe_test", now(), &other))];
+    let (status, ignored) = post_raw(&hub, &path, &other, &signed).await;
+    assert_eq!((status, ignored["ignored"].clone()), (StatusCode::OK, json!(true)));
+    let (_, events) = hub.get("/v1/events").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+
+    let (status, _) = post_raw(&hub, "/v1/inbound/stripe/not-a-token", &body, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = hub.post("/v1/inbound-sources", json!({"source": "stripe"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = hub.post("/v1/inbound-sources", json!({"source": "paypal", "signing_secret": "x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn generic_sources_verify_standard_webhooks_signatures() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (_, source) = hub.post("/v1/inbound-sources", json!({"source": "generic"})).await;
+    let secret = hookhub_store::domain::SigningSecret::parse(source["signing_secret"].as_str().unwrap()).unwrap();
+    let path = source["url_path"].as_str().unwrap();
+    let body = json!({"type": "consent.signed", "data": {"client_id": "cl_1", "form": "intake"}}).to_string();
+    let sig = hookhub_dispatcher::signer::sign(&secret, "msg_abc", now(), body.as_bytes());
+    let headers = [
+        ("webhook-id", sig.id.clone()),
+        ("webhook-timestamp", sig.timestamp.to_string()),
+        ("webhook-signature", sig.signature.clone()),
+    ];
+    let (status, resp) = post_raw(&hub, path, &body, &headers).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["type"], "consent.signed");
+    let (_, again) = post_raw(&hub, path, &body, &headers).await;
+    assert_eq!(again["replayed"], true);
+
+    let (status, resp) = post_raw(&hub, path, &body.replace("intake", "other"), &headers).await;
+    assert_eq!((status, resp["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_signature")));
+    let (status, resp) = post_raw(&hub, path, &body, &headers[..2]).await;
+    assert_eq!((status, resp["code"].clone()), (StatusCode::BAD_REQUEST, json!("missing_signature")));
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_subscription_archives_the_client_exactly_once() {
+    let crm = Receiver::start().await;
+    let hub = TestHub::start(Backend::Postgres).await;
+    let (status, rule) =
+        hub.post("/v1/rules", json!({"on": "subscription.cancelled", "emit": "client.archived"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    let crm_sub = hub.subscribe(&crm.url("/crm"), &["client.archived"]).await;
+    let (_, source) =
+        hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_gateway"})).await;
+    let path = source["url_path"].as_str().unwrap();
+
+    let body = json!({"id": "evt_1Cancel", "type": "customer.subscription.deleted",
+        "data": {"object": {"id": "sub_77", "customer": "cus_7", "canceled_at": 1_795_000_000,
+                            "metadata": {"client_id": "cl_8f3a2"}}}})
+    .to_string();
+    // The gateway sends the callback twice (a retry after a slow answer).
+    for _ in 0..2 {
+        let signed = [("stripe-signature", stripe_header("whsec_gateway", now(), &body))];
+        let (status, resp) = post_raw(&hub, path, &body, &signed).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+    }
+
+    let got = crm.wait_for("/crm", 1).await;
+    let delivered = got[0].json();
+    assert_eq!(delivered["type"], "client.archived");
+    assert_eq!(delivered["data"]["client_id"], "cl_8f3a2");
+    assert_eq!(delivered["data"]["source_event"]["type"], "subscription.cancelled");
+    verify_with_reference(crm_sub["secret"].as_str().unwrap(), &got);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(crm.received("/crm").len(), 1, "exactly once despite the duplicate callback");
+    let (_, events) = hub.get("/v1/events").await;
+    let types: Vec<_> = events["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.len(), 2, "{types:?}");
+    assert!(types.contains(&"client.archived") && types.contains(&"subscription.cancelled"));
+
+    let (_, rules) = hub.get("/v1/rules").await;
+    assert_eq!(rules["data"][0]["emit"], "client.archived");
+    let (status, _) = hub.post("/v1/rules", json!({"on": "subscription.cancelled", "emit": "client.archived"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = hub.post("/v1/rules", json!({"on": "a.b", "emit": "a.b"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rule_id = rule["id"].as_str().unwrap();
+    let (status, _) = hub.call(hub.request(Method::DELETE, &format!("/v1/rules/{rule_id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_forwards_signed_deliveries_to_a_local_receiver() {
+    use tokio::io::AsyncBufReadExt;
+    let local = Receiver::start().await;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookhub"))
+        .args(["listen", "--hub", &hub.base, "--forward-to", &local.url("/webhooks"), "--events", "appointment.booked"])
+        .env("HOOKHUB_API_KEY", &hub.key)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(ready.starts_with("Ready!"), "{ready}");
+    let secret = ready.split_whitespace().find(|w| w.starts_with("whsec_")).unwrap().to_owned();
+    let (_, subs) = hub.get("/v1/subscriptions").await;
+    assert_eq!(subs["data"][0]["status"], "listening");
+
+    let booked = hub.send_event("appointment.booked", json!({"appointment_id": "apt_1", "client_id": "c"})).await;
+    hub.send_event("client.created", json!({"client_id": "c"})).await;
+    let got = local.wait_for("/webhooks", 1).await;
+    assert_eq!(got[0].header("webhook-id"), booked);
+    assert_eq!(got[0].json()["type"], "appointment.booked");
+    verify_with_reference(&secret, &got);
+    let printed = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(printed.contains(&booked) && printed.contains("[200]"), "{printed}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(local.received("/webhooks").len(), 1, "only the types asked for");
+
+    // Ctrl-C ends the session and removes its subscription.
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    eventually(Duration::from_secs(10), || async {
+        let (_, subs) = hub.get("/v1/subscriptions").await;
+        subs["data"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+    hub.stop().await;
+}
