@@ -45,6 +45,11 @@ struct PaginationBody {
 }
 
 impl<T> ListBody<T> {
+    /// A complete list in the same envelope (short catalogues need no cursor).
+    pub fn all(data: Vec<T>) -> Self {
+        Self { data, pagination: PaginationBody { next_cursor: None } }
+    }
+
     /// Wraps a page, converting each item to its API form.
     pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
         Self {

@@ -1,6 +1,7 @@
 //! `/v1/event-types`: the catalogue (built-in and custom) with schemas and examples.
 use crate::auth::Authenticated;
 use crate::error::FieldError;
+use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_store::domain::EventType;
@@ -23,7 +24,7 @@ fn to_json(t: EventTypeInfo) -> Value {
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
     let types = state.store.list_event_types(&tenant.id).await?;
     let data: Vec<Value> = types.into_iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "pagination": {"next_cursor": null}})))
+    Ok(HttpResponse::Ok().json(ListBody::all(data)))
 }
 
 /// A custom type to register.

@@ -9,6 +9,7 @@ use super::events::IngestBody;
 use super::path_id;
 use crate::auth::Authenticated;
 use crate::inbound::{stripe, SignatureError};
+use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
@@ -68,7 +69,7 @@ pub async fn create(
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
     let sources = state.store.list_inbound_sources(&tenant.id).await?;
     let data: Vec<Value> = sources.iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "pagination": {"next_cursor": null}})))
+    Ok(HttpResponse::Ok().json(ListBody::all(data)))
 }
 
 /// `DELETE /v1/inbound-sources/{id}` → 204; its URL stops working at once.

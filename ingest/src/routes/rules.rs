@@ -2,6 +2,7 @@
 use super::path_id;
 use crate::auth::Authenticated;
 use crate::error::FieldError;
+use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_store::domain::{EventType, RuleId};
@@ -57,7 +58,7 @@ pub async fn create(
 /// `GET /v1/rules`.
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
     let data: Vec<Value> = state.store.list_rules(&tenant.id).await?.into_iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "pagination": {"next_cursor": null}})))
+    Ok(HttpResponse::Ok().json(ListBody::all(data)))
 }
 
 /// `DELETE /v1/rules/{id}` → 204.
