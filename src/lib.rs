@@ -2,6 +2,7 @@
 //! that starts ingest, the outbox relay and the dispatcher, together
 //! (`serve`) or one role per process (scale-out).
 
+pub mod admin;
 pub mod listen;
 pub mod settings;
 pub mod startup;

@@ -1,7 +1,7 @@
 //! `hookhub`: run the hub, or one of its parts, and administer it.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookhub::{telemetry, Hub, Role, Settings};
+use hookhub::{admin, telemetry, Hub, Role, Settings};
 use hookhub_store::Store;
 use std::path::PathBuf;
 
@@ -27,6 +27,26 @@ enum Command {
     Dispatcher,
     /// Apply database migrations.
     Migrate,
+    /// Inspect subscriptions.
+    Subscriptions {
+        #[command(subcommand)]
+        command: admin::SubscriptionsCommand,
+    },
+    /// Replay events.
+    Events {
+        #[command(subcommand)]
+        command: admin::EventsCommand,
+    },
+    /// Inspect the outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: admin::OutboxCommand,
+    },
+    /// List and requeue deliveries that ran out of attempts.
+    DeadLetters {
+        #[command(subcommand)]
+        command: admin::DeadLettersCommand,
+    },
     /// Forward a tenant's events to a local receiver while you develop it.
     Listen {
         /// Where to POST each delivery, like http://localhost:3000/webhooks.
@@ -80,6 +100,10 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Tenant { command } => return tenant(&settings, command).await,
+        Command::Subscriptions { command } => return admin::subscriptions(&connect(&settings).await?, command).await,
+        Command::Events { command } => return admin::events(&connect(&settings).await?, command).await,
+        Command::Outbox { command } => return admin::outbox(&connect(&settings).await?, command).await,
+        Command::DeadLetters { command } => return admin::dead_letters(&connect(&settings).await?, command).await,
         Command::Listen { .. } => unreachable!("handled before loading settings"),
     };
     let hub = Hub::start(&settings, role).await?;

@@ -1,8 +1,9 @@
 //! Configuration: defaults, then an optional TOML file, then `HOOKHUB_*` env vars.
 use anyhow::Context;
 use hookhub_dispatcher::queue::amqp::AmqpConfig;
+use hookhub_dispatcher::retention::RetentionConfig;
 use hookhub_dispatcher::{DeliveryConfig, RelayConfig, RetrySchedule};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 /// (`database_url` ↔ `HOOKHUB_DATABASE_URL`).
 ///
 /// Not `Debug`: the URLs may carry passwords.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// `sqlite://...` (embedded default) or `postgres://...`.
@@ -23,6 +24,8 @@ pub struct Settings {
     pub amqp_queue: String,
     /// Address the API listens on.
     pub listen: String,
+    /// Where the relay and dispatcher roles serve /healthz, /readyz and /metrics (off when unset).
+    pub metrics_listen: Option<String>,
     /// HTTP worker threads.
     pub http_workers: usize,
     /// Whether subscription URLs may be `http://` (development); production wants https.
@@ -41,6 +44,10 @@ pub struct Settings {
     pub relay_batch_size: u64,
     /// How often an idle relay polls the outbox, in milliseconds.
     pub relay_poll_interval_ms: u64,
+    /// Days to keep finished events, their deliveries and attempts; 0 keeps everything.
+    pub retention_days: u32,
+    /// How often the relay role purges, in seconds.
+    pub purge_interval_secs: u64,
     /// `pretty` for people, `json` for log pipelines.
     pub log_format: String,
 }
@@ -55,6 +62,7 @@ impl Default for Settings {
             amqp_exchange: "hookhub.events".into(),
             amqp_queue: "hookhub.events".into(),
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
             http_workers: 2,
             allow_http_endpoints: true,
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
@@ -64,9 +72,17 @@ impl Default for Settings {
             amqp_prefetch: delivery.prefetch,
             relay_batch_size: relay.batch_size,
             relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
+            retention_days: 30,
+            purge_interval_secs: 3600,
             log_format: "pretty".into(),
         }
     }
+}
+
+/// Variables with our prefix that belong to something else.
+fn is_foreign(name: &str) -> bool {
+    const CLI: [&str; 3] = ["CONFIG", "API_KEY", "HUB_URL"];
+    CLI.contains(&name) || name.starts_with("TEST_") || name.contains("_SERVICE_") || name.contains("_PORT")
 }
 
 impl Settings {
@@ -76,10 +92,24 @@ impl Settings {
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
-        // HOOKHUB_CONFIG names the file and HOOKHUB_TEST_* configure the test
-        // suite: neither is a setting.
-        let env: std::collections::HashMap<String, String> =
-            std::env::vars().filter(|(k, _)| k != "HOOKHUB_CONFIG" && !k.starts_with("HOOKHUB_TEST_")).collect();
+        // Only HOOKHUB_<setting> variables are settings. Others that share
+        // the prefix (HOOKHUB_CONFIG, the CLI's HOOKHUB_API_KEY, the test
+        // suite's HOOKHUB_TEST_*, Kubernetes' HOOKHUB_*_SERVICE_HOST for a
+        // Service named hookhub-*) are left alone; a misspelt one is
+        // reported, since it would otherwise be silently ignored.
+        let known: Vec<String> = match serde_json::to_value(Self::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().map(|k| k.to_uppercase()).collect(),
+            _ => Vec::new(),
+        };
+        let mut env = std::collections::HashMap::new();
+        for (key, value) in std::env::vars() {
+            let Some(name) = key.strip_prefix("HOOKHUB_") else { continue };
+            if known.iter().any(|k| k == name) {
+                env.insert(key, value);
+            } else if !is_foreign(name) {
+                eprintln!("warning: {key} is not a Hookhub setting and is ignored");
+            }
+        }
         let settings: Self = builder
             .add_source(config::Environment::with_prefix("HOOKHUB").try_parsing(true).source(Some(env)))
             .build()
@@ -108,6 +138,14 @@ impl Settings {
             batch_size: self.relay_batch_size.max(1),
             poll_interval: Duration::from_millis(self.relay_poll_interval_ms.max(10)),
             ..RelayConfig::default()
+        }
+    }
+
+    /// How long to keep finished events.
+    pub fn retention_config(&self) -> RetentionConfig {
+        RetentionConfig {
+            keep: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         }
     }
 

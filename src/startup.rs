@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use hookhub_dispatcher::fanout::Fanout;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
-use hookhub_dispatcher::{DeliveryLoop, OutboxRelay};
+use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
 use hookhub_ingest::AppState;
 use hookhub_store::Store;
 use std::net::TcpListener;
@@ -91,6 +91,10 @@ impl Hub {
             // Only a relay in this process can be woken by this process's ingest.
             outbox_wake = Some(relay.waker());
             tasks.push(spawn_part("outbox relay", relay.run(shutdown.clone()), &shutdown, &failed));
+            // Retention rides with the relay: one per deployment is plenty,
+            // and several are harmless (batches of finished rows).
+            let purge = retention::run(store.clone(), settings.retention_config(), shutdown.clone());
+            tasks.push(spawn_part("retention", purge, &shutdown, &failed));
         }
         if role.dispatcher() {
             let (work_tx, work_rx) = tokio::sync::mpsc::channel(delivery.concurrency * 2);
@@ -101,27 +105,36 @@ impl Hub {
             tasks.push(spawn_part("delivery loop", delivery_loop.run(work_rx, shutdown.clone()), &shutdown, &failed));
         }
 
+        // The API, or for roles without one the probes and metrics alone.
+        let address = if role.ingest() { Some(&settings.listen) } else { settings.metrics_listen.as_ref() };
         let (mut port, mut server) = (None, None);
-        if role.ingest() {
-            let listener =
-                TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        if let Some(address) = address {
+            let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
             port = Some(listener.local_addr()?.port());
-            let state =
-                AppState { store: store.clone(), outbox_wake, allow_http_endpoints: settings.allow_http_endpoints };
-            let srv = hookhub_ingest::serve(listener, state, settings.http_workers)?;
+            let state = AppState {
+                store: store.clone(),
+                outbox_wake,
+                allow_http_endpoints: settings.allow_http_endpoints,
+                broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
+            };
+            let srv = if role.ingest() {
+                hookhub_ingest::serve(listener, state, settings.http_workers)?
+            } else {
+                hookhub_ingest::serve_ops(listener, state)?
+            };
             server = Some(srv.handle());
-            let api = async move {
+            let http = async move {
                 if let Err(e) = srv.await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             };
-            tasks.push(spawn_part("HTTP API", api, &shutdown, &failed));
+            tasks.push(spawn_part("HTTP server", http, &shutdown, &failed));
         }
         tracing::info!(role = ?role, "{}", settings.describe());
         Ok(Self { store, port, shutdown, server, tasks, failed })
     }
 
-    /// The port the API listens on, if this process serves it.
+    /// The port the API (or, for relay and dispatcher, the metrics) listens on.
     pub fn port(&self) -> Option<u16> {
         self.port
     }

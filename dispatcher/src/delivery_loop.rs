@@ -1,5 +1,6 @@
 //! The delivery loop: attempt deliveries as they come from fan-out or come
 //! due for a retry, with a bounded number in flight.
+use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign;
@@ -12,6 +13,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Counts a recorded attempt in the metrics.
+fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f64) {
+    let m = metrics();
+    let outcome = match next {
+        NextStep::Succeeded => "succeeded",
+        NextStep::RetryAt(_) => "retrying",
+        NextStep::Failed | NextStep::Gone => "failed",
+    };
+    m.attempt(outcome, status, seconds);
+    m.streak(work.subscription.id.as_str(), next != NextStep::Succeeded);
+    if next == NextStep::Succeeded {
+        let waited = (now() - work.event.created_at).to_std().unwrap_or_default();
+        m.delivery_latency.observe(waited.as_secs_f64());
+    }
+}
 
 /// Attempts deliveries.
 pub struct DeliveryLoop {
@@ -98,8 +115,14 @@ impl DeliveryLoop {
         );
         let _enter = span.enter();
         tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted");
-        if let Err(e) = self.store.record_attempt(&work, attempt, next).await {
-            tracing::warn!(error = %e, "could not record attempt; the delivery will be retried after its lease");
+        let status = attempt.status_code;
+        let seconds = attempt.latency_ms as f64 / 1000.0;
+        match self.store.record_attempt(&work, attempt, next).await {
+            Ok(true) => observe(&work, next, status, seconds),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record attempt; the delivery will be retried after its lease")
+            }
         }
     }
 

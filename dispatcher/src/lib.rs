@@ -12,9 +12,11 @@
 pub mod config;
 pub mod delivery_loop;
 pub mod fanout;
+pub mod metrics;
 pub mod outbox_relay;
 pub mod payload;
 pub mod queue;
+pub mod retention;
 pub mod retry_schedule;
 pub mod sender;
 pub mod signer;

@@ -65,6 +65,7 @@ impl OutboxRelay {
             return Err(e.into());
         }
         self.store.mark_outbox_published(&ids).await?;
+        crate::metrics::metrics().events_published.inc_by(ids.len() as u64);
         tracing::debug!(count = ids.len(), "published");
         Ok(ids.len())
     }

@@ -32,11 +32,14 @@ pub struct AppState {
     pub outbox_wake: Option<Arc<Notify>>,
     /// Whether subscription URLs may be plain `http://` (development).
     pub allow_http_endpoints: bool,
+    /// The broker readiness checks, when this process needs one.
+    pub broker_url: Option<String>,
 }
 
 impl AppState {
-    /// Tells an in-process relay that the outbox has a new row.
-    pub fn wake_relay(&self) {
+    /// Counts a newly accepted event and wakes an in-process relay for it.
+    pub fn event_accepted(&self) {
+        hookhub_dispatcher::metrics::metrics().events_accepted.inc();
         if let Some(wake) = &self.outbox_wake {
             wake.notify_one();
         }
@@ -54,12 +57,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Starts the API on an already-bound listener (tests bind port 0).
 pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    run(listener, state, workers, configure)
+}
+
+/// Starts only `/healthz`, `/readyz` and `/metrics`, for the relay and
+/// dispatcher roles, which have no API but must be probed and scraped.
+pub fn serve_ops(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    run(listener, state, 1, routes::configure_ops)
+}
+
+fn run(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    routes: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("hookhub::http"))
             .app_data(state.clone())
-            .configure(configure)
+            .configure(routes)
             .default_service(web::to(routes::not_found))
     })
     .workers(workers.max(1))

@@ -65,6 +65,18 @@ async fn open(config: &AmqpConfig, name: &str) -> Result<(Connection, Channel), 
     Ok((conn, channel))
 }
 
+/// Whether the broker accepts a connection within two seconds (readiness).
+pub async fn ping(url: &str) -> Result<(), QueueError> {
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio);
+    let conn = tokio::time::timeout(Duration::from_secs(2), Connection::connect(url, props))
+        .await
+        .map_err(|_| QueueError::Broker("connect timed out".into()))??;
+    let _ = conn.close(0, "readiness probe").await;
+    Ok(())
+}
+
 fn reconnect_policy() -> backoff::ExponentialBackoff {
     backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(200),

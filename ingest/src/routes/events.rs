@@ -135,7 +135,7 @@ pub async fn ingest(
     super::event_types::validate_event(&state, &tenant.id, &new.event_type, &new.data).await?;
     let outcome = state.store.ingest_event(&tenant.id, new).await?;
     if !outcome.replayed {
-        state.wake_relay();
+        state.event_accepted();
     }
     let event = outcome.event;
     Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", outcome.replayed.to_string())).json(

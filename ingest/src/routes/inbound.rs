@@ -149,7 +149,7 @@ pub async fn receive(
     };
     let outcome = state.store.ingest_event(&source.tenant_id, new).await?;
     if !outcome.replayed {
-        state.wake_relay();
+        state.event_accepted();
     }
     Ok(HttpResponse::Ok().json(json!({
         "received": true,

@@ -14,9 +14,17 @@ use crate::ApiError;
 use actix_web::web;
 use std::str::FromStr;
 
+/// Mounts the probes and the metrics.
+pub fn configure_ops(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
+}
+
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz)).route("/readyz", web::get().to(health::readyz)).service(
+    configure_ops(cfg);
+    cfg.service(
         web::scope("/v1")
             .service(
                 web::resource("/subscriptions")

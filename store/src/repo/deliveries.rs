@@ -186,7 +186,12 @@ impl Store {
                 event: event.try_into()?,
                 subscription: sub.try_into()?,
             })),
-            _ => Ok(None),
+            // Purged or restored from an older backup: nothing to send, and
+            // leaving it pending would re-claim it forever.
+            _ => {
+                self.abandon_delivery(id, "its event or subscription no longer exists").await?;
+                Ok(None)
+            }
         }
     }
 

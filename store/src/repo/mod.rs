@@ -8,6 +8,7 @@ mod deliveries;
 mod event_types;
 mod events;
 mod inbound;
+mod maintenance;
 mod outbox;
 mod rules;
 mod subscriptions;
@@ -18,12 +19,18 @@ pub use deliveries::{Delivery, DeliveryWork, NextStep};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use inbound::InboundSource;
+pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::OutboxItem;
 pub use rules::Rule;
 pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch};
 pub use tenants::Tenant;
 
 use crate::StoreError;
+
+/// Converts fetched rows into their domain form, failing on the first corrupt one.
+pub(crate) fn parse_all<M, T: TryFrom<M, Error = StoreError>>(rows: Vec<M>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter().map(T::try_from).collect()
+}
 
 /// Parses a stored id, treating a malformed one as a corrupt row.
 pub(crate) fn stored<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {

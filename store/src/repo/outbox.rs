@@ -90,10 +90,4 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// How many events wait for the broker.
-    pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        use sea_orm::PaginatorTrait;
-        Ok(outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(self.db()).await?)
-    }
 }
