@@ -3,6 +3,7 @@ use anyhow::Context;
 use hookhub_dispatcher::queue::amqp::AmqpConfig;
 use hookhub_dispatcher::retention::RetentionConfig;
 use hookhub_dispatcher::{DeliveryConfig, RelayConfig, RetrySchedule};
+use hookhub_store::repo::BreakerPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +31,9 @@ pub struct Settings {
     pub http_workers: usize,
     /// Whether subscription URLs may be `http://` (development); production wants https.
     pub allow_http_endpoints: bool,
+    /// Whether endpoints may resolve to loopback or private addresses
+    /// (development); production refuses them (SSRF guard).
+    pub allow_private_endpoints: bool,
     /// Per-attempt HTTP timeout, in milliseconds.
     pub delivery_timeout_ms: u64,
     /// Caps of the waits between attempts, like `5s,5m,30m,2h,5h,10h,10h`.
@@ -38,6 +42,10 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     /// How often the dispatcher looks for due retries, in milliseconds.
     pub delivery_poll_interval_ms: u64,
+    /// Consecutive failed attempts that disable a subscription (0: never by count).
+    pub breaker_max_failures: u32,
+    /// Hours a subscription may fail without one success before it is disabled.
+    pub breaker_failing_hours: u32,
     /// Unacknowledged messages a dispatcher holds at once.
     pub amqp_prefetch: u16,
     /// Outbox rows per relay round.
@@ -65,10 +73,13 @@ impl Default for Settings {
             metrics_listen: None,
             http_workers: 2,
             allow_http_endpoints: true,
+            allow_private_endpoints: true,
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
             retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_concurrency: delivery.concurrency,
             delivery_poll_interval_ms: delivery.poll_interval.as_millis() as u64,
+            breaker_max_failures: delivery.breaker.max_failures,
+            breaker_failing_hours: delivery.breaker.max_failing.num_hours() as u32,
             amqp_prefetch: delivery.prefetch,
             relay_batch_size: relay.batch_size,
             relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
@@ -129,6 +140,11 @@ impl Settings {
             concurrency: self.delivery_concurrency.max(1),
             poll_interval: Duration::from_millis(self.delivery_poll_interval_ms.max(10)),
             prefetch: self.amqp_prefetch.max(1),
+            allow_private_endpoints: self.allow_private_endpoints,
+            breaker: BreakerPolicy {
+                max_failures: self.breaker_max_failures,
+                max_failing: chrono::Duration::hours(i64::from(self.breaker_failing_hours.max(1))),
+            },
         })
     }
 

@@ -107,6 +107,11 @@ async fn another_tenants_ids_are_not_found() {
         (Method::GET, format!("/v1/events/{event}")),
         (Method::GET, format!("/v1/events/{event}/attempts")),
         (Method::POST, format!("/v1/events/{event}/redeliver")),
+        (Method::POST, format!("/v1/subscriptions/{sub}/secret/rotate")),
+        (Method::POST, format!("/v1/subscriptions/{sub}/enable")),
+        (Method::POST, format!("/v1/subscriptions/{sub}/recover?since=2000-01-01T00:00:00Z")),
+        (Method::DELETE, format!("/v1/hooks/{sub}")),
+        (Method::GET, format!("/v1/listen/{sub}/stream")),
     ] {
         let (status, body) = hub.call(as_other(method.clone(), &path).json(&json!({}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");

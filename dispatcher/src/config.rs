@@ -1,5 +1,6 @@
 //! Tuning knobs of the relay and the delivery loop.
 use crate::RetrySchedule;
+use hookhub_store::repo::BreakerPolicy;
 use std::time::Duration;
 
 /// How the outbox relay works.
@@ -32,6 +33,10 @@ pub struct DeliveryConfig {
     pub poll_interval: Duration,
     /// Messages the consumer holds unacknowledged at once.
     pub prefetch: u16,
+    /// When a failing subscription is switched off.
+    pub breaker: BreakerPolicy,
+    /// Whether endpoints may be on loopback or private networks (development).
+    pub allow_private_endpoints: bool,
 }
 
 impl DeliveryConfig {
@@ -51,6 +56,8 @@ impl Default for DeliveryConfig {
             concurrency: 64,
             poll_interval: Duration::from_secs(1),
             prefetch: 64,
+            breaker: BreakerPolicy::default(),
+            allow_private_endpoints: false,
         }
     }
 }

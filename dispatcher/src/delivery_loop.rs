@@ -3,7 +3,7 @@
 use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
-use crate::signer::sign;
+use crate::signer::sign_with_all;
 use crate::DeliveryConfig;
 use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
 use hookhub_store::repo::{DeliveryWork, NewAttempt, NextStep};
@@ -42,7 +42,7 @@ impl DeliveryLoop {
     /// A loop with `config.concurrency` attempts in flight at most.
     pub fn new(store: Store, config: DeliveryConfig) -> Arc<Self> {
         Arc::new(Self {
-            sender: Sender::new(config.request_timeout),
+            sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             store,
             config,
@@ -117,7 +117,7 @@ impl DeliveryLoop {
         tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted");
         let status = attempt.status_code;
         let seconds = attempt.latency_ms as f64 / 1000.0;
-        match self.store.record_attempt(&work, attempt, next).await {
+        match self.store.record_attempt(&work, attempt, next, self.config.breaker).await {
             Ok(true) => observe(&work, next, status, seconds),
             Ok(false) => {}
             Err(e) => {
@@ -129,7 +129,8 @@ impl DeliveryLoop {
     async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {
         let body = webhook_body(&work.event);
         let attempted_at = now();
-        let signature = sign(&work.subscription.secret, work.event.id.as_str(), attempted_at.timestamp(), &body);
+        let secrets = work.subscription.signing_secrets(attempted_at);
+        let signature = sign_with_all(&secrets, work.event.id.as_str(), attempted_at.timestamp(), &body);
         let outcome = self.sender.send(&work.subscription.url, &signature, body).await;
         let next = match outcome.verdict() {
             Verdict::Delivered => NextStep::Succeeded,

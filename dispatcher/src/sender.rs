@@ -44,15 +44,21 @@ impl SendOutcome {
 #[derive(Clone, Debug)]
 pub struct Sender {
     client: reqwest::Client,
+    guard: bool,
 }
 
 impl Sender {
     /// The `user-agent` every delivery carries.
     pub const USER_AGENT: &'static str = concat!("Hookhub/", env!("CARGO_PKG_VERSION"));
 
-    /// A sender whose attempts time out after `timeout`.
-    pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
+    /// A sender whose attempts time out after `timeout`; with `guard`,
+    /// only public addresses are reached (see [`crate::target_guard`]).
+    pub fn new(timeout: Duration, guard: bool) -> Self {
+        let mut builder = reqwest::Client::builder();
+        if guard {
+            builder = builder.dns_resolver(std::sync::Arc::new(crate::target_guard::GuardedResolver));
+        }
+        let client = builder
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(Self::USER_AGENT)
@@ -62,12 +68,22 @@ impl Sender {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .expect("the HTTP client configuration is static and valid");
-        Self { client }
+        Self { client, guard }
     }
 
     /// POSTs `body` to `url` with the signature headers.
     pub async fn send(&self, url: &str, signature: &SignatureHeaders, body: Vec<u8>) -> SendOutcome {
         let started = Instant::now();
+        if self.guard {
+            if let Err(refused) = crate::target_guard::check_literal(url) {
+                return SendOutcome {
+                    status_code: None,
+                    latency: started.elapsed(),
+                    error: Some(refused),
+                    response_body: None,
+                };
+            }
+        }
         let request = self
             .client
             .post(url)

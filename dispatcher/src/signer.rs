@@ -73,6 +73,13 @@ pub fn verify(
     }
 }
 
+/// Signs with every secret given, space-separated in one header, as
+/// Standard Webhooks allows while a secret is being rotated.
+pub fn sign_with_all(secrets: &[&SigningSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> SignatureHeaders {
+    let signatures: Vec<String> = secrets.iter().map(|s| sign(s, msg_id, timestamp, body).signature).collect();
+    SignatureHeaders { id: msg_id.to_owned(), timestamp, signature: signatures.join(" ") }
+}
+
 /// Signs `body` for message `msg_id` sent at `timestamp`.
 pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> SignatureHeaders {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.key_bytes()).expect("HMAC takes keys of any length");
@@ -120,6 +127,16 @@ mod tests {
             verify(&secret, Some("evt_1"), Some("soon"), Some(&h.signature), b"{}", 1_000),
             Err(VerifyError::MissingHeader("webhook-timestamp"))
         );
+    }
+
+    #[test]
+    fn rotation_signs_with_both_secrets_and_either_verifies() {
+        let (new, old) = (SigningSecret::generate(), SigningSecret::generate());
+        let h = sign_with_all(&[&new, &old], "evt_1", 1_000, b"{}");
+        assert_eq!(h.signature.split(' ').count(), 2);
+        for secret in [&new, &old] {
+            assert_eq!(verify(secret, Some("evt_1"), Some("1000"), Some(&h.signature), b"{}", 1_000), Ok(()));
+        }
     }
 
     #[test]

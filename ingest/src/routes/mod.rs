@@ -40,6 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .route("/subscriptions/{id}/secret", web::get().to(subscriptions::secret))
+            .route("/subscriptions/{id}/secret/rotate", web::post().to(subscriptions::rotate_secret))
+            .route("/subscriptions/{id}/enable", web::post().to(subscriptions::enable))
+            .route("/subscriptions/{id}/recover", web::post().to(subscriptions::recover))
             .route("/subscriptions/{id}/attempts", web::get().to(attempts::of_subscription))
             .service(
                 web::resource("/events")

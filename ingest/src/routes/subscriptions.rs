@@ -179,3 +179,68 @@ pub async fn delete(
     state.store.delete_subscription(&tenant.id, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The body of a rotation.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    grace_period_secs: Option<u32>,
+}
+
+/// Default overlap of old and new secret after a rotation.
+const DEFAULT_GRACE_SECS: u32 = 24 * 3600;
+
+/// `POST /v1/subscriptions/{id}/secret/rotate` `{grace_period_secs?}` → the new
+/// `{secret}`; until the grace period ends deliveries carry both signatures.
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+    body: Option<web::Json<RotateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let id: SubscriptionId = path_id(&id, "subscription")?;
+    let grace = body.and_then(|b| b.into_inner().grace_period_secs).unwrap_or(DEFAULT_GRACE_SECS);
+    if grace > 7 * 24 * 3600 {
+        return Err(ApiError::field("grace_period_secs", "at most 7 days"));
+    }
+    let sub = state.store.rotate_secret(&tenant.id, &id, chrono::Duration::seconds(i64::from(grace))).await?;
+    let until = sub.previous_secret.as_ref().map(|(_, until)| *until);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "secret": sub.secret.expose(), "previous_valid_until": until })))
+}
+
+/// `POST /v1/subscriptions/{id}/enable`: back on after the breaker (or its owner) disabled it.
+pub async fn enable(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: SubscriptionId = path_id(&id, "subscription")?;
+    let patch = SubscriptionPatch { status: Some(SubscriptionStatus::Active), ..SubscriptionPatch::default() };
+    let sub = state.store.update_subscription(&tenant.id, &id, patch).await?;
+    Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
+}
+
+/// The query of a recovery.
+#[derive(Deserialize)]
+pub struct RecoverQuery {
+    since: Option<String>,
+}
+
+/// `POST /v1/subscriptions/{id}/recover?since=RFC3339` → 202 `{requeued}`:
+/// resend what failed while the endpoint was down.
+pub async fn recover(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+    query: web::Query<RecoverQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id: SubscriptionId = path_id(&id, "subscription")?;
+    let since = query.since.as_deref().ok_or_else(|| ApiError::BadRequest {
+        code: "invalid_query",
+        message: "`since` (RFC 3339) is required".into(),
+    })?;
+    let since = DateTime::parse_from_rfc3339(since)
+        .map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("since: {e}") })?;
+    let requeued = state.store.recover_subscription(&tenant.id, &id, since.to_utc()).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": requeued })))
+}

@@ -19,6 +19,15 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The secret before the last rotation, still signed with until it expires.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Consecutive failed attempts; the circuit breaker watches it.
+    pub failure_streak: i32,
+    /// When the current run of failures began.
+    pub failing_since: Option<DateTimeUtc>,
+    /// Deliveries per second the receiver accepts, if it set a limit.
+    pub rate_limit_per_second: Option<i32>,
 }
 
 /// No navigable relations: queries join explicitly.

@@ -2,6 +2,8 @@
 
 mod m0001_initial;
 mod m0002_integrations;
+mod m0003_reliability;
+mod schema;
 
 use sea_orm_migration::prelude::*;
 
@@ -11,6 +13,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration), Box::new(m0002_integrations::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_integrations::Migration),
+            Box::new(m0003_reliability::Migration),
+        ]
     }
 }

@@ -8,8 +8,11 @@ use crate::domain::{
 use crate::entity::{attempt, delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType, OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, TryInsertResult};
+use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    TryInsertResult,
+};
 
 /// The delivery of one event to one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +85,22 @@ pub enum NextStep {
     Failed,
     /// `410 Gone`: fail it and disable the subscription.
     Gone,
+}
+
+/// When a subscription that keeps failing is switched off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failed attempts that disable it; 0 turns this test off.
+    pub max_failures: u32,
+    /// How long it may fail without a single success before it is disabled.
+    pub max_failing: Duration,
+}
+
+impl Default for BreakerPolicy {
+    /// Five days of failures, as Svix does; or 1,000 failed attempts in a row.
+    fn default() -> Self {
+        Self { max_failures: 1_000, max_failing: Duration::days(5) }
+    }
 }
 
 impl NextStep {
@@ -204,6 +223,7 @@ impl Store {
         work: &DeliveryWork,
         attempt: NewAttempt,
         next: NextStep,
+        breaker: BreakerPolicy,
     ) -> Result<bool, StoreError> {
         let d = &work.delivery;
         let (status, next_attempt_at, retry_index) = match next {
@@ -246,11 +266,82 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await?;
-        if next == NextStep::Gone {
-            Self::disable_subscription_in(&txn, &d.subscription_id, "endpoint answered 410 Gone").await?;
+        let disabled = match next {
+            NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
+            NextStep::Succeeded => {
+                Self::clear_failure_streak(&txn, &d.subscription_id).await?;
+                None
+            }
+            NextStep::RetryAt(_) | NextStep::Failed => {
+                Self::extend_failure_streak(&txn, &d.subscription_id, breaker).await?
+            }
+        };
+        if let Some(reason) = disabled {
+            Self::disable_subscription_in(&txn, &d.subscription_id, &reason).await?;
+            Self::announce_disabled(&txn, &work.subscription, &reason).await?;
         }
         txn.commit().await?;
         Ok(true)
+    }
+
+    async fn clear_failure_streak(txn: &impl ConnectionTrait, sub: &SubscriptionId) -> Result<(), StoreError> {
+        subscription::Entity::update_many()
+            .col_expr(subscription::Column::FailureStreak, 0.into())
+            .col_expr(subscription::Column::FailingSince, Option::<DateTime<Utc>>::None.into())
+            .filter(subscription::Column::Id.eq(sub.as_str()))
+            // Most attempts succeed on an endpoint that is not failing: skip the write.
+            .filter(subscription::Column::FailureStreak.gt(0))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts one more failure; returns why the breaker trips, if it does.
+    async fn extend_failure_streak(
+        txn: &impl ConnectionTrait,
+        sub: &SubscriptionId,
+        breaker: BreakerPolicy,
+    ) -> Result<Option<String>, StoreError> {
+        let at = now();
+        let rows = subscription::Entity::update_many()
+            .col_expr(subscription::Column::FailureStreak, Expr::col(subscription::Column::FailureStreak).add(1))
+            .col_expr(
+                subscription::Column::FailingSince,
+                Func::coalesce([Expr::col(subscription::Column::FailingSince).into(), Expr::value(at)]).into(),
+            )
+            .filter(subscription::Column::Id.eq(sub.as_str()))
+            .exec_with_returning(txn)
+            .await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let streak = u32::try_from(row.failure_streak).unwrap_or(0);
+        if breaker.max_failures > 0 && streak >= breaker.max_failures {
+            return Ok(Some(format!("circuit breaker: {streak} failed attempts in a row")));
+        }
+        match row.failing_since {
+            Some(since) if at - since >= breaker.max_failing => {
+                Ok(Some(format!("circuit breaker: failing since {}", since.to_rfc3339())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Emits the operational event `subscription.disabled` to the tenant's
+    /// own subscriptions, so its operators learn of it the way they learn of
+    /// everything else.
+    async fn announce_disabled(txn: &impl ConnectionTrait, sub: &Subscription, reason: &str) -> Result<(), StoreError> {
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: sub.tenant_id.clone(),
+            event_type: "subscription.disabled".parse().expect("a valid type"),
+            data: serde_json::json!({
+                "subscription_id": sub.id,
+                "url": sub.url,
+                "reason": reason,
+            }),
+            idempotency_key: None,
+            created_at: now(),
+        };
+        super::events::insert_with_outbox(txn, &event).await
     }
 
     /// Fails a pending delivery without an attempt (its subscription was

@@ -70,7 +70,7 @@ fn with_source(trigger: &Event) -> serde_json::Value {
     data
 }
 
-async fn insert_with_outbox(txn: &impl ConnectionTrait, event: &Event) -> Result<(), StoreError> {
+pub(crate) async fn insert_with_outbox(txn: &impl ConnectionTrait, event: &Event) -> Result<(), StoreError> {
     event::Entity::insert(event::ActiveModel {
         id: Set(event.id.to_string()),
         tenant_id: Set(event.tenant_id.to_string()),

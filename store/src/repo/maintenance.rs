@@ -94,6 +94,30 @@ impl Store {
         Ok(update.exec(self.db()).await?.rows_affected)
     }
 
+    /// Requeues a subscription's failed deliveries created since `since`
+    /// (what failed while its endpoint was down), each with a fresh retry round.
+    pub async fn recover_subscription(
+        &self,
+        tenant: &TenantId,
+        sub: &crate::domain::SubscriptionId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.subscription(tenant, sub).await?;
+        let at = now();
+        let result = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, DeliveryStatus::Pending.into())
+            .col_expr(delivery::Column::RetryIndex, 0.into())
+            .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
+            .col_expr(delivery::Column::UpdatedAt, at.into())
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))
+            .filter(delivery::Column::CreatedAt.gte(since))
+            .exec(self.db())
+            .await?;
+        Ok(result.rows_affected)
+    }
+
     /// Events accepted since `since` (of a tenant), oldest first, for replays.
     pub async fn events_created_since(
         &self,

@@ -35,6 +35,29 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The secret before the last rotation, and until when it still signs.
+    pub previous_secret: Option<(SigningSecret, DateTime<Utc>)>,
+    /// Consecutive failed attempts.
+    pub failure_streak: i32,
+    /// When the current run of failures began.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Deliveries per second the receiver accepts, if limited.
+    pub rate_limit_per_second: Option<u32>,
+}
+
+impl Subscription {
+    /// The secrets a delivery is signed with at `at`: the current one, and
+    /// during a rotation's grace period the previous one too, so receivers
+    /// can switch secrets without dropping a delivery.
+    pub fn signing_secrets(&self, at: DateTime<Utc>) -> Vec<&SigningSecret> {
+        let mut secrets = vec![&self.secret];
+        if let Some((previous, until)) = &self.previous_secret {
+            if at < *until {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
 }
 
 impl TryFrom<subscription::Model> for Subscription {
@@ -53,6 +76,15 @@ impl TryFrom<subscription::Model> for Subscription {
             disabled_reason: m.disabled_reason,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            previous_secret: match (&m.previous_secret, m.previous_secret_expires_at) {
+                (Some(raw), Some(until)) => {
+                    Some((SigningSecret::parse(raw).map_err(|_| corrupt("previous_secret"))?, until))
+                }
+                _ => None,
+            },
+            failure_streak: m.failure_streak,
+            failing_since: m.failing_since,
+            rate_limit_per_second: m.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
         })
     }
 }
@@ -141,6 +173,11 @@ impl Store {
             disabled_reason: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
+            previous_secret: Set(None),
+            previous_secret_expires_at: Set(None),
+            failure_streak: Set(0),
+            failing_since: Set(None),
+            rate_limit_per_second: Set(None),
         };
         model.insert(self.db()).await?.try_into()
     }
@@ -200,8 +237,31 @@ impl Store {
                 SubscriptionStatus::Active | SubscriptionStatus::Listening => None,
                 SubscriptionStatus::Disabled => Some("disabled by owner".to_owned()),
             });
+            if status == SubscriptionStatus::Active {
+                // A fresh start: the breaker counts from zero again.
+                model.failure_streak = Set(0);
+                model.failing_since = Set(None);
+            }
         }
         model.updated_at = Set(now());
+        model.update(self.db()).await?.try_into()
+    }
+
+    /// Issues a new signing secret; the old one keeps signing (as a second
+    /// signature) for `grace`.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        grace: chrono::Duration,
+    ) -> Result<Subscription, StoreError> {
+        let current = self.subscription_model(self.db(), tenant, id).await?;
+        let at = now();
+        let mut model = current.clone().into_active_model();
+        model.secret = Set(SigningSecret::generate().expose());
+        model.previous_secret = Set(Some(current.secret));
+        model.previous_secret_expires_at = Set(Some(at + grace));
+        model.updated_at = Set(at);
         model.update(self.db()).await?.try_into()
     }
 

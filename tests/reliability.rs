@@ -1,0 +1,103 @@
+//! Delivery you can trust: secret rotation, the circuit breaker with its
+//! operational event, and the SSRF guard.
+mod common;
+
+use common::receiver::Receiver;
+use common::{eventually, verify_with_reference, Backend, TestHub};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_signs_with_both_secrets_during_the_grace_period() {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let sub = hub.subscribe(&receiver.url("/crm"), &["*"]).await;
+    let (old, id) = (sub["secret"].as_str().unwrap().to_owned(), sub["id"].as_str().unwrap().to_owned());
+
+    let (status, rotated) = hub.post(&format!("/v1/subscriptions/{id}/secret/rotate"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previous_valid_until"].is_string());
+    hub.send_event("client.created", json!({"client_id": "c1"})).await;
+    let got = receiver.wait_for("/crm", 1).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2, "v1,<new> v1,<old>");
+    // A receiver that still has the old secret and one that has the new both verify.
+    verify_with_reference(&old, &got);
+    verify_with_reference(&new, &got);
+
+    // No grace: only the newest secret signs.
+    let (_, rotated) =
+        hub.post(&format!("/v1/subscriptions/{id}/secret/rotate"), json!({"grace_period_secs": 0})).await;
+    hub.send_event("client.created", json!({"client_id": "c2"})).await;
+    let got = receiver.wait_for("/crm", 2).await;
+    assert_eq!(got[1].header("webhook-signature").split(' ').count(), 1);
+    verify_with_reference(rotated["secret"].as_str().unwrap(), &got[1..]);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_disables_a_failing_subscription_announces_it_and_recover_resends() {
+    let receiver = Receiver::start().await;
+    receiver.script("/down", &[500; 3]);
+    let hub = TestHub::start_with(Backend::Postgres, |s| {
+        s.breaker_max_failures = 3;
+        s.retry_schedule = "50ms,50ms,50ms,50ms,50ms".into();
+    })
+    .await;
+    let down = hub.subscribe(&receiver.url("/down"), &["appointment.booked"]).await;
+    let down_id = down["id"].as_str().unwrap();
+    hub.subscribe(&receiver.url("/ops"), &["subscription.disabled"]).await;
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let event = hub.send_event("appointment.booked", json!({"appointment_id": "a", "client_id": "c"})).await;
+
+    let notice = receiver.wait_for("/ops", 1).await;
+    let notice = notice[0].json();
+    assert_eq!(notice["type"], "subscription.disabled");
+    assert_eq!(notice["data"]["subscription_id"], down_id);
+    assert!(notice["data"]["reason"].as_str().unwrap().contains("circuit breaker"));
+    let (_, sub) = hub.get(&format!("/v1/subscriptions/{down_id}")).await;
+    assert_eq!(sub["status"], "disabled");
+    assert_eq!(receiver.received("/down").len(), 3);
+    hub.wait_delivery_status(&event, down_id, "failed").await;
+
+    // The endpoint is back: enable, then resend what failed meanwhile.
+    let (status, enabled) = hub.post(&format!("/v1/subscriptions/{down_id}/enable"), json!({})).await;
+    assert_eq!((status, enabled["status"].as_str()), (StatusCode::OK, Some("active")));
+    let since = started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, body) = hub.post(&format!("/v1/subscriptions/{down_id}/recover?since={since}"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["requeued"], 1);
+    hub.wait_delivery_status(&event, down_id, "succeeded").await;
+    let (status, _) = hub.post(&format!("/v1/subscriptions/{down_id}/recover"), json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start_with(Backend::Sqlite, |s| {
+        s.allow_private_endpoints = false;
+        s.retry_schedule = String::new();
+    })
+    .await;
+    let literal = hub.subscribe(&receiver.url("/literal"), &["*"]).await;
+    let by_name = hub.subscribe(&receiver.url("/by-name").replace("127.0.0.1", "localhost"), &["*"]).await;
+    let event = hub.send_event("client.created", json!({"client_id": "c1"})).await;
+
+    for (sub, expected) in [(&literal, "loopback"), (&by_name, "non-public")] {
+        let delivery = hub.wait_delivery_status(&event, sub["id"].as_str().unwrap(), "failed").await;
+        let error = delivery["last_error"].as_str().unwrap();
+        assert!(error.contains("refused") && error.contains(expected), "{error}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(receiver.all().is_empty(), "nothing reached the internal address");
+    eventually(Duration::from_secs(5), || async {
+        let (_, attempts) = hub.get(&format!("/v1/events/{event}/attempts")).await;
+        (attempts["data"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+    hub.stop().await;
+}
