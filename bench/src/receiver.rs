@@ -9,6 +9,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,11 +149,13 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         return HttpResponse::InternalServerError().finish();
     }
     let slot = slot.expect("endpoint found by slot");
-    let mut arrivals = shared.arrivals.lock().unwrap();
-    if arrivals.contains_key(&(slot, id.to_owned())) {
-        shared.duplicates.fetch_add(1, Ordering::Relaxed);
-    } else {
-        arrivals.insert((slot, id.to_owned()), arrived);
+    match shared.arrivals.lock().unwrap().entry((slot, id.to_owned())) {
+        Entry::Occupied(_) => {
+            shared.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        Entry::Vacant(v) => {
+            v.insert(arrived);
+        }
     }
     HttpResponse::NoContent().finish()
 }
