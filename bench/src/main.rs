@@ -1,0 +1,363 @@
+//! `hookhub-bench`: an end-to-end benchmark anyone can rerun on one machine.
+//!
+//! It starts the `hookhub` binary as a child process (SQLite with the
+//! in-process queue, or a fresh PostgreSQL database with RabbitMQ), a local
+//! receiver that verifies every signature, creates tenants and
+//! subscriptions, drives events, waits for the deliveries, and reports what
+//! it measured. It exits non-zero when a delivery was lost.
+mod hub;
+mod infra;
+mod load;
+mod receiver;
+mod report;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, ValueEnum};
+use hub::{HubLauncher, HubProcess, ProcUsage};
+use infra::{AmqpNames, PgDatabase};
+use load::{Outcome, Pace, Plan};
+use receiver::{Behaviour, Endpoint, Receiver, ReservedPort};
+use report::{Context, Report, RunConfig, Timeline};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Which store (and so which queue) the hub runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Store {
+    /// SQLite in a temporary directory, in-process queue.
+    Sqlite,
+    /// A fresh PostgreSQL database and RabbitMQ, both removed afterwards.
+    Postgres,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "hookhub-bench", version, about = "End-to-end benchmark of a hookhub process on this machine")]
+struct Args {
+    /// Store and queue of the hub.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: Store,
+    /// Tenants; events are posted round-robin over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tenants: u32,
+    /// Subscriptions (all `["*"]`) per tenant, so webhooks per event.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    fanout: u32,
+    /// Events per second to post.
+    #[arg(long, required_unless_present = "max", conflicts_with = "max", value_parser = clap::value_parser!(u32).range(1..))]
+    rate: Option<u32>,
+    /// Post as fast as the hub answers, with at most --concurrency POSTs in flight.
+    #[arg(long)]
+    max: bool,
+    /// Seconds to post events for.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Most POSTs in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Seconds to wait after sending for the deliveries still owed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    drain_timeout: u64,
+    /// Milliseconds the receiver waits before answering each request.
+    #[arg(long, default_value_t = 0)]
+    receiver_delay_ms: u64,
+    /// Percentage of requests the receiver answers 500 (the hub retries them).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    receiver_fail_pct: u8,
+    /// The hookhub binary [default: `hookhub` beside this executable].
+    #[arg(long)]
+    hub_bin: Option<PathBuf>,
+    /// HOOKHUB_RETRY_SCHEDULE for the hub: short, so retried deliveries finish within the drain.
+    #[arg(long, default_value = "100ms,200ms,500ms,1s,2s,5s")]
+    retry_schedule: String,
+    /// Extra setting for the hub, like HOOKHUB_DELIVERY_CONCURRENCY=128 or RUST_LOG=info (repeatable).
+    #[arg(long = "hub-env", value_name = "KEY=VALUE")]
+    hub_env: Vec<String>,
+    /// PostgreSQL server (trust auth) whose `postgres` database creates the run's database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pg_server: String,
+    /// RabbitMQ broker.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    fn pace(&self) -> Pace {
+        self.rate.map_or(Pace::Max, Pace::Rate)
+    }
+
+    /// `KEY=VALUE` pairs of --hub-env, checked.
+    fn extra_env(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.hub_env
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').with_context(|| format!("--hub-env {kv:?} is not KEY=VALUE"))?;
+                Ok((k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+}
+
+/// Refuses any service address off this machine: the benchmark only ever talks to loopback.
+fn ensure_loopback(what: &str, url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("{what}: not a URL"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("{what} must be a loopback address (127.0.0.0/8, ::1, localhost)");
+    }
+    Ok(())
+}
+
+/// The services of one run, removed by [`Backend::cleanup`].
+struct Backend {
+    pg: Option<PgDatabase>,
+    amqp: Option<AmqpNames>,
+    /// Settings that point the hub at them.
+    env: Vec<(String, String)>,
+}
+
+impl Backend {
+    async fn prepare(args: &Args, workdir: &Path) -> anyhow::Result<Self> {
+        match args.store {
+            Store::Sqlite => {
+                let url = format!("sqlite://{}/hub.db?mode=rwc", workdir.display());
+                Ok(Self { pg: None, amqp: None, env: vec![("HOOKHUB_DATABASE_URL".into(), url)] })
+            }
+            Store::Postgres => {
+                ensure_loopback("--pg-server", &args.pg_server)?;
+                ensure_loopback("--amqp-url", &args.amqp_url)?;
+                let pg = PgDatabase::create(&args.pg_server).await?;
+                let amqp = AmqpNames::new(&args.amqp_url);
+                let env = vec![
+                    ("HOOKHUB_DATABASE_URL".into(), pg.url()),
+                    ("HOOKHUB_AMQP_URL".into(), amqp.url.clone()),
+                    ("HOOKHUB_AMQP_EXCHANGE".into(), amqp.name.clone()),
+                    ("HOOKHUB_AMQP_QUEUE".into(), amqp.name.clone()),
+                ];
+                Ok(Self { pg: Some(pg), amqp: Some(amqp), env })
+            }
+        }
+    }
+
+    /// Drops the database and deletes the exchange and queue; reports failures but goes on.
+    async fn cleanup(self) {
+        if let Some(amqp) = &self.amqp {
+            if let Err(e) = amqp.delete().await {
+                eprintln!("warning: could not delete RabbitMQ exchange/queue {}: {e:#}", amqp.name);
+            }
+        }
+        if let Some(pg) = self.pg {
+            if let Err(e) = pg.drop_database().await {
+                eprintln!("warning: could not drop the benchmark database: {e:#}");
+            }
+        }
+    }
+}
+
+/// Creates one `["*"]` subscription and returns its signing key.
+async fn subscribe(client: &reqwest::Client, hub: &str, key: &str, url: &str) -> anyhow::Result<Vec<u8>> {
+    let resp = client
+        .post(format!("{hub}/v1/subscriptions"))
+        .bearer_auth(key)
+        .json(&json!({"url": url, "event_types": ["*"], "description": "hookhub-bench"}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    if status != reqwest::StatusCode::CREATED {
+        bail!("creating a subscription: {status} {body}");
+    }
+    receiver::secret_key(body["secret"].as_str().context("subscription without a secret")?)
+}
+
+/// Waits until every expected delivery arrived or `timeout` passed; returns whether all did.
+async fn drain(receiver: &Receiver, sent: &Outcome, fanout: usize, timeout: Duration) -> bool {
+    let expected = sent.accepted.len() * fanout;
+    let deadline = Instant::now() + timeout;
+    let mut last_progress = Instant::now();
+    loop {
+        // The count of distinct arrivals is cheap; matching them against
+        // accepted events is exact but walks everything, so do it only once
+        // the cheap count says we may be done.
+        if receiver.distinct() >= expected {
+            let delivered = receiver.with_arrivals(|arrivals, endpoints| {
+                report::match_arrivals(arrivals, |slot| endpoints[slot].tenant, &sent.accepted).delivered
+            });
+            if delivered as usize >= expected {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(5) {
+            eprintln!("draining: {} of {expected} deliveries", receiver.distinct());
+            last_progress = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Everything between "services are ready" and "figures are in".
+async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyhow::Result<Report> {
+    let (tenants, fanout) = (args.tenants as usize, args.fanout as usize);
+    eprintln!("creating {tenants} tenant(s)");
+    let mut keys = Vec::with_capacity(tenants);
+    for t in 0..tenants {
+        keys.push(launcher.create_tenant(&format!("bench tenant {t}")).await?);
+    }
+    let hub = launcher.serve(&format!("127.0.0.1:{}", hub::free_port()?)).await?;
+    let result = measure_with_hub(args, backend, &hub, keys, fanout).await;
+    // Stopped in every case so a failed run leaves no hub behind.
+    let stopped = hub.stop().await;
+    let mut report = result?;
+    if let Err(e) = stopped {
+        eprintln!("warning: {e:#}");
+    }
+    if let Some(pg) = &backend.pg {
+        report.postgres = Some(pg.settings().await?);
+    }
+    if backend.amqp.is_some() {
+        report.rabbitmq_version = Some(infra::rabbitmq_version().await.unwrap_or_else(|e| format!("unknown ({e:#})")));
+    }
+    Ok(report)
+}
+
+async fn measure_with_hub(
+    args: &Args,
+    backend: &Backend,
+    hub: &HubProcess,
+    keys: Vec<String>,
+    fanout: usize,
+) -> anyhow::Result<Report> {
+    let port = ReservedPort::bind()?;
+    let receiver_base = port.base_url()?;
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
+    let mut endpoints = Vec::with_capacity(keys.len() * fanout);
+    for (tenant, key) in keys.iter().enumerate() {
+        for _ in 0..fanout {
+            let url = format!("{receiver_base}{}", receiver::endpoint_path(endpoints.len()));
+            endpoints.push(Endpoint { key: subscribe(&client, &hub.base, key, &url).await?, tenant });
+        }
+    }
+    let behaviour =
+        Behaviour { delay: Duration::from_millis(args.receiver_delay_ms), fail_pct: args.receiver_fail_pct };
+    let receiver = Receiver::start(port, endpoints, behaviour)?;
+
+    eprintln!("sending for {} s ({:?})", args.duration, args.pace());
+    let send_start = Instant::now();
+    let plan = Plan {
+        hub: hub.base.clone(),
+        keys,
+        pace: args.pace(),
+        duration: Duration::from_secs(args.duration),
+        concurrency: args.concurrency as usize,
+    };
+    let sent = load::run(plan).await?;
+    let send_end = Instant::now();
+    eprintln!(
+        "sent {} events, {} accepted; draining (at most {} s)",
+        sent.sent,
+        sent.accepted.len(),
+        args.drain_timeout
+    );
+    let drained = drain(&receiver, &sent, fanout, Duration::from_secs(args.drain_timeout)).await;
+
+    // Read now: VmHWM is the peak over the process's life, and the hub is about to stop.
+    let hub_usage = hub.usage()?;
+    let bench_usage = ProcUsage::read("self")?;
+    let seen = receiver.stop().await;
+    let config = RunConfig {
+        store: format!("{:?}", args.store).to_lowercase(),
+        queue: if backend.amqp.is_some() { "rabbitmq" } else { "in-process" }.into(),
+        tenants: args.tenants as usize,
+        fanout,
+        rate: args.rate,
+        duration_s: args.duration as f64,
+        concurrency: args.concurrency as usize,
+        receiver_delay_ms: args.receiver_delay_ms,
+        receiver_fail_pct: args.receiver_fail_pct,
+        hub_env: launcher_settings(args),
+        nproc: std::thread::available_parallelism().map_or(0, usize::from),
+    };
+    let ctx = Context {
+        config,
+        timeline: Timeline { send_start, send_end },
+        drained,
+        hub: hub_usage,
+        bench: bench_usage,
+        postgres: None,
+        rabbitmq_version: None,
+    };
+    Ok(Report::build(ctx, sent, seen))
+}
+
+/// The tuning settings given to the hub (not the URLs, which may carry credentials).
+fn launcher_settings(args: &Args) -> Vec<String> {
+    let mut v = vec![format!("HOOKHUB_RETRY_SCHEDULE={}", args.retry_schedule)];
+    v.extend(args.hub_env.iter().cloned());
+    v
+}
+
+async fn run(args: &Args) -> anyhow::Result<(Report, PathBuf)> {
+    let bin = match &args.hub_bin {
+        Some(b) => b.clone(),
+        None => hub::default_bin()?,
+    };
+    hub::check_bin(&bin)?;
+    let workdir = std::env::temp_dir().join(format!("hh_bench_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&workdir)?;
+    let backend = Backend::prepare(args, &workdir).await?;
+    let mut env = backend.env.clone();
+    // Quiet by default: per-request logging would be measured as hub cost.
+    env.push(("RUST_LOG".into(), "warn".into()));
+    env.push(("HOOKHUB_RETRY_SCHEDULE".into(), args.retry_schedule.clone()));
+    // Last, so that they override the above.
+    env.extend(args.extra_env()?);
+    let launcher = HubLauncher { bin, env, log: workdir.join("hub.log") };
+    let result = tokio::select! {
+        r = measure(args, &backend, &launcher) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    backend.cleanup().await;
+    result.map(|r| (r, workdir.clone())).with_context(|| format!("hub log kept in {}", launcher.log.display()))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let (report, workdir) = match run(&args).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        print!("{}", report.table());
+    }
+    if report.lost > 0 || report.events_accepted == 0 {
+        eprintln!(
+            "FAIL: {} of {} expected deliveries lost, {} events accepted; hub log kept in {}",
+            report.lost,
+            report.expected_deliveries,
+            report.events_accepted,
+            workdir.join("hub.log").display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+    ExitCode::SUCCESS
+}
