@@ -30,6 +30,13 @@ fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f6
     }
 }
 
+/// A delivery to attempt: handed over loaded by fan-out, or claimed by id
+/// from the store when its retry came due.
+enum Job {
+    Loaded(Box<DeliveryWork>),
+    Claimed(DeliveryId),
+}
+
 /// Attempts deliveries.
 pub struct DeliveryLoop {
     store: Store,
@@ -52,7 +59,7 @@ impl DeliveryLoop {
     /// Runs until `shutdown`, then waits (up to the request timeout) for the
     /// attempts in flight. An attempt cut off there is not lost: its
     /// delivery's lease runs out and another worker retries it.
-    pub async fn run(self: Arc<Self>, mut work: mpsc::Receiver<DeliveryId>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, mut work: mpsc::Receiver<DeliveryWork>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -61,14 +68,14 @@ impl DeliveryLoop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(id) = work.recv() => self.spawn_attempt(&tasks, id).await,
+                Some(loaded) = work.recv() => self.spawn_attempt(&tasks, Job::Loaded(Box::new(loaded))).await,
                 _ = tick.tick() => {
                     let free = self.permits.available_permits() as u64;
                     if free == 0 {
                         continue;
                     }
                     match self.store.claim_due_deliveries(free, lease).await {
-                        Ok(ids) => for id in ids { self.spawn_attempt(&tasks, id).await },
+                        Ok(ids) => for id in ids { self.spawn_attempt(&tasks, Job::Claimed(id)).await },
                         Err(e) => tracing::warn!(error = %e, "could not claim due deliveries"),
                     }
                 }
@@ -81,25 +88,34 @@ impl DeliveryLoop {
         tracing::info!("delivery loop stopped");
     }
 
-    async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, id: DeliveryId) {
+    async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, job: Job) {
         let permit = self.permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let this = self.clone();
         tasks.spawn(async move {
-            this.attempt(&id).await;
+            let work = match job {
+                Job::Loaded(work) => Some(*work),
+                Job::Claimed(id) => this.load(&id).await,
+            };
+            if let Some(work) = work {
+                this.attempt(work).await;
+            }
             drop(permit);
         });
     }
 
-    /// Makes one attempt of a delivery and records it.
-    pub async fn attempt(&self, id: &DeliveryId) {
-        let work = match self.store.delivery_work(id).await {
-            Ok(Some(work)) => work,
-            Ok(None) => return,
+    async fn load(&self, id: &DeliveryId) -> Option<DeliveryWork> {
+        match self.store.delivery_work(id).await {
+            Ok(work) => work,
             Err(e) => {
                 tracing::warn!(delivery_id = %id, error = %e, "could not load delivery; it comes back after its lease");
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// Makes one attempt of a delivery and records it.
+    pub async fn attempt(&self, work: DeliveryWork) {
+        let id = &work.delivery.id;
         if work.subscription.status != SubscriptionStatus::Active {
             if let Err(e) = self.store.abandon_delivery(id, "subscription is disabled").await {
                 tracing::warn!(delivery_id = %id, error = %e, "could not abandon delivery");

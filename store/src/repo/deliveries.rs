@@ -113,21 +113,41 @@ impl NextStep {
     }
 }
 
-fn new_delivery(tenant: &TenantId, event: &EventId, sub: &SubscriptionId, due: DateTime<Utc>) -> delivery::ActiveModel {
-    let at = now();
-    delivery::ActiveModel {
-        id: Set(DeliveryId::generate().to_string()),
-        tenant_id: Set(tenant.to_string()),
-        event_id: Set(event.to_string()),
-        subscription_id: Set(sub.to_string()),
-        status: Set(DeliveryStatus::Pending),
-        attempt_count: Set(0),
-        retry_index: Set(0),
-        next_attempt_at: Set(Some(due)),
-        last_status_code: Set(None),
-        last_error: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
+impl Delivery {
+    /// A fresh pending delivery, due at `due`.
+    fn new(tenant: &TenantId, event: &EventId, sub: &SubscriptionId, due: DateTime<Utc>) -> Self {
+        let at = now();
+        Self {
+            id: DeliveryId::generate(),
+            tenant_id: tenant.clone(),
+            event_id: event.clone(),
+            subscription_id: sub.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            retry_index: 0,
+            next_attempt_at: Some(due),
+            last_status_code: None,
+            last_error: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn to_row(&self) -> delivery::ActiveModel {
+        delivery::ActiveModel {
+            id: Set(self.id.to_string()),
+            tenant_id: Set(self.tenant_id.to_string()),
+            event_id: Set(self.event_id.to_string()),
+            subscription_id: Set(self.subscription_id.to_string()),
+            status: Set(self.status),
+            attempt_count: Set(self.attempt_count),
+            retry_index: Set(self.retry_index),
+            next_attempt_at: Set(self.next_attempt_at),
+            last_status_code: Set(self.last_status_code),
+            last_error: Set(self.last_error.clone()),
+            created_at: Set(self.created_at),
+            updated_at: Set(self.updated_at),
+        }
     }
 }
 
@@ -144,13 +164,12 @@ impl Store {
         event: &EventId,
         subscriptions: &[SubscriptionId],
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
+    ) -> Result<Vec<Delivery>, StoreError> {
         let txn = self.db().begin().await?;
         let mut created = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
-            let row = new_delivery(tenant, event, sub, lease_until);
-            let id = row.id.clone().unwrap();
-            let result = delivery::Entity::insert(row)
+            let delivery = Delivery::new(tenant, event, sub, lease_until);
+            let result = delivery::Entity::insert(delivery.to_row())
                 .on_conflict(
                     OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId])
                         .do_nothing()
@@ -160,7 +179,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
             if matches!(result, TryInsertResult::Inserted(n) if n > 0) {
-                created.push(stored(&id)?);
+                created.push(delivery);
             }
         }
         txn.commit().await?;
@@ -269,7 +288,10 @@ impl Store {
         let disabled = match next {
             NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
             NextStep::Succeeded => {
-                Self::clear_failure_streak(&txn, &d.subscription_id).await?;
+                // The hot path: a healthy endpoint has nothing to clear.
+                if work.subscription.failure_streak > 0 {
+                    Self::clear_failure_streak(&txn, &d.subscription_id).await?;
+                }
                 None
             }
             NextStep::RetryAt(_) | NextStep::Failed => {
@@ -424,10 +446,9 @@ impl Store {
                     d.id
                 }
                 None => {
-                    let row = new_delivery(tenant, event_id, sub, at);
-                    let id = row.id.clone().unwrap();
-                    delivery::Entity::insert(row).exec_without_returning(&txn).await?;
-                    id
+                    let delivery = Delivery::new(tenant, event_id, sub, at);
+                    delivery::Entity::insert(delivery.to_row()).exec_without_returning(&txn).await?;
+                    delivery.id.to_string()
                 }
             };
             ids.push(stored(&id)?);
