@@ -40,6 +40,8 @@ pub struct Settings {
     pub retry_schedule: String,
     /// Attempts in flight at once per dispatcher.
     pub delivery_concurrency: usize,
+    /// Attempts in flight at once to one subscription, per dispatcher.
+    pub delivery_concurrency_per_subscription: usize,
     /// How often the dispatcher looks for due retries, in milliseconds.
     pub delivery_poll_interval_ms: u64,
     /// Consecutive failed attempts that disable a subscription (0: never by count).
@@ -77,6 +79,7 @@ impl Default for Settings {
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
             retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_concurrency: delivery.concurrency,
+            delivery_concurrency_per_subscription: delivery.per_subscription_concurrency,
             delivery_poll_interval_ms: delivery.poll_interval.as_millis() as u64,
             breaker_max_failures: delivery.breaker.max_failures,
             breaker_failing_hours: delivery.breaker.max_failing.num_hours() as u32,
@@ -138,6 +141,7 @@ impl Settings {
             request_timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
             retry_schedule,
             concurrency: self.delivery_concurrency.max(1),
+            per_subscription_concurrency: self.delivery_concurrency_per_subscription.max(1),
             poll_interval: Duration::from_millis(self.delivery_poll_interval_ms.max(10)),
             prefetch: self.amqp_prefetch.max(1),
             allow_private_endpoints: self.allow_private_endpoints,

@@ -101,3 +101,42 @@ async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
     .await;
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_over_a_shorter_schedule_step() {
+    let receiver = Receiver::start().await;
+    receiver.script("/busy", &[429]);
+    let hub = TestHub::start(Backend::Sqlite).await; // schedule 100ms, 200ms, 300ms
+    hub.subscribe(&receiver.url("/busy"), &["*"]).await;
+    hub.send_event("client.created", json!({"client_id": "c1"})).await;
+    let got = receiver.wait_for("/busy", 2).await;
+    let waited = got[1].at - got[0].at;
+    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 waited only {waited:?}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_hold_up_a_healthy_one() {
+    const EVENTS: usize = 12;
+    let receiver = Receiver::start().await;
+    receiver.set_path_delay("/slow", Duration::from_millis(1_000));
+    let hub = TestHub::start_with(Backend::Sqlite, |s| {
+        s.delivery_concurrency = 4;
+        s.delivery_concurrency_per_subscription = 2;
+        s.delivery_timeout_ms = 5_000;
+    })
+    .await;
+    hub.subscribe(&receiver.url("/slow"), &["*"]).await;
+    hub.subscribe(&receiver.url("/fast"), &["*"]).await;
+    let started = std::time::Instant::now();
+    for n in 0..EVENTS {
+        hub.send_event("appointment.booked", json!({"appointment_id": n, "client_id": "c"})).await;
+    }
+    receiver.wait_for("/fast", EVENTS).await;
+    let fast_done = started.elapsed();
+    // Without a per-endpoint cap, the slow endpoint's 1-second answers
+    // would hold all four slots: about EVENTS / 4 seconds for /fast.
+    assert!(fast_done < Duration::from_millis(2_000), "healthy deliveries took {fast_done:?}");
+    assert!(receiver.received("/slow").len() < EVENTS, "the slow endpoint is still being served");
+    hub.stop().await;
+}

@@ -29,6 +29,9 @@ pub struct DeliveryConfig {
     pub retry_schedule: RetrySchedule,
     /// Attempts in flight at once, over all subscriptions.
     pub concurrency: usize,
+    /// Attempts in flight at once to one subscription, so a slow endpoint
+    /// cannot take every slot.
+    pub per_subscription_concurrency: usize,
     /// How often the loop looks for due retries.
     pub poll_interval: Duration,
     /// Messages the consumer holds unacknowledged at once.
@@ -54,6 +57,7 @@ impl Default for DeliveryConfig {
             request_timeout: Duration::from_secs(15),
             retry_schedule: RetrySchedule::default(),
             concurrency: 64,
+            per_subscription_concurrency: 8,
             poll_interval: Duration::from_secs(1),
             prefetch: 64,
             breaker: BreakerPolicy::default(),

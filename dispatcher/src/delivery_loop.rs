@@ -4,6 +4,7 @@ use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign_with_all;
+use crate::subscription_gate::SubscriptionGate;
 use crate::DeliveryConfig;
 use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
 use hookhub_store::repo::{DeliveryWork, NewAttempt, NextStep};
@@ -43,6 +44,7 @@ pub struct DeliveryLoop {
     sender: Sender,
     config: DeliveryConfig,
     permits: Arc<Semaphore>,
+    gate: SubscriptionGate,
 }
 
 impl DeliveryLoop {
@@ -51,6 +53,7 @@ impl DeliveryLoop {
         Arc::new(Self {
             sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            gate: SubscriptionGate::new(config.per_subscription_concurrency),
             store,
             config,
         })
@@ -122,6 +125,18 @@ impl DeliveryLoop {
             }
             return;
         }
+        let sub = &work.subscription;
+        let _admission = match self.gate.enter(sub.id.as_str(), sub.rate_limit_per_second) {
+            Ok(admission) => admission,
+            Err(wait) => {
+                // Not now: give the slot to another endpoint and come back.
+                let until = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                if let Err(e) = self.store.defer_delivery(id, until).await {
+                    tracing::warn!(delivery_id = %id, error = %e, "could not defer; it comes back after its lease");
+                }
+                return;
+            }
+        };
         let (attempt, next) = self.send(&work).await;
         let span = tracing::info_span!(
             "attempt",
@@ -152,9 +167,16 @@ impl DeliveryLoop {
             Verdict::Delivered => NextStep::Succeeded,
             Verdict::Gone => NextStep::Gone,
             Verdict::Retry => {
+                if let Some(pause) = outcome.retry_after {
+                    self.gate.pause(work.subscription.id.as_str(), std::time::Instant::now() + pause);
+                }
                 let failures = work.delivery.retry_index as usize + 1;
                 match self.config.retry_schedule.delay_after(failures, &mut rand::thread_rng()) {
-                    Some(wait) => NextStep::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+                    // The endpoint's Retry-After wins over an earlier slot of the schedule.
+                    Some(wait) => {
+                        let wait = wait.max(outcome.retry_after.unwrap_or_default());
+                        NextStep::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or_default())
+                    }
                     None => NextStep::Failed,
                 }
             }

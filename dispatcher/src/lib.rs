@@ -20,6 +20,7 @@ pub mod retention;
 pub mod retry_schedule;
 pub mod sender;
 pub mod signer;
+pub mod subscription_gate;
 pub mod target_guard;
 
 pub use config::{DeliveryConfig, RelayConfig};

@@ -16,6 +16,8 @@ pub struct SendOutcome {
     pub error: Option<String>,
     /// The first 4 KiB of the response body, lossily decoded.
     pub response_body: Option<String>,
+    /// How long the endpoint asked us to wait (`Retry-After` on 429 or 503).
+    pub retry_after: Option<Duration>,
 }
 
 /// What the outcome means for the delivery.
@@ -30,6 +32,17 @@ pub enum Verdict {
 }
 
 impl SendOutcome {
+    /// An attempt that got no response at all.
+    fn no_response(started: Instant, error: String) -> Self {
+        Self {
+            status_code: None,
+            latency: started.elapsed(),
+            error: Some(error),
+            response_body: None,
+            retry_after: None,
+        }
+    }
+
     /// 2xx succeeds, 410 disables, everything else is retried.
     pub fn verdict(&self) -> Verdict {
         match self.status_code {
@@ -76,12 +89,7 @@ impl Sender {
         let started = Instant::now();
         if self.guard {
             if let Err(refused) = crate::target_guard::check_literal(url) {
-                return SendOutcome {
-                    status_code: None,
-                    latency: started.elapsed(),
-                    error: Some(refused),
-                    response_body: None,
-                };
+                return SendOutcome::no_response(started, refused);
             }
         }
         let request = self
@@ -94,17 +102,13 @@ impl Sender {
             .body(body);
         let mut response = match request.send().await {
             Ok(r) => r,
-            Err(e) => {
-                return SendOutcome {
-                    status_code: None,
-                    latency: started.elapsed(),
-                    error: Some(describe(&e)),
-                    response_body: None,
-                }
-            }
+            Err(e) => return SendOutcome::no_response(started, describe(&e)),
         };
         let latency = started.elapsed();
         let status = response.status();
+        let retry_after = matches!(status.as_u16(), 429 | 503)
+            .then(|| response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok().and_then(parse_retry_after))
+            .flatten();
         let mut body = Vec::new();
         let mut body_error = None;
         while body.len() < RESPONSE_BODY_LIMIT {
@@ -128,8 +132,23 @@ impl Sender {
             latency,
             error,
             response_body: Some(String::from_utf8_lossy(&body).into_owned()),
+            retry_after,
         }
     }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date; capped at a day, since a
+/// receiver's typo must not park deliveries for years.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let secs = match value.parse::<u64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            u64::try_from((at.to_utc() - chrono::Utc::now()).num_seconds()).unwrap_or(0)
+        }
+    };
+    Some(Duration::from_secs(secs.min(86_400)))
 }
 
 /// A short reason without the URL (it may carry tokens in its query).
@@ -153,7 +172,7 @@ mod tests {
     use super::*;
 
     fn outcome(code: Option<u16>) -> SendOutcome {
-        SendOutcome { status_code: code, latency: Duration::ZERO, error: None, response_body: None }
+        SendOutcome { status_code: code, latency: Duration::ZERO, error: None, response_body: None, retry_after: None }
     }
 
     #[test]
@@ -165,5 +184,15 @@ mod tests {
             assert_eq!(outcome(Some(code)).verdict(), Verdict::Retry, "{code}");
         }
         assert_eq!(outcome(None).verdict(), Verdict::Retry);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("99999999"), Some(Duration::from_secs(86_400)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc2822();
+        let parsed = parse_retry_after(&soon).unwrap();
+        assert!(parsed > Duration::from_secs(55) && parsed <= Duration::from_secs(60));
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -13,6 +13,8 @@ pub struct Received {
     pub headers: BTreeMap<String, String>,
     /// The raw body.
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -32,6 +34,7 @@ struct State {
     received: Mutex<Vec<Received>>,
     scripts: Mutex<HashMap<String, VecDeque<u16>>>,
     delay: Mutex<Duration>,
+    path_delays: Mutex<HashMap<String, Duration>>,
 }
 
 /// The receiver; it stops when dropped.
@@ -45,13 +48,19 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
     let path = req.path().to_owned();
     let headers =
         req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
-    let delay = *state.delay.lock().unwrap();
+    let at = std::time::Instant::now();
+    let path_delay = state.path_delays.lock().unwrap().get(&path).copied();
+    let delay = path_delay.unwrap_or(*state.delay.lock().unwrap());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let status = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
-    state.received.lock().unwrap().push(Received { path, headers, body: body.to_vec() });
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body(format!("answered {status}"))
+    state.received.lock().unwrap().push(Received { path, headers, body: body.to_vec(), at });
+    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+    if status == 429 {
+        response.insert_header(("retry-after", "1"));
+    }
+    response.body(format!("answered {status}"))
 }
 
 impl Receiver {
@@ -85,6 +94,11 @@ impl Receiver {
     /// Waits this long before answering each request.
     pub fn set_delay(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Waits this long before answering each request to `path`.
+    pub fn set_path_delay(&self, path: &str, delay: Duration) {
+        self.state.path_delays.lock().unwrap().insert(path.to_owned(), delay);
     }
 
     /// Everything received at `path` so far.

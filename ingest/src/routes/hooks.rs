@@ -42,7 +42,7 @@ pub async fn subscribe(
     let event = body.event.ok_or_else(|| ApiError::field("event", "is required, like \"appointment.booked\""))?;
     let event_types = EventTypeFilter::parse(std::slice::from_ref(&event))
         .map_err(|e| ApiError::field("event", format!("{e}; or \"*\"")))?;
-    let new = NewSubscription { url, event_types, description: "REST hook".into() };
+    let new = NewSubscription { url, event_types, description: "REST hook".into(), rate_limit_per_second: None };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     Ok(HttpResponse::Created().json(json!({
         "id": sub.id,

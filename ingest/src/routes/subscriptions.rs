@@ -21,6 +21,7 @@ pub struct SubscriptionBody {
     event_types: Vec<String>,
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
+    rate_limit_per_second: Option<u32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -34,6 +35,7 @@ impl From<Subscription> for SubscriptionBody {
             event_types: s.event_types.to_strings(),
             status: s.status,
             disabled_reason: s.disabled_reason,
+            rate_limit_per_second: s.rate_limit_per_second,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -49,13 +51,23 @@ pub struct SubscriptionFields {
     event_types: Option<Vec<String>>,
     description: Option<String>,
     status: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_per_second: Option<Option<u32>>,
 }
+
+/// Tells an explicit `null` (remove the limit) from an absent field.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+const MAX_RATE: u32 = 10_000;
 
 struct Checked {
     url: Option<EndpointUrl>,
     event_types: Option<EventTypeFilter>,
     description: Option<String>,
     status: Option<SubscriptionStatus>,
+    rate_limit_per_second: Option<Option<u32>>,
 }
 
 impl SubscriptionFields {
@@ -82,8 +94,20 @@ impl SubscriptionFields {
                 None
             }
         };
+        if let Some(Some(rate)) = self.rate_limit_per_second {
+            if !(1..=MAX_RATE).contains(&rate) {
+                errors
+                    .push(FieldError::new("rate_limit_per_second", format!("from 1 to {MAX_RATE}, or null for none")));
+            }
+        }
         if errors.is_empty() {
-            Ok(Checked { url, event_types, description: self.description, status })
+            Ok(Checked {
+                url,
+                event_types,
+                description: self.description,
+                status,
+                rate_limit_per_second: self.rate_limit_per_second,
+            })
         } else {
             Err(ApiError::Validation(errors))
         }
@@ -110,7 +134,12 @@ pub async fn create(
     let (Some(url), Some(event_types), true) = (checked.url, checked.event_types, missing.is_empty()) else {
         return Err(ApiError::Validation(missing));
     };
-    let new = NewSubscription { url, event_types, description: checked.description.unwrap_or_default() };
+    let new = NewSubscription {
+        url,
+        event_types,
+        description: checked.description.unwrap_or_default(),
+        rate_limit_per_second: checked.rate_limit_per_second.flatten(),
+    };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
     let mut body = serde_json::to_value(SubscriptionBody::from(sub)).map_err(|_| ApiError::Internal)?;
@@ -164,6 +193,7 @@ pub async fn update(
         event_types: checked.event_types,
         description: checked.description,
         status: checked.status,
+        rate_limit_per_second: checked.rate_limit_per_second,
     };
     let sub = state.store.update_subscription(&tenant.id, &id, patch).await?;
     Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))

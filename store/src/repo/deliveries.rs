@@ -366,6 +366,18 @@ impl Store {
         super::events::insert_with_outbox(txn, &event).await
     }
 
+    /// Moves a pending delivery's next attempt to `until` without counting
+    /// an attempt (its endpoint is at its concurrency or rate limit).
+    pub async fn defer_delivery(&self, id: &DeliveryId, until: DateTime<Utc>) -> Result<(), StoreError> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::NextAttemptAt, Some(until).into())
+            .filter(delivery::Column::Id.eq(id.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
     /// Fails a pending delivery without an attempt (its subscription was
     /// disabled before its turn came).
     pub async fn abandon_delivery(&self, id: &DeliveryId, reason: &str) -> Result<(), StoreError> {

@@ -98,6 +98,8 @@ pub struct NewSubscription {
     pub event_types: EventTypeFilter,
     /// Free text.
     pub description: String,
+    /// Deliveries per second the endpoint accepts, if limited.
+    pub rate_limit_per_second: Option<u32>,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -111,6 +113,8 @@ pub struct SubscriptionPatch {
     pub description: Option<String>,
     /// Enable or disable.
     pub status: Option<SubscriptionStatus>,
+    /// New rate limit; `Some(None)` removes it.
+    pub rate_limit_per_second: Option<Option<u32>>,
 }
 
 fn types_json(filter: &EventTypeFilter) -> serde_json::Value {
@@ -230,6 +234,9 @@ impl Store {
         }
         if let Some(description) = patch.description {
             model.description = Set(description);
+        }
+        if let Some(rate) = patch.rate_limit_per_second {
+            model.rate_limit_per_second = Set(rate.and_then(|r| i32::try_from(r).ok()));
         }
         if let Some(status) = patch.status {
             model.status = Set(status);
