@@ -140,3 +140,63 @@ async fn a_slow_endpoint_does_not_hold_up_a_healthy_one() {
     assert!(receiver.received("/slow").len() < EVENTS, "the slow endpoint is still being served");
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_secrets_and_keys_never_reach_the_logs() {
+    use std::process::{Command, Stdio};
+    const MARKER: &str = "PHI-MARKER-7f3a9c";
+    let receiver = Receiver::start().await;
+    receiver.script("/crm", &[500]);
+    let dir = std::env::temp_dir().join(format!("hookhub_logs_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}/hub.db?mode=rwc", dir.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hub = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookhub"));
+        cmd.args(args)
+            .env("HOOKHUB_DATABASE_URL", &db)
+            .env("HOOKHUB_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKHUB_RETRY_SCHEDULE", "100ms")
+            .env("HOOKHUB_LOG_FORMAT", "json")
+            .env("RUST_LOG", "trace");
+        cmd
+    };
+    let created = hub(&["tenant", "create", "logs"]).output().unwrap();
+    let key =
+        String::from_utf8_lossy(&created.stdout).lines().find_map(|l| l.strip_prefix("api key: ")).unwrap().to_owned();
+    let log_path = dir.join("hub.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut serve =
+        hub(&["serve"]).stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log)).spawn().unwrap();
+
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(20), || async { client.get(format!("{base}/readyz")).send().await.ok() }).await;
+    let sub: serde_json::Value = client
+        .post(format!("{base}/v1/subscriptions"))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url("/crm"), "event_types": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = json!({"type": "consent.signed", "data": {"client_id": "c1", "form": MARKER}});
+    client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&event).send().await.unwrap();
+    receiver.wait_for("/crm", 2).await; // a failed attempt and its retry, both logged
+    let bad = json!({"type": "consent.signed", "data": MARKER});
+    client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&bad).send().await.unwrap();
+    std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
+    serve.wait().unwrap();
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("attempted"), "the run was logged:\n{logs}");
+    let secret = sub["secret"].as_str().unwrap().trim_start_matches("whsec_");
+    for (what, needle) in
+        [("payload", MARKER), ("signing secret", secret), ("API key", key.trim_start_matches("hh_live_"))]
+    {
+        assert!(!logs.contains(needle), "the {what} leaked into the logs");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

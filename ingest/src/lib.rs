@@ -6,7 +6,7 @@
 
 mod auth;
 mod error;
-mod inbound;
+pub mod inbound;
 mod pagination;
 mod routes;
 
