@@ -99,3 +99,107 @@ async fn dispatcher_killed_mid_stream_loses_nothing() {
     ingest.shutdown().await;
     drop_test_resources(&settings).await;
 }
+
+/// Starts `hookhub relay` as its own process.
+fn spawn_relay(settings: &Settings) -> Child {
+    let amqp = settings.amqp_config().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hookhub"))
+        .arg("relay")
+        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
+        .env("HOOKHUB_AMQP_URL", &amqp.url)
+        .env("HOOKHUB_AMQP_EXCHANGE", &amqp.exchange)
+        .env("HOOKHUB_AMQP_QUEUE", &amqp.queue)
+        .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the hookhub binary starts")
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_the_dispatcher_kill_the_relay_and_drop_every_broker_connection_lose_nothing() {
+    const EVENTS: usize = 10_000;
+    let receiver = Receiver::start().await;
+    let settings = test_settings(Backend::Postgres).await;
+    hookhub_store::Store::connect(&settings.database_url).await.unwrap().migrate().await.unwrap();
+    let ingest = Hub::start(&settings, Role::Ingest).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", ingest.port().unwrap());
+    let (_, key) = ingest.store().create_tenant("faults").await.unwrap();
+    let key = key.expose().to_owned();
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{base}/v1/subscriptions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": receiver.url("/crm"), "event_types": ["*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let mut relay = spawn_relay(&settings);
+    let mut dispatcher = spawn_dispatcher(&settings);
+
+    // Events keep coming while the faults happen.
+    let sender = tokio::spawn({
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        async move {
+            let mut sent = HashSet::new();
+            for chunk in 0..EVENTS / 100 {
+                let posts = (0..100).map(|i| {
+                    client
+                        .post(format!("{base}/v1/events"))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"type": "payment.received", "data": {"n": chunk * 100 + i}}))
+                        .send()
+                });
+                for resp in futures::future::join_all(posts).await {
+                    let body: serde_json::Value = resp.unwrap().json().await.unwrap();
+                    sent.insert(body["id"].as_str().unwrap().to_owned());
+                }
+            }
+            sent
+        }
+    });
+    let distinct = || -> usize {
+        receiver.received("/crm").iter().map(|r| r.header("webhook-id").to_owned()).collect::<HashSet<_>>().len()
+    };
+    let reach = |n: usize| eventually(Duration::from_secs(120), move || async move { (distinct() >= n).then_some(()) });
+
+    reach(1_000).await;
+    kill9(&mut dispatcher);
+    dispatcher = spawn_dispatcher(&settings);
+    reach(2_500).await;
+    kill9(&mut relay);
+    relay = spawn_relay(&settings);
+    reach(4_000).await;
+    let closed = Command::new("rabbitmqctl").args(["close_all_connections", "fault injection"]).output();
+    let broker_fault = closed.is_ok_and(|o| o.status.success());
+    assert!(broker_fault, "rabbitmqctl close_all_connections must run (CI runs as root)");
+
+    let sent = sender.await.unwrap();
+    assert_eq!(sent.len(), EVENTS);
+    let received = eventually(Duration::from_secs(300), || async {
+        let ids: HashSet<String> =
+            receiver.received("/crm").iter().map(|r| r.header("webhook-id").to_owned()).collect();
+        (ids.len() >= EVENTS).then_some(ids)
+    })
+    .await;
+    assert_eq!(received, sent, "every event delivered, none invented");
+    let total = receiver.received("/crm").len();
+    println!(
+        "faults: sent {EVENTS}, delivered {}, lost 0, duplicates {} ({:.2} %), faults injected: dispatcher kill -9, \
+         relay kill -9, all broker connections closed",
+        received.len(),
+        total - received.len(),
+        100.0 * (total - received.len()) as f64 / EVENTS as f64,
+    );
+    kill9(&mut dispatcher);
+    kill9(&mut relay);
+    ingest.shutdown().await;
+    drop_test_resources(&settings).await;
+}

@@ -7,13 +7,56 @@ use crate::signer::sign_with_all;
 use crate::subscription_gate::SubscriptionGate;
 use crate::DeliveryConfig;
 use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
-use hookhub_store::repo::{DeliveryWork, NewAttempt, NextStep};
+use hookhub_store::repo::{BreakerPolicy, DeliveryWork, NewAttempt, NextStep, RecordedAttempt};
 use hookhub_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Most attempts written in one transaction.
+const RECORD_BATCH: usize = 128;
+
+/// Writes finished attempts in batches, one commit each: whatever piled up
+/// while the previous batch was committing goes in the next. Under load
+/// that is many webhooks per disk flush; when idle, a batch of one.
+async fn record_results(
+    store: Store,
+    breaker: BreakerPolicy,
+    mut results: mpsc::Receiver<RecordedAttempt>,
+    attempts_done: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            r = results.recv() => r,
+            _ = attempts_done.cancelled() => results.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match results.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        match store.record_attempts(&batch, breaker).await {
+            Ok(recorded) => {
+                for (r, ok) in batch.iter().zip(recorded) {
+                    if ok {
+                        observe(&r.work, r.next, r.attempt.status_code, r.attempt.latency_ms as f64 / 1000.0);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                attempts = batch.len(),
+                "could not record attempts; their deliveries will be retried after their lease"
+            ),
+        }
+    }
+}
 
 /// Counts a recorded attempt in the metrics.
 fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f64) {
@@ -31,6 +74,11 @@ fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f6
     }
 }
 
+/// How long an attempt waits for a place with its endpoint before the
+/// delivery is put back: far above a healthy endpoint's answer time, far
+/// below a struggling one's.
+const GATE_PATIENCE: Duration = Duration::from_millis(200);
+
 /// A delivery to attempt: handed over loaded by fan-out, or claimed by id
 /// from the store when its retry came due.
 enum Job {
@@ -43,17 +91,28 @@ pub struct DeliveryLoop {
     store: Store,
     sender: Sender,
     config: DeliveryConfig,
+    /// Attempts in flight (HTTP requests open) at once.
     permits: Arc<Semaphore>,
+    /// Deliveries taken on at once, including those waiting for their
+    /// endpoint's gate; bounds memory and the retry poller's claims.
+    queue: Arc<Semaphore>,
     gate: SubscriptionGate,
+    /// Finished attempts on their way to the store, written in batches.
+    results: mpsc::Sender<RecordedAttempt>,
+    results_rx: std::sync::Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
 }
 
 impl DeliveryLoop {
     /// A loop with `config.concurrency` attempts in flight at most.
     pub fn new(store: Store, config: DeliveryConfig) -> Arc<Self> {
+        let (results, results_rx) = mpsc::channel(config.concurrency.max(1) * 4);
         Arc::new(Self {
+            results,
+            results_rx: std::sync::Mutex::new(Some(results_rx)),
             sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            gate: SubscriptionGate::new(config.per_subscription_concurrency),
+            queue: Arc::new(Semaphore::new(config.concurrency.max(1) * 4)),
+            gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
             store,
             config,
         })
@@ -64,6 +123,10 @@ impl DeliveryLoop {
     /// delivery's lease runs out and another worker retries it.
     pub async fn run(self: Arc<Self>, mut work: mpsc::Receiver<DeliveryWork>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
+        let attempts_done = CancellationToken::new();
+        let results = self.results_rx.lock().expect("lock is never poisoned").take().expect("run is called once");
+        let recorder =
+            tokio::spawn(record_results(self.store.clone(), self.config.breaker, results, attempts_done.clone()));
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lease = chrono::Duration::from_std(self.config.lease()).unwrap_or(chrono::Duration::minutes(1));
@@ -73,7 +136,8 @@ impl DeliveryLoop {
                 _ = shutdown.cancelled() => break,
                 Some(loaded) = work.recv() => self.spawn_attempt(&tasks, Job::Loaded(Box::new(loaded))).await,
                 _ = tick.tick() => {
-                    let free = self.permits.available_permits() as u64;
+                    self.gate.forget_idle();
+                    let free = self.queue.available_permits() as u64;
                     if free == 0 {
                         continue;
                     }
@@ -88,11 +152,15 @@ impl DeliveryLoop {
         if tokio::time::timeout(self.config.request_timeout + Duration::from_secs(5), tasks.wait()).await.is_err() {
             tracing::warn!("attempts still in flight at shutdown; their leases will bring them back");
         }
+        attempts_done.cancel();
+        if recorder.await.is_err() {
+            tracing::error!("the attempt recorder panicked; unrecorded attempts come back after their lease");
+        }
         tracing::info!("delivery loop stopped");
     }
 
     async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, job: Job) {
-        let permit = self.permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        let permit = self.queue.clone().acquire_owned().await.expect("semaphore is never closed");
         let this = self.clone();
         tasks.spawn(async move {
             let work = match job {
@@ -126,7 +194,9 @@ impl DeliveryLoop {
             return;
         }
         let sub = &work.subscription;
-        let _admission = match self.gate.enter(sub.id.as_str(), sub.rate_limit_per_second) {
+        // Wait for the endpoint's place before taking an in-flight slot, so
+        // a slow endpoint's backlog never holds slots healthy ones need.
+        let _admission = match self.gate.enter(sub.id.as_str(), sub.rate_limit_per_second).await {
             Ok(admission) => admission,
             Err(wait) => {
                 // Not now: give the slot to another endpoint and come back.
@@ -137,6 +207,7 @@ impl DeliveryLoop {
                 return;
             }
         };
+        let _in_flight = self.permits.acquire().await.expect("semaphore is never closed");
         let (attempt, next) = self.send(&work).await;
         let span = tracing::info_span!(
             "attempt",
@@ -146,15 +217,9 @@ impl DeliveryLoop {
         );
         let _enter = span.enter();
         tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted");
-        let status = attempt.status_code;
-        let seconds = attempt.latency_ms as f64 / 1000.0;
-        match self.store.record_attempt(&work, attempt, next, self.config.breaker).await {
-            Ok(true) => observe(&work, next, status, seconds),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record attempt; the delivery will be retried after its lease")
-            }
-        }
+        drop(_enter);
+        // The recorder is never closed while attempts run.
+        let _ = self.results.send(RecordedAttempt { work, attempt, next }).await;
     }
 
     async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {

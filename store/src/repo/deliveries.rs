@@ -74,6 +74,17 @@ pub struct DeliveryWork {
     pub subscription: Subscription,
 }
 
+/// An attempt's result, ready to record.
+#[derive(Clone, Debug)]
+pub struct RecordedAttempt {
+    /// What was attempted.
+    pub work: DeliveryWork,
+    /// What happened.
+    pub attempt: NewAttempt,
+    /// What it does to the delivery.
+    pub next: NextStep,
+}
+
 /// What an attempt's result does to its delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextStep {
@@ -244,7 +255,34 @@ impl Store {
         next: NextStep,
         breaker: BreakerPolicy,
     ) -> Result<bool, StoreError> {
-        let d = &work.delivery;
+        let batch = [RecordedAttempt { work: work.clone(), attempt, next }];
+        Ok(self.record_attempts(&batch, breaker).await?[0])
+    }
+
+    /// Records a batch of attempts in one transaction: one commit (one disk
+    /// flush) for many webhooks, which is what bounds delivery throughput.
+    /// Returns, per attempt, whether it was recorded (see [`Self::record_attempt`]).
+    pub async fn record_attempts(
+        &self,
+        batch: &[RecordedAttempt],
+        breaker: BreakerPolicy,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db().begin().await?;
+        let mut recorded = Vec::with_capacity(batch.len());
+        for item in batch {
+            recorded.push(Self::record_in(&txn, item, breaker).await?);
+        }
+        txn.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn record_in(
+        txn: &impl ConnectionTrait,
+        item: &RecordedAttempt,
+        breaker: BreakerPolicy,
+    ) -> Result<bool, StoreError> {
+        let RecordedAttempt { work, attempt, next } = item;
+        let (d, next) = (&work.delivery, *next);
         let (status, next_attempt_at, retry_index) = match next {
             NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
@@ -252,7 +290,6 @@ impl Store {
         };
         let attempt_number = d.attempt_count + 1;
         let status_code = attempt.status_code.map(i32::from);
-        let txn = self.db().begin().await?;
         let updated = delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, status.into())
             .col_expr(delivery::Column::AttemptCount, attempt_number.into())
@@ -263,10 +300,9 @@ impl Store {
             .col_expr(delivery::Column::UpdatedAt, now().into())
             .filter(delivery::Column::Id.eq(d.id.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         if updated.rows_affected == 0 {
-            txn.rollback().await?;
             return Ok(false);
         }
         attempt::Entity::insert(attempt::ActiveModel {
@@ -280,29 +316,28 @@ impl Store {
             status_code: Set(status_code),
             latency_ms: Set(attempt.latency_ms),
             outcome: Set(next.outcome()),
-            error: Set(attempt.error),
-            response_body: Set(attempt.response_body),
+            error: Set(attempt.error.clone()),
+            response_body: Set(attempt.response_body.clone()),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
         let disabled = match next {
             NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
             NextStep::Succeeded => {
                 // The hot path: a healthy endpoint has nothing to clear.
                 if work.subscription.failure_streak > 0 {
-                    Self::clear_failure_streak(&txn, &d.subscription_id).await?;
+                    Self::clear_failure_streak(txn, &d.subscription_id).await?;
                 }
                 None
             }
             NextStep::RetryAt(_) | NextStep::Failed => {
-                Self::extend_failure_streak(&txn, &d.subscription_id, breaker).await?
+                Self::extend_failure_streak(txn, &d.subscription_id, breaker).await?
             }
         };
         if let Some(reason) = disabled {
-            Self::disable_subscription_in(&txn, &d.subscription_id, &reason).await?;
-            Self::announce_disabled(&txn, &work.subscription, &reason).await?;
+            Self::disable_subscription_in(txn, &d.subscription_id, &reason).await?;
+            Self::announce_disabled(txn, &work.subscription, &reason).await?;
         }
-        txn.commit().await?;
         Ok(true)
     }
 

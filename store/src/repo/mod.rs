@@ -15,7 +15,7 @@ mod subscriptions;
 mod tenants;
 
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
-pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep};
+pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep, RecordedAttempt};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use inbound::InboundSource;
