@@ -1,8 +1,6 @@
 //! `hookhub`: run the hub, or one of its parts, and administer it.
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hookhub::{admin, telemetry, Hub, Role, Settings};
-use hookhub_store::Store;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -94,16 +92,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Relay => Role::Relay,
         Command::Dispatcher => Role::Dispatcher,
         Command::Migrate => {
-            let store = connect(&settings).await?;
+            let store = settings.store().await?;
             store.migrate().await?;
             println!("migrations applied");
             return Ok(());
         }
         Command::Tenant { command } => return tenant(&settings, command).await,
-        Command::Subscriptions { command } => return admin::subscriptions(&connect(&settings).await?, command).await,
-        Command::Events { command } => return admin::events(&connect(&settings).await?, command).await,
-        Command::Outbox { command } => return admin::outbox(&connect(&settings).await?, command).await,
-        Command::DeadLetters { command } => return admin::dead_letters(&connect(&settings).await?, command).await,
+        Command::Subscriptions { command } => return admin::subscriptions(&settings.store().await?, command).await,
+        Command::Events { command } => return admin::events(&settings.store().await?, command).await,
+        Command::Outbox { command } => return admin::outbox(&settings.store().await?, command).await,
+        Command::DeadLetters { command } => return admin::dead_letters(&settings.store().await?, command).await,
         Command::Listen { .. } => unreachable!("handled before loading settings"),
     };
     let hub = Hub::start(&settings, role).await?;
@@ -113,12 +111,8 @@ async fn main() -> anyhow::Result<()> {
     hub.run_until_signal().await
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(&settings.database_url).await.context("connecting to the database")
-}
-
 async fn tenant(settings: &Settings, command: TenantCommand) -> anyhow::Result<()> {
-    let store = connect(settings).await?;
+    let store = settings.store().await?;
     store.migrate().await?;
     match command {
         TenantCommand::Create { name } => {

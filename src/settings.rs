@@ -3,7 +3,9 @@ use anyhow::Context;
 use hookhub_dispatcher::queue::amqp::AmqpConfig;
 use hookhub_dispatcher::retention::RetentionConfig;
 use hookhub_dispatcher::{DeliveryConfig, RelayConfig, RetrySchedule};
+use hookhub_store::cipher::Cipher;
 use hookhub_store::repo::BreakerPolicy;
+use hookhub_store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -58,6 +60,11 @@ pub struct Settings {
     pub retention_days: u32,
     /// How often the relay role purges, in seconds.
     pub purge_interval_secs: u64,
+    /// Keys that seal secrets and payloads at rest: `id:base64-32-bytes`,
+    /// comma-separated. Empty stores them unencrypted (development only).
+    pub encryption_keys: String,
+    /// Which of the keys seals new values (default: the first).
+    pub encryption_key_id: Option<String>,
     /// `pretty` for people, `json` for log pipelines.
     pub log_format: String,
 }
@@ -88,6 +95,8 @@ impl Default for Settings {
             relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
             retention_days: 30,
             purge_interval_secs: 3600,
+            encryption_keys: String::new(),
+            encryption_key_id: None,
             log_format: "pretty".into(),
         }
     }
@@ -131,6 +140,7 @@ impl Settings {
             .try_deserialize()
             .context("invalid configuration")?;
         settings.delivery_config()?;
+        settings.cipher()?;
         Ok(settings)
     }
 
@@ -159,6 +169,20 @@ impl Settings {
             poll_interval: Duration::from_millis(self.relay_poll_interval_ms.max(10)),
             ..RelayConfig::default()
         }
+    }
+
+    /// The keyring for encryption at rest.
+    pub fn cipher(&self) -> anyhow::Result<Cipher> {
+        Cipher::from_config(&self.encryption_keys, self.encryption_key_id.as_deref()).context("HOOKHUB_ENCRYPTION_KEYS")
+    }
+
+    /// Connects to the database with the configured keyring.
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        let cipher = self.cipher()?;
+        if !cipher.is_active() {
+            tracing::warn!("HOOKHUB_ENCRYPTION_KEYS is not set: secrets and payloads are stored unencrypted");
+        }
+        Ok(Store::connect(&self.database_url).await.context("connecting to the database")?.with_cipher(cipher))
     }
 
     /// How long to keep finished events.

@@ -74,7 +74,7 @@ fn spawn_part(
 impl Hub {
     /// Connects, migrates when running everything, and starts the role's parts.
     pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url).await.context("connecting to the database")?;
+        let store = settings.store().await?;
         if role == Role::All {
             store.migrate().await.context("running migrations")?;
         }

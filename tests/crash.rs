@@ -3,7 +3,7 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, test_settings, Backend};
+use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend};
 use hookhub::{Hub, Role, Settings};
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -13,18 +13,10 @@ const EVENTS: usize = 300;
 
 /// Starts `hookhub dispatcher` as its own process, configured like `settings`.
 fn spawn_dispatcher(settings: &Settings) -> Child {
-    let amqp = settings.amqp_config().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hookhub"))
-        .arg("dispatcher")
-        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
-        .env("HOOKHUB_AMQP_URL", &amqp.url)
-        .env("HOOKHUB_AMQP_EXCHANGE", &amqp.exchange)
-        .env("HOOKHUB_AMQP_QUEUE", &amqp.queue)
+    hookhub_command(settings, &["dispatcher"])
         .env("HOOKHUB_DELIVERY_CONCURRENCY", "4")
         .env("HOOKHUB_DELIVERY_TIMEOUT_MS", "2000")
         .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
-        .env("HOOKHUB_RETRY_SCHEDULE", &settings.retry_schedule)
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -102,13 +94,7 @@ async fn dispatcher_killed_mid_stream_loses_nothing() {
 
 /// Starts `hookhub relay` as its own process.
 fn spawn_relay(settings: &Settings) -> Child {
-    let amqp = settings.amqp_config().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hookhub"))
-        .arg("relay")
-        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
-        .env("HOOKHUB_AMQP_URL", &amqp.url)
-        .env("HOOKHUB_AMQP_EXCHANGE", &amqp.exchange)
-        .env("HOOKHUB_AMQP_QUEUE", &amqp.queue)
+    hookhub_command(settings, &["relay"])
         .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())

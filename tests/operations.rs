@@ -3,7 +3,7 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, test_settings, Backend, TestHub};
+use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend, TestHub};
 use hookhub::{Hub, Role, Settings};
 use serde_json::json;
 use std::collections::HashSet;
@@ -67,11 +67,7 @@ async fn retention_purges_finished_events_only() {
 }
 
 fn hookhub(settings: &Settings, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hookhub"))
-        .args(args)
-        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
-        .output()
-        .unwrap();
+    let out = hookhub_command(settings, args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -102,18 +98,11 @@ async fn admin_cli_lists_and_requeues_dead_letters() {
 
 /// A relay or dispatcher as its own process, with its metrics on `port`.
 fn spawn_role(settings: &Settings, role: &str, port: u16) -> Child {
-    let amqp = settings.amqp_config().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hookhub"))
-        .arg(role)
-        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
-        .env("HOOKHUB_AMQP_URL", &amqp.url)
-        .env("HOOKHUB_AMQP_EXCHANGE", &amqp.exchange)
-        .env("HOOKHUB_AMQP_QUEUE", &amqp.queue)
+    hookhub_command(settings, &[role])
         .env("HOOKHUB_METRICS_LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
         .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
         .env("HOOKHUB_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .unwrap()

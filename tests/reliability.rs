@@ -200,3 +200,32 @@ async fn payloads_secrets_and_keys_never_reach_the_logs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
+    use sea_orm::{ConnectionTrait, Statement};
+    const MARKER: &str = "PHI-AT-REST-51c2";
+    let hub = TestHub::start(Backend::Postgres).await;
+    let sub = hub.subscribe("https://crm.example.com/hooks", &["*"]).await;
+    let event = hub.send_event("consent.signed", json!({"client_id": "c1", "form": MARKER})).await;
+
+    let db = hub.hub().store().db();
+    let backend = db.get_database_backend();
+    let raw = |sql: &str| Statement::from_string(backend, sql.to_owned());
+    let stored_secret: String =
+        db.query_one(raw("SELECT secret FROM subscriptions")).await.unwrap().unwrap().try_get("", "secret").unwrap();
+    let plain_secret = sub["secret"].as_str().unwrap();
+    assert!(stored_secret.starts_with("enc:v1:test1:"), "{stored_secret}");
+    assert!(!stored_secret.contains(plain_secret.trim_start_matches("whsec_")));
+    let stored_data: serde_json::Value =
+        db.query_one(raw("SELECT data FROM events")).await.unwrap().unwrap().try_get("", "data").unwrap();
+    assert_eq!(stored_data["kid"], "test1");
+    assert!(!stored_data.to_string().contains(MARKER));
+
+    // Through the API everything reads as it was written.
+    let (_, got) = hub.get(&format!("/v1/events/{event}")).await;
+    assert_eq!(got["data"]["form"], MARKER);
+    let (_, secret) = hub.get(&format!("/v1/subscriptions/{}/secret", sub["id"].as_str().unwrap())).await;
+    assert_eq!(secret["secret"], plain_secret);
+    hub.stop().await;
+}

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// A value read back from the database does not parse into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A sealed value did not open (wrong or missing key, or tampering).
+    #[error("encrypted value: {0}")]
+    Sealed(#[from] crate::cipher::OpenError),
     /// The database itself failed (connection lost, constraint, syntax).
     #[error("database error: {0}")]
     Db(#[from] DbErr),

@@ -5,6 +5,7 @@
 //! Everything here works on both, and the few statements that differ
 //! (row claiming with `FOR UPDATE SKIP LOCKED`) are chosen per backend.
 
+pub mod cipher;
 pub mod domain;
 pub mod entity;
 mod error;

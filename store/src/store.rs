@@ -1,13 +1,16 @@
+use crate::cipher::Cipher;
 use crate::migration::Migrator;
 use crate::StoreError;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A handle on the database: cheap to clone, shared by every component.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    cipher: Arc<Cipher>,
 }
 
 impl Store {
@@ -32,7 +35,18 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
                 .await?;
         }
-        Ok(Self { db })
+        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()) })
+    }
+
+    /// Seals secrets and payloads with `cipher` from now on.
+    pub fn with_cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Arc::new(cipher);
+        self
+    }
+
+    /// The keys secrets and payloads are sealed with.
+    pub fn cipher(&self) -> &Cipher {
+        &self.cipher
     }
 
     /// Applies every pending migration.

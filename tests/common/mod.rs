@@ -35,6 +35,27 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The keyring every test hub seals with, so every test runs with
+/// encryption at rest on.
+pub const TEST_ENCRYPTION_KEYS: &str = "test1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The `hookhub` binary, configured to share `settings`' database, broker
+/// and keys, ready to run one of its commands.
+pub fn hookhub_command(settings: &Settings, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookhub"));
+    cmd.args(args)
+        .env("HOOKHUB_DATABASE_URL", &settings.database_url)
+        .env("HOOKHUB_ENCRYPTION_KEYS", &settings.encryption_keys)
+        .env("HOOKHUB_RETRY_SCHEDULE", &settings.retry_schedule)
+        .env("RUST_LOG", "warn");
+    if let Some(amqp) = settings.amqp_config() {
+        cmd.env("HOOKHUB_AMQP_URL", &amqp.url)
+            .env("HOOKHUB_AMQP_EXCHANGE", &amqp.exchange)
+            .env("HOOKHUB_AMQP_QUEUE", &amqp.queue);
+    }
+    cmd
+}
+
 /// Settings for a test: fast polls, a compressed retry schedule, port 0,
 /// and a fresh database (and queue names) of the backend.
 pub async fn test_settings(backend: Backend) -> Settings {
@@ -45,6 +66,7 @@ pub async fn test_settings(backend: Backend) -> Settings {
         retry_schedule: "100ms,200ms,300ms".into(),
         delivery_poll_interval_ms: 50,
         relay_poll_interval_ms: 50,
+        encryption_keys: TEST_ENCRYPTION_KEYS.into(),
         ..Settings::default()
     };
     match backend {

@@ -2,6 +2,7 @@ use super::attempts::NewAttempt;
 use super::events::Event;
 use super::stored;
 use super::subscriptions::Subscription;
+use crate::cipher::Cipher;
 use crate::domain::{
     now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, SubscriptionId, SubscriptionStatus, TenantId,
 };
@@ -232,8 +233,8 @@ impl Store {
         match (event, sub) {
             (Some(event), Some(sub)) => Ok(Some(DeliveryWork {
                 delivery: d.try_into()?,
-                event: event.try_into()?,
-                subscription: sub.try_into()?,
+                event: Event::from_row(event, self.cipher())?,
+                subscription: Subscription::from_row(sub, self.cipher())?,
             })),
             // Purged or restored from an older backup: nothing to send, and
             // leaving it pending would re-claim it forever.
@@ -270,7 +271,7 @@ impl Store {
         let txn = self.db().begin().await?;
         let mut recorded = Vec::with_capacity(batch.len());
         for item in batch {
-            recorded.push(Self::record_in(&txn, item, breaker).await?);
+            recorded.push(Self::record_in(&txn, item, breaker, self.cipher()).await?);
         }
         txn.commit().await?;
         Ok(recorded)
@@ -280,6 +281,7 @@ impl Store {
         txn: &impl ConnectionTrait,
         item: &RecordedAttempt,
         breaker: BreakerPolicy,
+        cipher: &Cipher,
     ) -> Result<bool, StoreError> {
         let RecordedAttempt { work, attempt, next } = item;
         let (d, next) = (&work.delivery, *next);
@@ -336,7 +338,7 @@ impl Store {
         };
         if let Some(reason) = disabled {
             Self::disable_subscription_in(txn, &d.subscription_id, &reason).await?;
-            Self::announce_disabled(txn, &work.subscription, &reason).await?;
+            Self::announce_disabled(txn, &work.subscription, &reason, cipher).await?;
         }
         Ok(true)
     }
@@ -385,7 +387,12 @@ impl Store {
     /// Emits the operational event `subscription.disabled` to the tenant's
     /// own subscriptions, so its operators learn of it the way they learn of
     /// everything else.
-    async fn announce_disabled(txn: &impl ConnectionTrait, sub: &Subscription, reason: &str) -> Result<(), StoreError> {
+    async fn announce_disabled(
+        txn: &impl ConnectionTrait,
+        sub: &Subscription,
+        reason: &str,
+        cipher: &Cipher,
+    ) -> Result<(), StoreError> {
         let event = Event {
             id: EventId::generate(),
             tenant_id: sub.tenant_id.clone(),
@@ -398,7 +405,7 @@ impl Store {
             idempotency_key: None,
             created_at: now(),
         };
-        super::events::insert_with_outbox(txn, &event).await
+        super::events::insert_with_outbox(txn, &event, cipher).await
     }
 
     /// Moves a pending delivery's next attempt to `until` without counting

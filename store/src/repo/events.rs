@@ -1,4 +1,5 @@
 use super::stored;
+use crate::cipher::Cipher;
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
@@ -26,14 +27,15 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
-impl TryFrom<event::Model> for Event {
-    type Error = StoreError;
-    fn try_from(m: event::Model) -> Result<Self, StoreError> {
+impl Event {
+    /// Reads a row, opening its sealed payload.
+    pub(crate) fn from_row(m: event::Model, cipher: &Cipher) -> Result<Self, StoreError> {
+        let data = cipher.open_json(m.data, &m.id)?;
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
             event_type: m.event_type.parse().map_err(|_| StoreError::Corrupt(format!("event {}: type", m.id)))?,
-            data: m.data,
+            data,
             idempotency_key: m.idempotency_key,
             created_at: m.created_at,
         })
@@ -70,12 +72,16 @@ fn with_source(trigger: &Event) -> serde_json::Value {
     data
 }
 
-pub(crate) async fn insert_with_outbox(txn: &impl ConnectionTrait, event: &Event) -> Result<(), StoreError> {
+pub(crate) async fn insert_with_outbox(
+    txn: &impl ConnectionTrait,
+    event: &Event,
+    cipher: &Cipher,
+) -> Result<(), StoreError> {
     event::Entity::insert(event::ActiveModel {
         id: Set(event.id.to_string()),
         tenant_id: Set(event.tenant_id.to_string()),
         event_type: Set(event.event_type.to_string()),
-        data: Set(event.data.clone()),
+        data: Set(cipher.seal_json(&event.data, event.id.as_str())),
         idempotency_key: Set(event.idempotency_key.clone()),
         created_at: Set(event.created_at),
     })
@@ -115,7 +121,7 @@ impl Store {
             created_at: now(),
         };
         let txn = self.db().begin().await?;
-        match insert_with_outbox(&txn, &event).await {
+        match insert_with_outbox(&txn, &event, self.cipher()).await {
             Ok(()) => {}
             // Two requests with one key raced past the lookup above: the
             // loser answers with the winner's event.
@@ -142,7 +148,7 @@ impl Store {
                 idempotency_key: Some(format!("rule:{}:{}", rule.id, event.id)),
                 created_at: event.created_at,
             };
-            insert_with_outbox(&txn, &derived).await?;
+            insert_with_outbox(&txn, &derived, self.cipher()).await?;
         }
         txn.commit().await?;
         Ok(IngestOutcome { event, replayed: false })
@@ -154,7 +160,7 @@ impl Store {
             .filter(event::Column::IdempotencyKey.eq(key))
             .one(self.db())
             .await?
-            .map(Event::try_from)
+            .map(|m| Event::from_row(m, self.cipher()))
             .transpose()
     }
 
@@ -164,14 +170,16 @@ impl Store {
             .filter(event::Column::TenantId.eq(tenant.as_str()))
             .one(self.db())
             .await?
-            .ok_or(StoreError::NotFound("event"))?
-            .try_into()
+            .ok_or(StoreError::NotFound("event"))
+            .and_then(|m| Event::from_row(m, self.cipher()))
     }
 
     /// The tenant's events, newest first.
     pub async fn list_events(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError> {
         let select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, event::Column::Id, |m| &m.id, page).await?.try_map(Event::try_from)
+        paginate(self.db(), select, event::Column::Id, |m| &m.id, page)
+            .await?
+            .try_map(|m| Event::from_row(m, self.cipher()))
     }
 
     /// The tenant's newest events of one type (samples for Zapier), newest first.
@@ -189,7 +197,7 @@ impl Store {
             .all(self.db())
             .await?
             .into_iter()
-            .map(Event::try_from)
+            .map(|m| Event::from_row(m, self.cipher()))
             .collect()
     }
 
@@ -208,7 +216,7 @@ impl Store {
             .all(self.db())
             .await?
             .into_iter()
-            .map(Event::try_from)
+            .map(|m| Event::from_row(m, self.cipher()))
             .collect()
     }
 }

@@ -1,4 +1,5 @@
 use super::stored;
+use crate::cipher::Cipher;
 use crate::domain::{now, InboundKind, InboundSourceId, TenantId};
 use crate::entity::inbound_source;
 use crate::{Store, StoreError};
@@ -29,15 +30,16 @@ impl fmt::Debug for InboundSource {
     }
 }
 
-impl TryFrom<inbound_source::Model> for InboundSource {
-    type Error = StoreError;
-    fn try_from(m: inbound_source::Model) -> Result<Self, StoreError> {
+impl InboundSource {
+    /// Reads a row, opening its sealed signing secret.
+    fn from_row(m: inbound_source::Model, cipher: &Cipher) -> Result<Self, StoreError> {
+        let signing_secret = cipher.open_text(&m.signing_secret, &m.id)?;
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
             kind: m.kind.parse().map_err(|_| StoreError::Corrupt(format!("inbound source {}", m.id)))?,
             token: m.token,
-            signing_secret: m.signing_secret,
+            signing_secret,
             created_at: m.created_at,
         })
     }
@@ -56,17 +58,18 @@ impl Store {
         kind: InboundKind,
         signing_secret: String,
     ) -> Result<InboundSource, StoreError> {
-        inbound_source::ActiveModel {
-            id: Set(InboundSourceId::generate().to_string()),
+        let id = InboundSourceId::generate().to_string();
+        let row = inbound_source::ActiveModel {
+            signing_secret: Set(self.cipher().seal_text(&signing_secret, &id)),
+            id: Set(id),
             tenant_id: Set(tenant.to_string()),
             kind: Set(kind.to_string()),
             token: Set(token()),
-            signing_secret: Set(signing_secret),
             created_at: Set(now()),
         }
         .insert(self.db())
-        .await?
-        .try_into()
+        .await?;
+        InboundSource::from_row(row, self.cipher())
     }
 
     /// The source a callback URL names, if any.
@@ -80,7 +83,7 @@ impl Store {
             .filter(inbound_source::Column::Kind.eq(kind.as_str()))
             .one(self.db())
             .await?
-            .map(InboundSource::try_from)
+            .map(|m| InboundSource::from_row(m, self.cipher()))
             .transpose()
     }
 
@@ -92,7 +95,7 @@ impl Store {
             .all(self.db())
             .await?
             .into_iter()
-            .map(InboundSource::try_from)
+            .map(|m| InboundSource::from_row(m, self.cipher()))
             .collect()
     }
 

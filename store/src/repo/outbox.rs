@@ -57,7 +57,7 @@ impl Store {
             let event = events
                 .remove(&row.event_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("outbox {} without event", row.id)))?;
-            items.push(OutboxItem { outbox_id: row.id, event: event.try_into()? });
+            items.push(OutboxItem { outbox_id: row.id, event: Event::from_row(event, self.cipher())? });
         }
         items.sort_by_key(|i| i.outbox_id);
         Ok(items)

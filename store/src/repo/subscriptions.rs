@@ -1,4 +1,5 @@
 use super::stored;
+use crate::cipher::Cipher;
 use crate::domain::{
     now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId, SubscriptionStatus,
     TenantId,
@@ -60,16 +61,16 @@ impl Subscription {
     }
 }
 
-impl TryFrom<subscription::Model> for Subscription {
-    type Error = StoreError;
-    fn try_from(m: subscription::Model) -> Result<Self, StoreError> {
+impl Subscription {
+    /// Reads a row, opening its sealed secrets.
+    pub(crate) fn from_row(m: subscription::Model, cipher: &Cipher) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {}: {what}", m.id));
         let types: Vec<String> = serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt("event_types"))?;
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
             event_types: EventTypeFilter::parse(&types).map_err(|_| corrupt("event_types"))?,
-            secret: SigningSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?,
+            secret: SigningSecret::parse(&cipher.open_text(&m.secret, &m.id)?).map_err(|_| corrupt("secret"))?,
             url: m.url,
             description: m.description,
             status: m.status,
@@ -78,7 +79,8 @@ impl TryFrom<subscription::Model> for Subscription {
             updated_at: m.updated_at,
             previous_secret: match (&m.previous_secret, m.previous_secret_expires_at) {
                 (Some(raw), Some(until)) => {
-                    Some((SigningSecret::parse(raw).map_err(|_| corrupt("previous_secret"))?, until))
+                    let raw = cipher.open_text(raw, &m.id)?;
+                    Some((SigningSecret::parse(&raw).map_err(|_| corrupt("previous_secret"))?, until))
                 }
                 _ => None,
             },
@@ -166,13 +168,14 @@ impl Store {
         status: SubscriptionStatus,
     ) -> Result<Subscription, StoreError> {
         let at = now();
+        let id = SubscriptionId::generate().to_string();
         let model = subscription::ActiveModel {
-            id: Set(SubscriptionId::generate().to_string()),
+            secret: Set(self.cipher().seal_text(&SigningSecret::generate().expose(), &id)),
+            id: Set(id),
             tenant_id: Set(tenant.to_string()),
             url: Set(url),
             description: Set(description),
             event_types: Set(types_json(&event_types)),
-            secret: Set(SigningSecret::generate().expose()),
             status: Set(status),
             disabled_reason: Set(None),
             created_at: Set(at),
@@ -183,7 +186,7 @@ impl Store {
             failing_since: Set(None),
             rate_limit_per_second: Set(None),
         };
-        model.insert(self.db()).await?.try_into()
+        Subscription::from_row(model.insert(self.db()).await?, self.cipher())
     }
 
     async fn subscription_model(
@@ -201,7 +204,7 @@ impl Store {
 
     /// One subscription of the tenant.
     pub async fn subscription(&self, tenant: &TenantId, id: &SubscriptionId) -> Result<Subscription, StoreError> {
-        self.subscription_model(self.db(), tenant, id).await?.try_into()
+        Subscription::from_row(self.subscription_model(self.db(), tenant, id).await?, self.cipher())
     }
 
     /// The tenant's subscriptions, newest first.
@@ -211,7 +214,9 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
         let select = subscription::Entity::find().filter(subscription::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page).await?.try_map(Subscription::try_from)
+        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page)
+            .await?
+            .try_map(|m| Subscription::from_row(m, self.cipher()))
     }
 
     /// Applies a partial update.
@@ -251,7 +256,7 @@ impl Store {
             }
         }
         model.updated_at = Set(now());
-        model.update(self.db()).await?.try_into()
+        Subscription::from_row(model.update(self.db()).await?, self.cipher())
     }
 
     /// Issues a new signing secret; the old one keeps signing (as a second
@@ -265,11 +270,11 @@ impl Store {
         let current = self.subscription_model(self.db(), tenant, id).await?;
         let at = now();
         let mut model = current.clone().into_active_model();
-        model.secret = Set(SigningSecret::generate().expose());
+        model.secret = Set(self.cipher().seal_text(&SigningSecret::generate().expose(), id.as_str()));
         model.previous_secret = Set(Some(current.secret));
         model.previous_secret_expires_at = Set(Some(at + grace));
         model.updated_at = Set(at);
-        model.update(self.db()).await?.try_into()
+        Subscription::from_row(model.update(self.db()).await?, self.cipher())
     }
 
     /// Deletes a subscription with its deliveries and attempts; pending
@@ -299,7 +304,7 @@ impl Store {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let sub = Subscription::try_from(row)?;
+            let sub = Subscription::from_row(row, self.cipher())?;
             if sub.event_types.matches(event_type) {
                 out.push(sub);
             }
