@@ -1,23 +1,75 @@
-//! Tenant authentication by API key.
+//! Who is calling, and whether they may: API keys and OAuth access tokens,
+//! each with a scope. Every request looks its credential up again, so a
+//! revoked key or app stops working on the next request.
 use crate::{ApiError, AppState};
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
-use hookhub_store::domain::ApiKey;
-use hookhub_store::repo::Tenant;
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use hookhub_store::domain::{ApiKey, Scope};
+use hookhub_store::repo::{Principal, Tenant, TokenLookup, ACCESS_TOKEN_PREFIX};
 use std::future::Future;
 use std::pin::Pin;
 
-/// The tenant a request acts for, from `Authorization: Bearer` or `X-API-Key`.
+/// The tenant a request acts for. Reads need the `read` scope, anything
+/// else `write`.
 pub struct Authenticated(pub Tenant);
 
-fn presented_key(req: &HttpRequest) -> Option<String> {
+/// The tenant a request acts for, with the `admin` scope (keys, apps, audit log).
+pub struct Admin(pub Tenant);
+
+/// What the credential presented was.
+enum Credential {
+    ApiKey(String),
+    AccessToken(String),
+}
+
+fn presented(req: &HttpRequest) -> Option<Credential> {
     let headers = req.headers();
-    if let Some(value) = headers.get(actix_web::http::header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let (scheme, key) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned());
+    let raw = match headers.get(actix_web::http::header::AUTHORIZATION) {
+        Some(value) => {
+            let (scheme, key) = value.to_str().ok()?.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())?
+        }
+        None => headers.get("x-api-key")?.to_str().ok()?.trim().to_owned(),
+    };
+    if raw.starts_with(ACCESS_TOKEN_PREFIX) {
+        Some(Credential::AccessToken(raw))
+    } else if raw.starts_with(ApiKey::PREFIX) {
+        Some(Credential::ApiKey(raw))
+    } else {
+        None
     }
-    headers.get("x-api-key")?.to_str().ok().map(|k| k.trim().to_owned())
+}
+
+/// Resolves the caller and checks it holds `needed`.
+async fn authorize(state: &AppState, credential: Option<Credential>, needed: Scope) -> Result<Principal, ApiError> {
+    let principal = match credential.ok_or(ApiError::Unauthorized)? {
+        Credential::ApiKey(key) => {
+            state.store.principal_by_api_key(&ApiKey::presented(&key)).await?.ok_or(ApiError::Unauthorized)?
+        }
+        Credential::AccessToken(token) => match state.store.principal_by_access_token(&token).await? {
+            TokenLookup::Valid(principal) => principal,
+            TokenLookup::Invalid => return Err(ApiError::InvalidToken),
+        },
+    };
+    if principal.scope < needed {
+        return Err(ApiError::InsufficientScope { needed });
+    }
+    Ok(principal)
+}
+
+fn extract(req: &HttpRequest, needed: Scope) -> Pin<Box<dyn Future<Output = Result<Tenant, ApiError>>>> {
+    let credential = presented(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let req = req.clone();
+    Box::pin(async move {
+        let state = state.ok_or(ApiError::Internal)?;
+        let principal = authorize(&state, credential, needed).await?;
+        let tenant = principal.tenant.clone();
+        // The audit log reads who it was once the response is known.
+        req.extensions_mut().insert(principal);
+        Ok(tenant)
+    })
 }
 
 impl FromRequest for Authenticated {
@@ -25,14 +77,18 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let key = presented_key(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let key = key.filter(|k| k.starts_with(ApiKey::PREFIX)).ok_or(ApiError::Unauthorized)?;
-            let state = state.ok_or(ApiError::Internal)?;
-            let tenant =
-                state.store.tenant_by_api_key(&ApiKey::presented(&key)).await?.ok_or(ApiError::Unauthorized)?;
-            Ok(Self(tenant))
-        })
+        let needed = if matches!(*req.method(), Method::GET | Method::HEAD) { Scope::Read } else { Scope::Write };
+        let fut = extract(req, needed);
+        Box::pin(async move { fut.await.map(Self) })
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let fut = extract(req, Scope::Admin);
+        Box::pin(async move { fut.await.map(Self) })
     }
 }

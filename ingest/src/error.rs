@@ -30,6 +30,15 @@ pub enum ApiError {
     /// No API key, or one that matches no tenant.
     #[error("a valid API key is required")]
     Unauthorized,
+    /// An OAuth access token that is unknown, expired or revoked.
+    #[error("the access token is invalid, expired or revoked")]
+    InvalidToken,
+    /// The credential is valid but its scope does not allow this.
+    #[error("this needs the `{needed}` scope")]
+    InsufficientScope {
+        /// The scope the request needs.
+        needed: hookhub_store::domain::Scope,
+    },
     /// The resource does not exist, or belongs to another tenant.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -79,6 +88,8 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope { .. } => "insufficient_scope",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
@@ -94,9 +105,14 @@ impl ApiError {
 
     fn hint(&self) -> Option<&'static str> {
         match self {
-            Self::Unauthorized => Some("send `Authorization: Bearer hh_live_...` or `X-API-Key: hh_live_...`; create a key with `hookhub tenant create NAME`"),
+            Self::Unauthorized => Some(
+                "send `Authorization: Bearer hh_live_...` (an API key) or `Bearer hh_at_...` (an OAuth access token)",
+            ),
+            Self::InvalidToken => Some("get a new token from POST /v1/oauth/token"),
             Self::UnsupportedMediaType => Some("set `Content-Type: application/json`"),
-            Self::PayloadTooLarge { .. } => Some("events carry references and small facts; fetch large documents from the platform's API"),
+            Self::PayloadTooLarge { .. } => {
+                Some("events carry references and small facts; fetch large documents from the platform's API")
+            }
             _ => None,
         }
     }
@@ -115,7 +131,8 @@ struct ErrorBody<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -130,8 +147,18 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::InvalidToken => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+            }
+            Self::InsufficientScope { needed } => {
+                let value = format!(r#"Bearer error="insufficient_scope", scope="{needed}""#);
+                response.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             message: self.to_string(),

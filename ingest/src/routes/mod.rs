@@ -1,5 +1,6 @@
 //! Route table and the handlers' shared helpers.
 
+mod access;
 mod attempts;
 mod event_types;
 mod events;
@@ -79,6 +80,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/inbound-sources/{id}", web::delete().to(inbound::delete))
             .route("/inbound/{source}/{token}", web::post().to(inbound::receive))
             .route("/listen", web::post().to(listen::start))
+            .route("/oauth/token", web::post().to(access::token))
+            .service(
+                web::resource("/api-keys")
+                    .get(access::list_keys)
+                    .post(access::create_key)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/api-keys/{id}", web::delete().to(access::delete_key))
+            .service(
+                web::resource("/oauth-apps")
+                    .get(access::list_apps)
+                    .post(access::create_app)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/oauth-apps/{id}", web::delete().to(access::delete_app))
             .route("/listen/{id}/stream", web::get().to(listen::stream)),
     );
 }

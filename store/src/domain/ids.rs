@@ -79,6 +79,14 @@ prefixed_id!(
     DeliveryId, "dlv_", "delivery"
 );
 prefixed_id!(
+    /// Identifies an API key (not the key itself).
+    ApiKeyId, "key_", "API key"
+);
+prefixed_id!(
+    /// Identifies an OAuth app of a tenant.
+    OAuthAppId, "app_", "OAuth app"
+);
+prefixed_id!(
     /// Identifies a tenant's event type definition.
     EventTypeId, "ety_", "event type"
 );

@@ -6,6 +6,7 @@ mod endpoint_url;
 mod event_type;
 mod ids;
 mod inbound_kind;
+mod scope;
 mod signing_secret;
 mod status;
 
@@ -13,9 +14,11 @@ pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint_url::{EndpointUrl, EndpointUrlError};
 pub use event_type::{EventType, EventTypeError, EventTypeFilter};
 pub use ids::{
-    AttemptId, DeliveryId, EventId, EventTypeId, IdError, InboundSourceId, RuleId, SubscriptionId, TenantId,
+    ApiKeyId, AttemptId, DeliveryId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId, RuleId,
+    SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
+pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};
 pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};
 

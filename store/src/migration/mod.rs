@@ -3,6 +3,7 @@
 mod m0001_initial;
 mod m0002_integrations;
 mod m0003_reliability;
+mod m0004_access;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_integrations::Migration),
             Box::new(m0003_reliability::Migration),
+            Box::new(m0004_access::Migration),
         ]
     }
 }

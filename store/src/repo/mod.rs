@@ -3,6 +3,7 @@
 //! Every tenant-facing read takes the caller's [`TenantId`](crate::domain::TenantId)
 //! and filters by it, so another tenant's id is simply "not found".
 
+mod access;
 mod attempts;
 mod deliveries;
 mod event_types;
@@ -14,6 +15,10 @@ mod rules;
 mod subscriptions;
 mod tenants;
 
+pub use access::{
+    ApiKeyInfo, OAuthApp, Principal, TokenLookup, ACCESS_TOKEN_PREFIX, ACCESS_TOKEN_TTL, CLIENT_ID_PREFIX,
+    CLIENT_SECRET_PREFIX,
+};
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep, RecordedAttempt};
 pub use event_types::{EventTypeInfo, NewEventType};

@@ -1,8 +1,8 @@
 use super::stored;
-use crate::domain::{now, ApiKey, TenantId};
+use crate::domain::{now, ApiKey, Scope, TenantId};
 use crate::entity::tenant;
 use crate::{Store, StoreError};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
 
 /// A tenant: one platform account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,29 +21,22 @@ impl TryFrom<tenant::Model> for Tenant {
 }
 
 impl Store {
-    /// Creates a tenant and its API key; the key is returned once and only its hash is kept.
+    /// Creates a tenant and its first API key (admin scope); the key is
+    /// returned once and only its hash is kept.
     pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, ApiKey), StoreError> {
         let id = TenantId::generate();
-        let key = ApiKey::generate();
+        // The tenants row keeps a hash only because the column predates
+        // api_keys; keys live there now. A random one keeps it unique.
         tenant::Entity::insert(tenant::ActiveModel {
             id: Set(id.to_string()),
             name: Set(name.to_owned()),
-            api_key_hash: Set(key.hash().as_str().to_owned()),
+            api_key_hash: Set(ApiKey::generate().hash().as_str().to_owned()),
             created_at: Set(now()),
         })
         .exec_without_returning(self.db())
         .await?;
+        let (_, key) = self.create_api_key(&id, "initial", Scope::Admin).await?;
         Ok((Tenant { id, name: name.to_owned() }, key))
-    }
-
-    /// The tenant a presented API key belongs to, if any.
-    pub async fn tenant_by_api_key(&self, key: &ApiKey) -> Result<Option<Tenant>, StoreError> {
-        tenant::Entity::find()
-            .filter(tenant::Column::ApiKeyHash.eq(key.hash().as_str()))
-            .one(self.db())
-            .await?
-            .map(Tenant::try_from)
-            .transpose()
     }
 
     /// Every tenant, oldest first (operators' CLI).

@@ -1,0 +1,231 @@
+//! Credentials: `/v1/api-keys`, `/v1/oauth-apps` (admin scope) and the OAuth
+//! 2.0 token endpoint (client credentials, RFC 6749 §4.4).
+use super::path_id;
+use crate::auth::Admin;
+use crate::error::FieldError;
+use crate::pagination::ListBody;
+use crate::{ApiError, AppState};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hookhub_store::domain::{ApiKeyId, OAuthAppId, Scope};
+use hookhub_store::repo::{ApiKeyInfo, OAuthApp, ACCESS_TOKEN_TTL};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A new key or app: a name, and the scope it gets (`write` by default).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialBody {
+    name: Option<String>,
+    scope: Option<String>,
+}
+
+impl CredentialBody {
+    fn check(self) -> Result<(String, Scope), ApiError> {
+        let mut errors = Vec::new();
+        let name = self.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty() && n.len() <= 200);
+        if name.is_none() {
+            errors.push(FieldError::new("name", "is required (1 to 200 characters)"));
+        }
+        let scope = match self.scope.as_deref().map(Scope::from_scope_string) {
+            None => Some(Scope::Write),
+            Some(Ok(scope)) => Some(scope),
+            Some(Err(e)) => {
+                errors.push(FieldError::new("scope", e));
+                None
+            }
+        };
+        match (name, scope) {
+            (Some(name), Some(scope)) if errors.is_empty() => Ok((name, scope)),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+fn key_json(k: &ApiKeyInfo) -> Value {
+    json!({"id": k.id, "name": k.name, "scope": k.scope.as_str(), "created_at": k.created_at})
+}
+
+fn app_json(a: &OAuthApp) -> Value {
+    json!({"id": a.id, "name": a.name, "client_id": a.client_id, "scope": a.scope.as_str(), "created_at": a.created_at})
+}
+
+/// `POST /v1/api-keys` `{name, scope?}` → 201 with the `key`, shown once.
+pub async fn create_key(
+    state: web::Data<AppState>,
+    Admin(tenant): Admin,
+    body: web::Json<CredentialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, scope) = body.into_inner().check()?;
+    let (info, key) = state.store.create_api_key(&tenant.id, &name, scope).await?;
+    let mut out = key_json(&info);
+    out["key"] = json!(key.expose());
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /v1/api-keys`: names and scopes, never the keys.
+pub async fn list_keys(state: web::Data<AppState>, Admin(tenant): Admin) -> Result<HttpResponse, ApiError> {
+    let keys = state.store.list_api_keys(&tenant.id).await?;
+    Ok(HttpResponse::Ok().json(ListBody::all(keys.iter().map(key_json).collect())))
+}
+
+/// `DELETE /v1/api-keys/{id}` → 204; the key stops working on the next request.
+pub async fn delete_key(
+    state: web::Data<AppState>,
+    Admin(tenant): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ApiKeyId = path_id(&id, "API key")?;
+    state.store.delete_api_key(&tenant.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /v1/oauth-apps` `{name, scope?}` → 201 with `client_id` and `client_secret` (shown once).
+pub async fn create_app(
+    state: web::Data<AppState>,
+    Admin(tenant): Admin,
+    body: web::Json<CredentialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, scope) = body.into_inner().check()?;
+    let (app, secret) = state.store.create_oauth_app(&tenant.id, &name, scope).await?;
+    let mut out = app_json(&app);
+    out["client_secret"] = json!(secret);
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /v1/oauth-apps`.
+pub async fn list_apps(state: web::Data<AppState>, Admin(tenant): Admin) -> Result<HttpResponse, ApiError> {
+    let apps = state.store.list_oauth_apps(&tenant.id).await?;
+    Ok(HttpResponse::Ok().json(ListBody::all(apps.iter().map(app_json).collect())))
+}
+
+/// `DELETE /v1/oauth-apps/{id}` → 204; its tokens stop working at once.
+pub async fn delete_app(
+    state: web::Data<AppState>,
+    Admin(tenant): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: OAuthAppId = path_id(&id, "OAuth app")?;
+    state.store.delete_oauth_app(&tenant.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// An error of the token endpoint, in RFC 6749 §5.2 form.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {description}")]
+pub struct OAuthError {
+    code: &'static str,
+    description: String,
+    /// Client authentication was tried with HTTP Basic (answer with a challenge).
+    basic: bool,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, description: impl Into<String>) -> Self {
+        Self { code, description: description.into(), basic: false }
+    }
+}
+
+impl From<ApiError> for OAuthError {
+    fn from(e: ApiError) -> Self {
+        Self::new("server_error", e.to_string())
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code == "invalid_client" && self.basic {
+            response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="hookhub""#));
+        }
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"error": self.code, "error_description": self.description}))
+    }
+}
+
+/// Client credentials from `Authorization: Basic`, if sent.
+fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), OAuthError>> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let malformed = || OAuthError { basic: true, ..OAuthError::new("invalid_client", "malformed Basic credentials") };
+    let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|b| String::from_utf8(b).ok());
+    let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+        return Some(Err(malformed()));
+    };
+    // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
+    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some(decode(id).zip(decode(secret)).ok_or_else(malformed))
+}
+
+/// `POST /v1/oauth/token`: `grant_type=client_credentials`, client
+/// authentication by HTTP Basic or form fields, optional `scope`.
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+    let form_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "send the request form-encoded (application/x-www-form-urlencoded)",
+        ));
+    }
+    let mut form = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::new("invalid_request", format!("parameter {k} is repeated")));
+        }
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
+        None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
+    }
+    let basic = basic_credentials(&req).transpose()?;
+    let used_basic = basic.is_some();
+    let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
+        (Some(creds), None, None) => creds,
+        (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+        (Some(_), _, _) => {
+            return Err(OAuthError::new("invalid_request", "use one client authentication method, not two"))
+        }
+        _ => {
+            return Err(OAuthError::new("invalid_client", "client authentication is required"));
+        }
+    };
+    let app =
+        state.store.authenticate_client(&client_id, &secret).await.map_err(ApiError::from)?.ok_or(OAuthError {
+            basic: used_basic,
+            ..OAuthError::new("invalid_client", "unknown client or wrong secret")
+        })?;
+    let scope = match form.get("scope").map(|s| Scope::from_scope_string(s)) {
+        None => app.scope,
+        Some(Ok(asked)) if asked <= app.scope => asked,
+        Some(Ok(asked)) => {
+            return Err(OAuthError::new("invalid_scope", format!("this client may not have {asked}")));
+        }
+        Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write and admin")),
+    };
+    let (token, _) = state.store.issue_access_token(&app, scope).await.map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TOKEN_TTL.num_seconds(),
+        "scope": scope.to_scope_string(),
+    })))
+}
