@@ -1,6 +1,7 @@
 //! `hookhub`: run the hub, or one of its parts, and administer it.
 use clap::{Parser, Subcommand};
 use hookhub::{admin, telemetry, Hub, Role, Settings};
+use hookhub_store::domain::{Plan, TenantId};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -73,6 +74,16 @@ enum TenantCommand {
     Create {
         /// A name for operators.
         name: String,
+        /// Rate-limit plan: essential, starter, pro, studio or unlimited.
+        #[arg(long, default_value = "unlimited")]
+        plan: String,
+    },
+    /// Move a tenant to another rate-limit plan.
+    Plan {
+        /// The tenant (ten_...).
+        tenant: String,
+        /// essential, starter, pro, studio or unlimited.
+        plan: String,
     },
     /// List tenants.
     List,
@@ -115,15 +126,21 @@ async fn tenant(settings: &Settings, command: TenantCommand) -> anyhow::Result<(
     let store = settings.store().await?;
     store.migrate().await?;
     match command {
-        TenantCommand::Create { name } => {
-            let (tenant, key) = store.create_tenant(&name).await?;
+        TenantCommand::Create { name, plan } => {
+            let plan: Plan = plan.parse()?;
+            let (tenant, key) = store.create_tenant_on(&name, plan).await?;
             println!("tenant:  {}", tenant.id);
             println!("api key: {}", key.expose());
             eprintln!("Store the key now: only its hash is kept, it cannot be shown again.");
         }
+        TenantCommand::Plan { tenant, plan } => {
+            let id: TenantId = tenant.parse().map_err(|_| anyhow::anyhow!("{tenant} is not a tenant id"))?;
+            store.set_plan(&id, plan.parse()?).await?;
+            println!("{id} is on the {plan} plan");
+        }
         TenantCommand::List => {
             for t in store.list_tenants().await? {
-                println!("{}\t{}", t.id, t.name);
+                println!("{}\t{}\t{}", t.id, t.plan, t.name);
             }
         }
     }

@@ -60,6 +60,8 @@ pub struct Settings {
     pub retention_days: u32,
     /// How often the relay role purges, in seconds.
     pub purge_interval_secs: u64,
+    /// Days to keep the audit log (six years by default, as HIPAA asks); 0 keeps it forever.
+    pub audit_retention_days: u32,
     /// Keys that seal secrets and payloads at rest: `id:base64-32-bytes`,
     /// comma-separated. Empty stores them unencrypted (development only).
     pub encryption_keys: String,
@@ -95,6 +97,7 @@ impl Default for Settings {
             relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
             retention_days: 30,
             purge_interval_secs: 3600,
+            audit_retention_days: 6 * 365,
             encryption_keys: String::new(),
             encryption_key_id: None,
             log_format: "pretty".into(),
@@ -190,6 +193,7 @@ impl Settings {
         RetentionConfig {
             keep: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             interval: Duration::from_secs(self.purge_interval_secs.max(1)),
+            keep_audit: Duration::from_secs(u64::from(self.audit_retention_days) * 86_400),
         }
     }
 

@@ -116,6 +116,7 @@ impl Hub {
                 outbox_wake,
                 allow_http_endpoints: settings.allow_http_endpoints,
                 broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
+                audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
             };
             let srv = if role.ingest() {
                 hookhub_ingest::serve(listener, state, settings.http_workers)?

@@ -160,3 +160,89 @@ async fn the_token_endpoint_answers_errors_as_rfc_6749_says() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "JSON is not the token endpoint's format");
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_is_audited_without_its_body() {
+    const MARKER: &str = "PHI-IN-BODY-93e1";
+    let hub = TestHub::start(Backend::Sqlite).await;
+    hub.send_event("consent.signed", json!({"client_id": "c1", "form": MARKER})).await;
+    assert_eq!(hub.get("/v1/subscriptions/sub_00000000000000000000000000000000").await.0, StatusCode::NOT_FOUND);
+    let (_, read) = hub.post("/v1/api-keys", json!({"name": "viewer", "scope": "read"})).await;
+    let read_key = read["key"].as_str().unwrap();
+    assert_eq!(with(&hub, read_key, Method::POST, "/v1/rules", Some(json!({}))).await.0, StatusCode::FORBIDDEN);
+
+    let log = common::eventually(std::time::Duration::from_secs(10), || async {
+        let (_, log) = hub.get("/v1/audit-log").await;
+        (log["data"].as_array()?.len() >= 4).then_some(log)
+    })
+    .await;
+    let rows = log["data"].as_array().unwrap();
+    let event_row = rows.iter().find(|r| r["path"] == "/v1/events" && r["method"] == "POST").unwrap();
+    assert_eq!(event_row["status"], 202);
+    assert!(event_row["credential"].as_str().unwrap().starts_with("key_"), "the key's id, never the key");
+    assert!(event_row["latency_ms"].is_number() && event_row["at"].is_string());
+    assert!(rows.iter().any(|r| r["status"] == 403 && r["credential"] == read["id"]));
+    assert!(!log.to_string().contains(MARKER), "bodies are never recorded");
+    assert!(!log.to_string().contains(&hub.key[8..]), "keys are never recorded");
+
+    let (_, not_found) = hub.get("/v1/audit-log?status=404").await;
+    let statuses: Vec<_> =
+        not_found["data"].as_array().unwrap().iter().map(|r| r["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, [404]);
+    let (_, none) = hub.get("/v1/audit-log?to=2000-01-01T00:00:00Z").await;
+    assert_eq!(none["data"], json!([]));
+    assert_eq!(hub.get("/v1/audit-log?from=yesterday").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(with(&hub, read_key, Method::GET, "/v1/audit-log", None).await.0, StatusCode::FORBIDDEN);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_limits_hold_across_two_ingest_processes_in_both_windows() {
+    use hookhub::{Hub, Role};
+    use hookhub_store::domain::Plan;
+    let settings = common::test_settings(Backend::Postgres).await;
+    let store = hookhub_store::Store::connect(&settings.database_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let a = Hub::start(&settings, Role::Ingest).await.unwrap();
+    let b = Hub::start(&settings, Role::Ingest).await.unwrap();
+    let bases = [a.port().unwrap(), b.port().unwrap()].map(|p| format!("http://127.0.0.1:{p}"));
+    let (tenant, key) = store.create_tenant_on("small studio", Plan::Essential).await.unwrap();
+    let client = reqwest::Client::new();
+    let get = |i: usize| client.get(format!("{}/v1/events", bases[i % 2])).bearer_auth(key.expose()).send();
+
+    // 50 per 15 minutes, counted once for both processes.
+    for i in 0..50 {
+        let resp = get(i).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+        assert_eq!(resp.headers()["x-ratelimit-limit"], "50");
+        assert_eq!(resp.headers()["x-ratelimit-remaining"], (49 - i).to_string().as_str());
+        assert!(resp.headers().contains_key("x-ratelimit-reset"));
+    }
+    let over = get(50).await.unwrap();
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: i64 = over.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after));
+    assert_eq!(over.headers()["x-ratelimit-remaining"], "0");
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+
+    // The daily window bites on its own: a tenant that used its day.
+    let (other, other_key) = store.create_tenant_on("busy studio", Plan::Starter).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    {
+        use sea_orm::ConnectionTrait;
+        let day_start = now - now.rem_euclid(86_400);
+        let sql = format!(
+            "INSERT INTO rate_counters (tenant_id, window_secs, window_start, count) VALUES ('{}', 86400, {day_start}, 5000)",
+            other.id
+        );
+        store.db().execute_unprepared(&sql).await.unwrap();
+    }
+    let resp = client.get(format!("{}/v1/events", bases[0])).bearer_auth(other_key.expose()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the day is used up though the 15 minutes are not");
+    assert_eq!(resp.headers()["x-ratelimit-limit"], "5000");
+    let _ = tenant;
+    a.shutdown().await;
+    b.shutdown().await;
+    common::drop_test_resources(&settings).await;
+}

@@ -16,6 +16,8 @@ pub struct RetentionConfig {
     pub keep: Duration,
     /// How often the purge runs.
     pub interval: Duration,
+    /// Audit rows older than this go; zero keeps them forever.
+    pub keep_audit: Duration,
 }
 
 /// Purges once: every batch until none is left. Returns the totals.
@@ -35,18 +37,39 @@ pub async fn purge(store: &Store, keep: Duration) -> Result<Purged, hookhub_stor
     }
 }
 
+/// Purges audit rows older than `keep`, in batches.
+pub async fn purge_audit(store: &Store, keep: Duration) -> Result<u64, hookhub_store::StoreError> {
+    let cutoff = now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let mut total = 0;
+    loop {
+        let n = store.purge_audit_batch(cutoff, BATCH).await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Purges every `interval` until `shutdown`.
 pub async fn run(store: Store, config: RetentionConfig, shutdown: CancellationToken) {
-    if config.keep.is_zero() {
-        return shutdown.cancelled().await;
-    }
     loop {
-        match purge(&store, config.keep).await {
-            Ok(p) if p.events > 0 => {
-                tracing::info!(events = p.events, deliveries = p.deliveries, attempts = p.attempts, "purged")
+        if !config.keep.is_zero() {
+            match purge(&store, config.keep).await {
+                Ok(p) if p.events > 0 => {
+                    tracing::info!(events = p.events, deliveries = p.deliveries, attempts = p.attempts, "purged")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed; next run will retry"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purge failed; next run will retry"),
+        }
+        if !config.keep_audit.is_zero() {
+            if let Err(e) = purge_audit(&store, config.keep_audit).await {
+                tracing::warn!(error = %e, "audit purge failed; next run will retry");
+            }
+        }
+        if let Err(e) = store.purge_rate_counters(now().timestamp()).await {
+            tracing::warn!(error = %e, "rate counter purge failed");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -5,7 +5,7 @@ use crate::{ApiError, AppState};
 use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use hookhub_store::domain::{ApiKey, Scope};
+use hookhub_store::domain::{now, ApiKey, Scope};
 use hookhub_store::repo::{Principal, Tenant, TokenLookup, ACCESS_TOKEN_PREFIX};
 use std::future::Future;
 use std::pin::Pin;
@@ -41,9 +41,9 @@ fn presented(req: &HttpRequest) -> Option<Credential> {
     }
 }
 
-/// Resolves the caller and checks it holds `needed`.
-async fn authorize(state: &AppState, credential: Option<Credential>, needed: Scope) -> Result<Principal, ApiError> {
-    let principal = match credential.ok_or(ApiError::Unauthorized)? {
+/// Resolves the caller.
+async fn identify(state: &AppState, credential: Option<Credential>) -> Result<Principal, ApiError> {
+    Ok(match credential.ok_or(ApiError::Unauthorized)? {
         Credential::ApiKey(key) => {
             state.store.principal_by_api_key(&ApiKey::presented(&key)).await?.ok_or(ApiError::Unauthorized)?
         }
@@ -51,11 +51,7 @@ async fn authorize(state: &AppState, credential: Option<Credential>, needed: Sco
             TokenLookup::Valid(principal) => principal,
             TokenLookup::Invalid => return Err(ApiError::InvalidToken),
         },
-    };
-    if principal.scope < needed {
-        return Err(ApiError::InsufficientScope { needed });
-    }
-    Ok(principal)
+    })
 }
 
 fn extract(req: &HttpRequest, needed: Scope) -> Pin<Box<dyn Future<Output = Result<Tenant, ApiError>>>> {
@@ -64,10 +60,20 @@ fn extract(req: &HttpRequest, needed: Scope) -> Pin<Box<dyn Future<Output = Resu
     let req = req.clone();
     Box::pin(async move {
         let state = state.ok_or(ApiError::Internal)?;
-        let principal = authorize(&state, credential, needed).await?;
-        let tenant = principal.tenant.clone();
-        // The audit log reads who it was once the response is known.
+        let principal = identify(&state, credential).await?;
+        let (tenant, scope) = (principal.tenant.clone(), principal.scope);
+        // The audit log reads who it was once the response is known, refused or not.
         req.extensions_mut().insert(principal);
+        if scope < needed {
+            return Err(ApiError::InsufficientScope { needed });
+        }
+        let rate = state.store.hit_rate_limit(&tenant.id, tenant.plan, now().timestamp()).await?;
+        if let Some(rate) = rate {
+            req.extensions_mut().insert(rate);
+            if rate.exceeded {
+                return Err(ApiError::RateLimited { retry_after: (rate.reset - now().timestamp()).max(1) });
+            }
+        }
         Ok(tenant)
     })
 }

@@ -39,6 +39,12 @@ pub enum ApiError {
         /// The scope the request needs.
         needed: hookhub_store::domain::Scope,
     },
+    /// The tenant's plan allows no more requests in the current window.
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after: i64,
+    },
     /// The resource does not exist, or belongs to another tenant.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -90,6 +96,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
@@ -133,6 +140,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -153,6 +161,9 @@ impl ResponseError for ApiError {
             }
             Self::InvalidToken => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+            }
+            Self::RateLimited { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             Self::InsufficientScope { needed } => {
                 let value = format!(r#"Bearer error="insufficient_scope", scope="{needed}""#);

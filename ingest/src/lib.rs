@@ -4,12 +4,14 @@
 //! store, and map results to JSON. Every error goes through [`ApiError`],
 //! the single place where failures become HTTP status codes.
 
+mod audit;
 mod auth;
 mod error;
 pub mod inbound;
 mod pagination;
 mod routes;
 
+pub use audit::AuditSink;
 pub use error::ApiError;
 
 use actix_web::dev::Server;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub allow_http_endpoints: bool,
     /// The broker readiness checks, when this process needs one.
     pub broker_url: Option<String>,
+    /// Where API calls are recorded (off in tests that do not need it).
+    pub audit: Option<AuditSink>,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ fn run(
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(audit::middleware))
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("hookhub::http"))
             .app_data(state.clone())
             .configure(routes)

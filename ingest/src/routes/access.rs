@@ -229,3 +229,53 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         "scope": scope.to_scope_string(),
     })))
 }
+
+/// The filters and page of `GET /v1/audit-log`.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    from: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+    #[serde(flatten)]
+    page: crate::pagination::PageQuery,
+}
+
+/// `GET /v1/audit-log?from=&to=&status=`: the tenant's API calls, newest first.
+pub async fn audit_log(
+    state: web::Data<AppState>,
+    Admin(tenant): Admin,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let time = |field: &'static str, raw: &Option<String>| {
+        raw.as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.to_utc())
+                    .map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("{field}: {e}") })
+            })
+            .transpose()
+    };
+    let filter = hookhub_store::repo::AuditFilter {
+        from: time("from", &query.from)?,
+        to: time("to", &query.to)?,
+        status: match query.status.as_deref() {
+            Some(raw) => Some(raw.parse().map_err(|_| ApiError::BadRequest {
+                code: "invalid_query",
+                message: "status must be an HTTP status code".into(),
+            })?),
+            None => None,
+        },
+    };
+    let page = state.store.list_audit(&tenant.id, &filter, &query.page.to_request()?).await?;
+    Ok(HttpResponse::Ok().json(crate::pagination::ListBody::from_page(page, |e| {
+        json!({
+            "credential": e.credential,
+            "method": e.method,
+            "path": e.path,
+            "status": e.status,
+            "latency_ms": e.latency_ms,
+            "client_ip": e.client_ip,
+            "at": e.at,
+        })
+    })))
+}

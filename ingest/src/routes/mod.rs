@@ -95,6 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .route("/oauth-apps/{id}", web::delete().to(access::delete_app))
+            .route("/audit-log", web::get().to(access::audit_log))
             .route("/listen/{id}/stream", web::get().to(listen::stream)),
     );
 }

@@ -6,6 +6,7 @@ mod endpoint_url;
 mod event_type;
 mod ids;
 mod inbound_kind;
+mod plan;
 mod scope;
 mod signing_secret;
 mod status;
@@ -18,6 +19,7 @@ pub use ids::{
     SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
+pub use plan::{Plan, UnknownPlan, Window};
 pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};
 pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};

@@ -3,12 +3,14 @@
 pub mod access_token;
 pub mod api_key;
 pub mod attempt;
+pub mod audit_entry;
 pub mod delivery;
 pub mod event;
 pub mod event_type;
 pub mod inbound_source;
 pub mod oauth_app;
 pub mod outbox;
+pub mod rate_counter;
 pub mod rule;
 pub mod subscription;
 pub mod tenant;

@@ -12,6 +12,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub api_key_hash: String,
     pub created_at: DateTimeUtc,
+    /// The rate-limit plan: essential, starter, pro, studio or unlimited.
+    pub plan: String,
 }
 
 /// No navigable relations: queries join explicitly.

@@ -4,6 +4,7 @@ mod m0001_initial;
 mod m0002_integrations;
 mod m0003_reliability;
 mod m0004_access;
+mod m0005_audit_and_limits;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_integrations::Migration),
             Box::new(m0003_reliability::Migration),
             Box::new(m0004_access::Migration),
+            Box::new(m0005_audit_and_limits::Migration),
         ]
     }
 }

@@ -5,10 +5,12 @@
 
 mod access;
 mod attempts;
+mod audit;
 mod deliveries;
 mod event_types;
 mod events;
 mod inbound;
+mod limits;
 mod maintenance;
 mod outbox;
 mod rules;
@@ -20,10 +22,12 @@ pub use access::{
     CLIENT_SECRET_PREFIX,
 };
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
+pub use audit::{AuditEntry, AuditFilter};
 pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep, RecordedAttempt};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use inbound::InboundSource;
+pub use limits::RateStatus;
 pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::OutboxItem;
 pub use rules::Rule;
