@@ -37,7 +37,13 @@ fn hub() -> &'static (Store, String) {
 fn status_of(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> u16 {
     let (store, key) = hub();
     runtime().block_on(async {
-        let state = AppState { store: store.clone(), outbox_wake: None, allow_http_endpoints: true, broker_url: None };
+        let state = AppState {
+            store: store.clone(),
+            outbox_wake: None,
+            allow_http_endpoints: true,
+            broker_url: None,
+            audit: None,
+        };
         let app =
             actix_test::init_service(App::new().app_data(web::Data::new(state)).configure(hookhub_ingest::configure))
                 .await;
