@@ -93,6 +93,12 @@ async fn another_tenants_ids_are_not_found() {
     let hub = TestHub::start(Backend::Sqlite).await;
     let mine = hub.subscribe("https://example.com/mine", &["*"]).await;
     let event = hub.send_event("client.created", json!({"id": 1})).await;
+    let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let rule = id_of(hub.post("/v1/rules", json!({"on": "a.b", "emit": "c.d"})).await.1);
+    let source = id_of(hub.post("/v1/inbound-sources", json!({"source": "generic"})).await.1);
+    let key = id_of(hub.post("/v1/api-keys", json!({"name": "k"})).await.1);
+    let app = id_of(hub.post("/v1/oauth-apps", json!({"name": "a"})).await.1);
+    hub.post("/v1/event-types", json!({"name": "class.full"})).await;
     let other = hub.new_tenant().await;
     let as_other = |method: Method, path: &str| {
         reqwest::Client::new().request(method, format!("{}{path}", hub.base)).bearer_auth(&other)
@@ -112,6 +118,10 @@ async fn another_tenants_ids_are_not_found() {
         (Method::POST, format!("/v1/subscriptions/{sub}/recover?since=2000-01-01T00:00:00Z")),
         (Method::DELETE, format!("/v1/hooks/{sub}")),
         (Method::GET, format!("/v1/listen/{sub}/stream")),
+        (Method::DELETE, format!("/v1/rules/{rule}")),
+        (Method::DELETE, format!("/v1/inbound-sources/{source}")),
+        (Method::DELETE, format!("/v1/api-keys/{key}")),
+        (Method::DELETE, format!("/v1/oauth-apps/{app}")),
     ] {
         let (status, body) = hub.call(as_other(method.clone(), &path).json(&json!({}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
@@ -120,6 +130,28 @@ async fn another_tenants_ids_are_not_found() {
     assert_eq!(subs["data"], json!([]));
     let (_, events) = hub.call(as_other(Method::GET, "/v1/events")).await;
     assert_eq!(events["data"], json!([]));
+    // Lists hold only the caller's own (the other tenant has its initial key only).
+    for path in ["/v1/rules", "/v1/inbound-sources", "/v1/oauth-apps"] {
+        let (_, list) = hub.call(as_other(Method::GET, path)).await;
+        assert!(!list.to_string().contains(hub.key.as_str()) && !list.to_string().contains(&rule), "{path}: {list}");
+        assert!(
+            list["data"].as_array().unwrap().iter().all(|r| r["id"] != json!(source) && r["id"] != json!(app)),
+            "{path}"
+        );
+    }
+    // Its audit log holds its own calls only (by its own key).
+    let (_, audit) = hub.call(as_other(Method::GET, "/v1/audit-log")).await;
+    let (_, own_keys) = hub.call(as_other(Method::GET, "/v1/api-keys")).await;
+    let own_key = own_keys["data"][0]["id"].clone();
+    assert!(audit["data"].as_array().unwrap().iter().all(|r| r["credential"] == own_key), "{audit}");
+    let (_, keys) = hub.call(as_other(Method::GET, "/v1/api-keys")).await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+    let patch = as_other(Method::PATCH, "/v1/event-types/class.full").json(&json!({"validate": false}));
+    assert_eq!(hub.call(patch).await.0, StatusCode::NOT_FOUND);
+    let (_, types) = hub.call(as_other(Method::GET, "/v1/event-types")).await;
+    assert!(!types.to_string().contains("class.full"));
+    let (_, samples) = hub.call(as_other(Method::GET, "/v1/hooks/samples?event=client.created")).await;
+    assert_eq!(samples[0]["id"], "evt_sample", "the other tenant's events are not its samples");
     // And the owner still has everything.
     assert_eq!(hub.get(&format!("/v1/subscriptions/{sub}")).await.0, StatusCode::OK);
     hub.stop().await;
