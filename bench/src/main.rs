@@ -62,6 +62,14 @@ struct Args {
     /// Milliseconds the receiver waits before answering each request.
     #[arg(long, default_value_t = 0)]
     receiver_delay_ms: u64,
+    /// Extra subscriptions per tenant to a second, slow receiver; they are not
+    /// counted, they are there to show that healthy endpoints keep their pace.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    slow_endpoints: u32,
+    /// Milliseconds the slow receiver waits before answering (longer than the
+    /// hub's 15-second timeout by default: every attempt to it times out).
+    #[arg(long, default_value_t = 30_000)]
+    slow_delay_ms: u64,
     /// Percentage of requests the receiver answers 500 (the hub retries them).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     receiver_fail_pct: u8,
@@ -233,6 +241,29 @@ async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyh
     Ok(report)
 }
 
+/// Starts the receiver of `--slow-endpoints` and subscribes them, if asked for.
+async fn start_slow_receiver(
+    args: &Args,
+    client: &reqwest::Client,
+    hub: &str,
+    keys: &[String],
+) -> anyhow::Result<Option<Receiver>> {
+    if args.slow_endpoints == 0 {
+        return Ok(None);
+    }
+    let port = ReservedPort::bind()?;
+    let base = port.base_url()?;
+    let mut endpoints = Vec::new();
+    for (tenant, key) in keys.iter().enumerate() {
+        for _ in 0..args.slow_endpoints {
+            let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
+            endpoints.push(Endpoint { key: subscribe(client, hub, key, &url).await?, tenant });
+        }
+    }
+    let behaviour = Behaviour { delay: Duration::from_millis(args.slow_delay_ms), fail_pct: 0 };
+    Ok(Some(Receiver::start(port, endpoints, behaviour)?))
+}
+
 async fn measure_with_hub(
     args: &Args,
     backend: &Backend,
@@ -253,6 +284,7 @@ async fn measure_with_hub(
     let behaviour =
         Behaviour { delay: Duration::from_millis(args.receiver_delay_ms), fail_pct: args.receiver_fail_pct };
     let receiver = Receiver::start(port, endpoints, behaviour)?;
+    let slow = start_slow_receiver(args, &client, &hub.base, &keys).await?;
 
     eprintln!("sending for {} s ({:?})", args.duration, args.pace());
     let send_start = Instant::now();
@@ -277,6 +309,11 @@ async fn measure_with_hub(
     let hub_usage = hub.usage()?;
     let bench_usage = ProcUsage::read("self")?;
     let seen = receiver.stop().await;
+    if let Some(slow) = slow {
+        // Its requests sleep for seconds; do not wait for them.
+        eprintln!("slow receiver got {} requests (not counted)", slow.requests());
+        slow.abandon();
+    }
     let config = RunConfig {
         store: format!("{:?}", args.store).to_lowercase(),
         queue: if backend.amqp.is_some() { "rabbitmq" } else { "in-process" }.into(),

@@ -234,6 +234,17 @@ impl Receiver {
         f(&self.shared.arrivals.lock().unwrap(), &self.shared.endpoints)
     }
 
+    /// Requests received so far, verified or not.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting without waiting for requests in progress.
+    pub fn abandon(self) {
+        let handle = self.handle;
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+
     /// Stops the server and returns what it saw.
     pub async fn stop(self) -> Observed {
         self.handle.stop(true).await;

@@ -45,6 +45,19 @@ impl Store {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<i64> = claimed.iter().map(|o| o.id).collect();
+        match self.load_claimed(claimed).await {
+            Ok(items) => Ok(items),
+            Err(e) => {
+                // Without this the claimed rows would wait out their lease
+                // (30 s) before any relay tried them again.
+                let _ = self.release_outbox(&ids).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn load_claimed(&self, claimed: Vec<outbox::Model>) -> Result<Vec<OutboxItem>, StoreError> {
         let mut events: HashMap<String, event::Model> = event::Entity::find()
             .filter(event::Column::Id.is_in(claimed.iter().map(|o| o.event_id.clone())))
             .all(self.db())
