@@ -3,9 +3,9 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend};
+use common::{drop_test_resources, eventually, hookhub_command, post_events, test_settings, Backend};
 use hookhub::{Hub, Role, Settings};
-use std::collections::HashSet;
+use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -48,20 +48,7 @@ async fn dispatcher_killed_mid_stream_loses_nothing() {
     assert_eq!(resp.status(), 201);
 
     let mut dispatcher = spawn_dispatcher(&settings);
-    let mut sent = HashSet::new();
-    for chunk in 0..EVENTS / 50 {
-        let posts = (0..50).map(|i| {
-            client
-                .post(format!("{base}/v1/events"))
-                .bearer_auth(key.expose())
-                .json(&serde_json::json!({"type": "appointment.booked", "data": {"n": chunk * 50 + i}}))
-                .send()
-        });
-        for resp in futures::future::join_all(posts).await {
-            let body: serde_json::Value = resp.unwrap().json().await.unwrap();
-            sent.insert(body["id"].as_str().unwrap().to_owned());
-        }
-    }
+    let sent = post_events(&[base], key.expose(), EVENTS, |n| ("appointment.booked", json!({"n": n}))).await;
     assert_eq!(sent.len(), EVENTS);
 
     eventually(Duration::from_secs(30), || async { (receiver.received("/crm").len() >= 40).then_some(()) }).await;
@@ -71,12 +58,7 @@ async fn dispatcher_killed_mid_stream_loses_nothing() {
     assert!(at_kill < EVENTS, "the kill must land mid-stream (got {at_kill} of {EVENTS} already)");
 
     let mut dispatcher = spawn_dispatcher(&settings);
-    let received = eventually(Duration::from_secs(60), || async {
-        let ids: HashSet<String> =
-            receiver.received("/crm").iter().map(|r| r.header("webhook-id").to_owned()).collect();
-        (ids.len() >= EVENTS).then_some(ids)
-    })
-    .await;
+    let received = receiver.wait_for_ids("/crm", EVENTS, Duration::from_secs(60)).await;
     assert_eq!(received, sent, "every event delivered, none invented");
     let total = receiver.received("/crm").len();
     println!(
@@ -132,29 +114,10 @@ async fn kill_the_dispatcher_kill_the_relay_and_drop_every_broker_connection_los
 
     // Events keep coming while the faults happen.
     let sender = tokio::spawn({
-        let (client, base, key) = (client.clone(), base.clone(), key.clone());
-        async move {
-            let mut sent = HashSet::new();
-            for chunk in 0..EVENTS / 100 {
-                let posts = (0..100).map(|i| {
-                    client
-                        .post(format!("{base}/v1/events"))
-                        .bearer_auth(&key)
-                        .json(&serde_json::json!({"type": "payment.received", "data": {"n": chunk * 100 + i}}))
-                        .send()
-                });
-                for resp in futures::future::join_all(posts).await {
-                    let body: serde_json::Value = resp.unwrap().json().await.unwrap();
-                    sent.insert(body["id"].as_str().unwrap().to_owned());
-                }
-            }
-            sent
-        }
+        let (base, key) = (base.clone(), key.clone());
+        async move { post_events(&[base], &key, EVENTS, |n| ("payment.received", json!({"n": n}))).await }
     });
-    let distinct = || -> usize {
-        receiver.received("/crm").iter().map(|r| r.header("webhook-id").to_owned()).collect::<HashSet<_>>().len()
-    };
-    let reach = |n: usize| eventually(Duration::from_secs(120), move || async move { (distinct() >= n).then_some(()) });
+    let reach = |n: usize| receiver.wait_for_ids("/crm", n, Duration::from_secs(120));
 
     reach(1_000).await;
     kill9(&mut dispatcher);
@@ -169,12 +132,7 @@ async fn kill_the_dispatcher_kill_the_relay_and_drop_every_broker_connection_los
 
     let sent = sender.await.unwrap();
     assert_eq!(sent.len(), EVENTS);
-    let received = eventually(Duration::from_secs(300), || async {
-        let ids: HashSet<String> =
-            receiver.received("/crm").iter().map(|r| r.header("webhook-id").to_owned()).collect();
-        (ids.len() >= EVENTS).then_some(ids)
-    })
-    .await;
+    let received = receiver.wait_for_ids("/crm", EVENTS, Duration::from_secs(300)).await;
     assert_eq!(received, sent, "every event delivered, none invented");
     let total = receiver.received("/crm").len();
     println!(

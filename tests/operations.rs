@@ -3,10 +3,9 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend, TestHub};
+use common::{drop_test_resources, hookhub_command, post_events, test_settings, Backend, TestHub};
 use hookhub::{Hub, Role, Settings};
 use serde_json::json;
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -146,32 +145,16 @@ async fn two_of_each_part_deliver_everything_once_published() {
         spawn_role(&settings, "dispatcher", ports[3]),
     ];
 
-    let mut sent = HashSet::new();
-    for chunk in 0..EVENTS / 100 {
-        let posts = (0..100).map(|i| {
-            let n = chunk * 100 + i;
-            let kind = if n % FLAKY_EVERY == 0 { "payment.failed" } else { "appointment.booked" };
-            client
-                .post(format!("{}/v1/events", bases[n % 2]))
-                .bearer_auth(key.expose())
-                .json(&json!({"type": kind, "data": {"n": n, "amount": 1, "currency": "eur"}}))
-                .send()
-        });
-        for resp in futures::future::join_all(posts).await {
-            let body: serde_json::Value = resp.unwrap().json().await.unwrap();
-            sent.insert(body["id"].as_str().unwrap().to_owned());
-        }
-    }
-    assert_eq!(sent.len(), EVENTS);
-
-    let ids = |path: &str| -> HashSet<String> {
-        receiver.received(path).iter().map(|r| r.header("webhook-id").to_owned()).collect()
-    };
-    eventually(Duration::from_secs(240), || async {
-        (ids("/crm").len() == EVENTS && ids("/flaky").len() == EVENTS / FLAKY_EVERY).then_some(())
+    let sent = post_events(&bases, key.expose(), EVENTS, |n| {
+        let kind = if n % FLAKY_EVERY == 0 { "payment.failed" } else { "appointment.booked" };
+        (kind, json!({"n": n, "amount": 1, "currency": "eur"}))
     })
     .await;
-    assert_eq!(ids("/crm"), sent, "every event delivered, none invented");
+    assert_eq!(sent.len(), EVENTS);
+
+    let delivered = receiver.wait_for_ids("/crm", EVENTS, Duration::from_secs(240)).await;
+    receiver.wait_for_ids("/flaky", EVENTS / FLAKY_EVERY, Duration::from_secs(60)).await;
+    assert_eq!(delivered, sent, "every event delivered, none invented");
 
     // Two relays claimed side by side and each event was published once.
     let mut published = 0.0;

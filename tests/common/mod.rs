@@ -210,6 +210,33 @@ impl TestHub {
     }
 }
 
+/// Posts `count` events, 100 at a time, the n-th to `bases[n % bases.len()]`
+/// with the type and data `event(n)` gives; returns the accepted ids.
+pub async fn post_events(
+    bases: &[String],
+    key: &str,
+    count: usize,
+    event: impl Fn(usize) -> (&'static str, Value),
+) -> std::collections::HashSet<String> {
+    let client = reqwest::Client::new();
+    let mut sent = std::collections::HashSet::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        let posts = chunk.iter().map(|&n| {
+            let (kind, data) = event(n);
+            client
+                .post(format!("{}/v1/events", bases[n % bases.len()]))
+                .bearer_auth(key)
+                .json(&json!({"type": kind, "data": data}))
+                .send()
+        });
+        for resp in futures::future::join_all(posts).await {
+            let body: Value = resp.expect("the hub answers").json().await.expect("a JSON answer");
+            sent.insert(body["id"].as_str().expect("an accepted event").to_owned());
+        }
+    }
+    sent
+}
+
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
 where

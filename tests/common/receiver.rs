@@ -106,6 +106,20 @@ impl Receiver {
         self.state.received.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
     }
 
+    /// The distinct `webhook-id`s received at `path`.
+    pub fn ids(&self, path: &str) -> std::collections::HashSet<String> {
+        self.received(path).iter().map(|r| r.header("webhook-id").to_owned()).collect()
+    }
+
+    /// Waits until `path` received `n` distinct webhooks; returns their ids.
+    pub async fn wait_for_ids(&self, path: &str, n: usize, timeout: Duration) -> std::collections::HashSet<String> {
+        super::eventually(timeout, || async {
+            let ids = self.ids(path);
+            (ids.len() >= n).then_some(ids)
+        })
+        .await
+    }
+
     /// Everything received so far, on any path.
     pub fn all(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
