@@ -70,9 +70,9 @@ async fn zapier_rest_hook_subscribe_receive_gone_unsubscribe() {
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_show_the_example_then_real_events_newest_first() {
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start(Backend::Postgres).await;
     let (status, samples) = hub.get("/v1/hooks/samples?event=appointment.booked").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(samples.as_array().unwrap().len(), 1);
@@ -94,9 +94,9 @@ async fn samples_show_the_example_then_real_events_newest_first() {
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_type_catalogue_custom_types_and_schema_validation() {
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start(Backend::Postgres).await;
     let (status, catalogue) = hub.get("/v1/event-types").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<_> = catalogue["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -162,9 +162,9 @@ async fn event_type_catalogue_custom_types_and_schema_validation() {
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start(Backend::Postgres).await;
     let (status, source) =
         hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_stripe_test"})).await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
@@ -220,9 +220,9 @@ async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_sources_verify_standard_webhooks_signatures() {
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start(Backend::Postgres).await;
     let (_, source) = hub.post("/v1/inbound-sources", json!({"source": "generic"})).await;
     let secret = hookhub_store::domain::SigningSecret::parse(source["signing_secret"].as_str().unwrap()).unwrap();
     let path = source["url_path"].as_str().unwrap();
@@ -298,7 +298,7 @@ async fn cancelled_subscription_archives_the_client_exactly_once() {
 async fn listen_forwards_signed_deliveries_to_a_local_receiver() {
     use tokio::io::AsyncBufReadExt;
     let local = Receiver::start().await;
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start(Backend::Postgres).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookhub"))
         .args(["listen", "--hub", &hub.base, "--forward-to", &local.url("/webhooks"), "--events", "appointment.booked"])
         .env("HOOKHUB_API_KEY", &hub.key)
