@@ -246,3 +246,50 @@ async fn plan_limits_hold_across_two_ingest_processes_in_both_windows() {
     b.shutdown().await;
     common::drop_test_resources(&settings).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_keeps_tenants_apart_even_when_a_query_forgets_its_filter() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let hub = TestHub::start(Backend::Postgres).await;
+    hub.subscribe("https://a.example/hooks", &["*"]).await;
+    hub.send_event("client.created", json!({"client_id": "a1"})).await;
+    let other_key = hub.new_tenant().await;
+    for n in 0..3 {
+        let req = reqwest::Client::new()
+            .post(format!("{}/v1/events", hub.base))
+            .bearer_auth(&other_key)
+            .json(&json!({"type": "client.created", "data": {"client_id": n}}));
+        assert_eq!(hub.call(req).await.0, StatusCode::ACCEPTED);
+    }
+    let store = hub.hub().store();
+    let tenants = store.list_tenants().await.unwrap();
+    let first = &tenants[0].id;
+    let count = |sql: &'static str| {
+        let sql = Statement::from_string(store.backend(), sql);
+        async move {
+            let txn = store.tenant_scope(first).await.unwrap();
+            let row = txn.query_one(sql).await.unwrap().unwrap();
+            let n: i64 = row.try_get_by_index(0).unwrap();
+            txn.commit().await.unwrap();
+            n
+        }
+    };
+    // No WHERE clause at all: the policies still show only the first tenant's rows.
+    assert_eq!(count("SELECT count(*) FROM events").await, 1);
+    assert_eq!(count("SELECT count(*) FROM subscriptions").await, 1);
+    assert_eq!(count("SELECT count(*) FROM tenants").await, 1);
+    assert_eq!(count("SELECT count(*) FROM api_keys").await, 1);
+    // Writing a row for another tenant is refused too.
+    let txn = store.tenant_scope(first).await.unwrap();
+    let other_id = &tenants[1].id;
+    let forged = format!(
+        "INSERT INTO rules (id, tenant_id, on_type, emit_type, created_at) VALUES ('rul_x', '{other_id}', 'a.b', 'c.d', now())"
+    );
+    assert!(txn.execute_unprepared(&forged).await.is_err(), "WITH CHECK refuses another tenant's row");
+    drop(txn);
+    // The hub's own connection (relay, dispatcher) still sees everything.
+    let all = store.db().query_one(Statement::from_string(store.backend(), "SELECT count(*) FROM events")).await;
+    let all: i64 = all.unwrap().unwrap().try_get_by_index(0).unwrap();
+    assert_eq!(all, 4);
+    hub.stop().await;
+}

@@ -58,7 +58,7 @@ impl Fanout {
         if created.is_empty() {
             return Ok(Vec::new());
         }
-        let event = self.store.event(&tenant, &event).await?;
+        let event = self.store.event_for_delivery(&event).await?;
         Ok(created
             .into_iter()
             .filter_map(|delivery| {

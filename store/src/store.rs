@@ -1,7 +1,10 @@
 use crate::cipher::Cipher;
 use crate::migration::Migrator;
 use crate::StoreError;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, Statement,
+    TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,25 @@ impl Store {
     /// The keys secrets and payloads are sealed with.
     pub fn cipher(&self) -> &Cipher {
         &self.cipher
+    }
+
+    /// A transaction in which the database itself shows only `tenant`'s
+    /// rows: on PostgreSQL it runs as `hookhub_tenant` with `app.tenant_id`
+    /// set, under the row-level security policies of migration m0006.
+    /// Tenant-facing reads use it on top of their own tenant filters, so a
+    /// filter forgotten in a query still leaks nothing.
+    pub async fn tenant_scope(&self, tenant: &crate::domain::TenantId) -> Result<DatabaseTransaction, StoreError> {
+        let txn = self.db.begin().await?;
+        if self.backend() == DatabaseBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL ROLE hookhub_tenant").await?;
+            txn.execute(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT set_config('app.tenant_id', $1, true)",
+                [tenant.to_string().into()],
+            ))
+            .await?;
+        }
+        Ok(txn)
     }
 
     /// Applies every pending migration.

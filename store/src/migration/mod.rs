@@ -5,6 +5,7 @@ mod m0002_integrations;
 mod m0003_reliability;
 mod m0004_access;
 mod m0005_audit_and_limits;
+mod m0006_row_level_security;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_reliability::Migration),
             Box::new(m0004_access::Migration),
             Box::new(m0005_audit_and_limits::Migration),
+            Box::new(m0006_row_level_security::Migration),
         ]
     }
 }

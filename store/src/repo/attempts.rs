@@ -98,6 +98,9 @@ impl Store {
                 select.filter(attempt::Column::SubscriptionId.eq(id.as_str()))
             }
         };
-        paginate(self.db(), select, attempt::Column::Id, |m| &m.id, page).await?.try_map(Attempt::try_from)
+        let txn = self.tenant_scope(tenant).await?;
+        let page = paginate(&txn, select, attempt::Column::Id, |m| &m.id, page).await?;
+        txn.commit().await?;
+        page.try_map(Attempt::try_from)
     }
 }

@@ -164,22 +164,33 @@ impl Store {
             .transpose()
     }
 
-    /// One event of the tenant.
+    /// One event of the tenant (read under row-level security).
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
-        event::Entity::find_by_id(id.as_str())
+        let txn = self.tenant_scope(tenant).await?;
+        let row = event::Entity::find_by_id(id.as_str())
             .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .one(&txn)
+            .await?;
+        txn.commit().await?;
+        row.ok_or(StoreError::NotFound("event")).and_then(|m| Event::from_row(m, self.cipher()))
+    }
+
+    /// An event by id alone, for the dispatcher, which works across tenants.
+    pub async fn event_for_delivery(&self, id: &EventId) -> Result<Event, StoreError> {
+        event::Entity::find_by_id(id.as_str())
             .one(self.db())
             .await?
             .ok_or(StoreError::NotFound("event"))
             .and_then(|m| Event::from_row(m, self.cipher()))
     }
 
-    /// The tenant's events, newest first.
+    /// The tenant's events, newest first (read under row-level security).
     pub async fn list_events(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
         let select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, event::Column::Id, |m| &m.id, page)
-            .await?
-            .try_map(|m| Event::from_row(m, self.cipher()))
+        let page = paginate(&txn, select, event::Column::Id, |m| &m.id, page).await?;
+        txn.commit().await?;
+        page.try_map(|m| Event::from_row(m, self.cipher()))
     }
 
     /// The tenant's newest events of one type (samples for Zapier), newest first.

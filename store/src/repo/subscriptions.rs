@@ -202,9 +202,12 @@ impl Store {
             .ok_or(StoreError::NotFound("subscription"))
     }
 
-    /// One subscription of the tenant.
+    /// One subscription of the tenant (read under row-level security).
     pub async fn subscription(&self, tenant: &TenantId, id: &SubscriptionId) -> Result<Subscription, StoreError> {
-        Subscription::from_row(self.subscription_model(self.db(), tenant, id).await?, self.cipher())
+        let txn = self.tenant_scope(tenant).await?;
+        let row = self.subscription_model(&txn, tenant, id).await;
+        txn.commit().await?;
+        Subscription::from_row(row?, self.cipher())
     }
 
     /// The tenant's subscriptions, newest first.
@@ -213,10 +216,11 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
         let select = subscription::Entity::find().filter(subscription::Column::TenantId.eq(tenant.as_str()));
-        paginate(self.db(), select, subscription::Column::Id, |m| &m.id, page)
-            .await?
-            .try_map(|m| Subscription::from_row(m, self.cipher()))
+        let page = paginate(&txn, select, subscription::Column::Id, |m| &m.id, page).await?;
+        txn.commit().await?;
+        page.try_map(|m| Subscription::from_row(m, self.cipher()))
     }
 
     /// Applies a partial update.
