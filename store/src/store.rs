@@ -2,8 +2,8 @@ use crate::cipher::Cipher;
 use crate::migration::Migrator;
 use crate::StoreError;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, Statement,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    Select, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
@@ -69,6 +69,30 @@ impl Store {
             .await?;
         }
         Ok(txn)
+    }
+
+    /// Runs `select` as `tenant` (see [`Store::tenant_scope`]) and returns its rows.
+    pub(crate) async fn all_as_tenant<E: EntityTrait>(
+        &self,
+        tenant: &crate::domain::TenantId,
+        select: Select<E>,
+    ) -> Result<Vec<E::Model>, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
+        let rows = select.all(&txn).await?;
+        txn.commit().await?;
+        Ok(rows)
+    }
+
+    /// Runs `select` as `tenant` and returns its first row.
+    pub(crate) async fn one_as_tenant<E: EntityTrait>(
+        &self,
+        tenant: &crate::domain::TenantId,
+        select: Select<E>,
+    ) -> Result<Option<E::Model>, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
+        let row = select.one(&txn).await?;
+        txn.commit().await?;
+        Ok(row)
     }
 
     /// Applies every pending migration.

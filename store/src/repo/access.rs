@@ -135,11 +135,10 @@ impl Store {
 
     /// The tenant's API keys, oldest first.
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
-        let rows = api_key::Entity::find()
+        let select = api_key::Entity::find()
             .filter(api_key::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(api_key::Column::Id)
-            .all(self.db())
-            .await?;
+            .order_by_asc(api_key::Column::Id);
+        let rows = self.all_as_tenant(tenant, select).await?;
         super::parse_all(rows)
     }
 
@@ -194,11 +193,10 @@ impl Store {
 
     /// The tenant's OAuth apps, oldest first.
     pub async fn list_oauth_apps(&self, tenant: &TenantId) -> Result<Vec<OAuthApp>, StoreError> {
-        let rows = oauth_app::Entity::find()
+        let select = oauth_app::Entity::find()
             .filter(oauth_app::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(oauth_app::Column::Id)
-            .all(self.db())
-            .await?;
+            .order_by_asc(oauth_app::Column::Id);
+        let rows = self.all_as_tenant(tenant, select).await?;
         super::parse_all(rows)
     }
 

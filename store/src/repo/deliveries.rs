@@ -437,15 +437,11 @@ impl Store {
 
     /// The deliveries of one event of the tenant, one per subscription.
     pub async fn event_deliveries(&self, tenant: &TenantId, event: &EventId) -> Result<Vec<Delivery>, StoreError> {
-        let txn = self.tenant_scope(tenant).await?;
-        let rows = delivery::Entity::find()
+        let select = delivery::Entity::find()
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::EventId.eq(event.as_str()))
-            .order_by_asc(delivery::Column::Id)
-            .all(&txn)
-            .await?;
-        txn.commit().await?;
-        super::parse_all(rows)
+            .order_by_asc(delivery::Column::Id);
+        super::parse_all(self.all_as_tenant(tenant, select).await?)
     }
 
     /// Sends an event again: to one subscription, or to every subscription it

@@ -70,11 +70,10 @@ impl Store {
 
     /// The built-in types followed by the tenant's own, by name.
     pub async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventTypeInfo>, StoreError> {
-        let rows = event_type::Entity::find()
+        let select = event_type::Entity::find()
             .filter(event_type::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(event_type::Column::Name)
-            .all(self.db())
-            .await?;
+            .order_by_asc(event_type::Column::Name);
+        let rows = self.all_as_tenant(tenant, select).await?;
         let row_of = |name: &str| rows.iter().find(|r| r.name == name);
         let mut out: Vec<_> = builtins().iter().filter_map(|b| merge(row_of(b.name), b.name)).collect();
         out.extend(rows.iter().filter(|r| builtin_type(&r.name).is_none()).filter_map(|r| merge(Some(r), &r.name)));

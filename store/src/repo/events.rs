@@ -166,13 +166,11 @@ impl Store {
 
     /// One event of the tenant (read under row-level security).
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
-        let txn = self.tenant_scope(tenant).await?;
-        let row = event::Entity::find_by_id(id.as_str())
-            .filter(event::Column::TenantId.eq(tenant.as_str()))
-            .one(&txn)
-            .await?;
-        txn.commit().await?;
-        row.ok_or(StoreError::NotFound("event")).and_then(|m| Event::from_row(m, self.cipher()))
+        let select = event::Entity::find_by_id(id.as_str()).filter(event::Column::TenantId.eq(tenant.as_str()));
+        self.one_as_tenant(tenant, select)
+            .await?
+            .ok_or(StoreError::NotFound("event"))
+            .and_then(|m| Event::from_row(m, self.cipher()))
     }
 
     /// An event by id alone, for the dispatcher, which works across tenants.

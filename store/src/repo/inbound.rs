@@ -89,10 +89,10 @@ impl Store {
 
     /// The tenant's sources, oldest first.
     pub async fn list_inbound_sources(&self, tenant: &TenantId) -> Result<Vec<InboundSource>, StoreError> {
-        inbound_source::Entity::find()
+        let select = inbound_source::Entity::find()
             .filter(inbound_source::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(inbound_source::Column::Id)
-            .all(self.db())
+            .order_by_asc(inbound_source::Column::Id);
+        self.all_as_tenant(tenant, select)
             .await?
             .into_iter()
             .map(|m| InboundSource::from_row(m, self.cipher()))

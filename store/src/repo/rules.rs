@@ -53,14 +53,9 @@ impl Store {
 
     /// The tenant's rules, oldest first.
     pub async fn list_rules(&self, tenant: &TenantId) -> Result<Vec<Rule>, StoreError> {
-        rule::Entity::find()
-            .filter(rule::Column::TenantId.eq(tenant.as_str()))
-            .order_by_asc(rule::Column::Id)
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(Rule::try_from)
-            .collect()
+        let select =
+            rule::Entity::find().filter(rule::Column::TenantId.eq(tenant.as_str())).order_by_asc(rule::Column::Id);
+        self.all_as_tenant(tenant, select).await?.into_iter().map(Rule::try_from).collect()
     }
 
     /// Deletes a rule.
