@@ -7,7 +7,7 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 
 /// An accepted event.
@@ -198,16 +198,12 @@ impl Store {
         event_type: &EventType,
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
-        event::Entity::find()
+        let select = event::Entity::find()
             .filter(event::Column::TenantId.eq(tenant.as_str()))
             .filter(event::Column::EventType.eq(event_type.as_str()))
             .order_by_desc(event::Column::Id)
-            .limit(limit)
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(|m| Event::from_row(m, self.cipher()))
-            .collect()
+            .limit(limit);
+        self.tenant_events(tenant, select).await
     }
 
     /// The tenant's events accepted at or after `since`, oldest first (for listen sessions).
@@ -217,15 +213,16 @@ impl Store {
         since: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
-        event::Entity::find()
+        let select = event::Entity::find()
             .filter(event::Column::TenantId.eq(tenant.as_str()))
             .filter(event::Column::CreatedAt.gte(since))
             .order_by_asc(event::Column::Id)
-            .limit(limit)
-            .all(self.db())
-            .await?
-            .into_iter()
-            .map(|m| Event::from_row(m, self.cipher()))
-            .collect()
+            .limit(limit);
+        self.tenant_events(tenant, select).await
+    }
+
+    /// Runs a select of the tenant's events under row-level security and opens their payloads.
+    async fn tenant_events(&self, tenant: &TenantId, select: Select<event::Entity>) -> Result<Vec<Event>, StoreError> {
+        self.all_as_tenant(tenant, select).await?.into_iter().map(|m| Event::from_row(m, self.cipher())).collect()
     }
 }
