@@ -9,7 +9,7 @@ use hookhub_store::StoreError;
 use serde::Serialize;
 
 /// One invalid field of a request body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field, as named in the request.
     pub field: String,
@@ -125,13 +125,20 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error: `code` is stable and machine-readable.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong, for people.
     message: String,
+    /// What went wrong, for programs: `validation_failed`, `not_found`, `rate_limited`, ...
+    #[schema(example = "validation_failed")]
     code: &'a str,
+    /// How to fix it, when there is a common fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    /// Every invalid field, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>)]
     errors: Option<&'a [FieldError]>,
 }
 

@@ -4,9 +4,13 @@ use hookhub_store::{Cursor, Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
 /// The query parameters of every list endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 250 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 250)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page; opaque.
     cursor: Option<String>,
 }
 
@@ -33,14 +37,18 @@ impl PageQuery {
 }
 
 /// `{"data": [...], "pagination": {"next_cursor": ...}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListBody<T> {
+    /// This page's items.
     data: Vec<T>,
+    /// Where the next page starts.
     pagination: PaginationBody,
 }
 
-#[derive(Debug, Serialize)]
+/// Where the next page starts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PaginationBody {
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 

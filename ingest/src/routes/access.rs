@@ -1,6 +1,6 @@
 //! Credentials: `/v1/api-keys`, `/v1/oauth-apps` (admin scope) and the OAuth
 //! 2.0 token endpoint (client credentials, RFC 6749 §4.4).
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Admin;
 use crate::error::FieldError;
 use crate::pagination::ListBody;
@@ -9,16 +9,21 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hookhub_store::domain::{ApiKeyId, OAuthAppId, Scope};
 use hookhub_store::repo::{ApiKeyInfo, OAuthApp, ACCESS_TOKEN_TTL};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// A new key or app: a name, and the scope it gets (`write` by default).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialBody {
+    /// 1 to 200 characters, for people.
+    #[schema(required = true, example = "Zapier connector")]
     name: Option<String>,
+    /// `read`, `write` or `admin` (default `write`).
+    #[schema(example = "write")]
     scope: Option<String>,
 }
 
@@ -44,15 +49,58 @@ impl CredentialBody {
     }
 }
 
-fn key_json(k: &ApiKeyInfo) -> Value {
-    json!({"id": k.id, "name": k.name, "scope": k.scope.as_str(), "created_at": k.created_at})
+/// An API key (its secret only in the answer that created it).
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyBody {
+    #[schema(value_type = String)]
+    id: ApiKeyId,
+    name: String,
+    #[schema(example = "write")]
+    scope: &'static str,
+    created_at: DateTime<Utc>,
+    /// `hh_live_...`, shown once: only its hash is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
-fn app_json(a: &OAuthApp) -> Value {
-    json!({"id": a.id, "name": a.name, "client_id": a.client_id, "scope": a.scope.as_str(), "created_at": a.created_at})
+impl From<ApiKeyInfo> for ApiKeyBody {
+    fn from(k: ApiKeyInfo) -> Self {
+        Self { id: k.id, name: k.name, scope: k.scope.as_str(), created_at: k.created_at, key: None }
+    }
+}
+
+/// An OAuth app (its secret only in the answer that created it).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthAppBody {
+    #[schema(value_type = String)]
+    id: OAuthAppId,
+    name: String,
+    client_id: String,
+    /// The highest scope its tokens may carry.
+    #[schema(example = "write")]
+    scope: &'static str,
+    created_at: DateTime<Utc>,
+    /// Shown once: only its hash is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl From<OAuthApp> for OAuthAppBody {
+    fn from(a: OAuthApp) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            client_id: a.client_id,
+            scope: a.scope.as_str(),
+            created_at: a.created_at,
+            client_secret: None,
+        }
+    }
 }
 
 /// `POST /v1/api-keys` `{name, scope?}` → 201 with the `key`, shown once.
+#[utoipa::path(operation_id = "create_api_key", post, path = "/v1/api-keys", tag = "access", request_body = CredentialBody,
+    responses((status = 201, body = ApiKeyBody)), security(("bearer" = ["admin"])))]
 pub async fn create_key(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
@@ -60,18 +108,21 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     let (name, scope) = body.into_inner().check()?;
     let (info, key) = state.store.create_api_key(&tenant.id, &name, scope).await?;
-    let mut out = key_json(&info);
-    out["key"] = json!(key.expose());
+    let out = ApiKeyBody { key: Some(key.expose().to_owned()), ..info.into() };
     Ok(HttpResponse::Created().json(out))
 }
 
 /// `GET /v1/api-keys`: names and scopes, never the keys.
+#[utoipa::path(operation_id = "list_api_keys", get, path = "/v1/api-keys", tag = "access",
+    responses((status = 200, body = ListBody<ApiKeyBody>)), security(("bearer" = ["admin"])))]
 pub async fn list_keys(state: web::Data<AppState>, Admin(tenant): Admin) -> Result<HttpResponse, ApiError> {
     let keys = state.store.list_api_keys(&tenant.id).await?;
-    Ok(HttpResponse::Ok().json(ListBody::all(keys.iter().map(key_json).collect())))
+    Ok(HttpResponse::Ok().json(ListBody::all(keys.into_iter().map(ApiKeyBody::from).collect())))
 }
 
 /// `DELETE /v1/api-keys/{id}` → 204; the key stops working on the next request.
+#[utoipa::path(operation_id = "delete_api_key", delete, path = "/v1/api-keys/{id}", tag = "access", params(IdPath),
+    responses((status = 204, description = "Revoked")), security(("bearer" = ["admin"])))]
 pub async fn delete_key(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
@@ -83,6 +134,8 @@ pub async fn delete_key(
 }
 
 /// `POST /v1/oauth-apps` `{name, scope?}` → 201 with `client_id` and `client_secret` (shown once).
+#[utoipa::path(operation_id = "create_oauth_app", post, path = "/v1/oauth-apps", tag = "access", request_body = CredentialBody,
+    responses((status = 201, body = OAuthAppBody)), security(("bearer" = ["admin"])))]
 pub async fn create_app(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
@@ -90,18 +143,21 @@ pub async fn create_app(
 ) -> Result<HttpResponse, ApiError> {
     let (name, scope) = body.into_inner().check()?;
     let (app, secret) = state.store.create_oauth_app(&tenant.id, &name, scope).await?;
-    let mut out = app_json(&app);
-    out["client_secret"] = json!(secret);
+    let out = OAuthAppBody { client_secret: Some(secret), ..app.into() };
     Ok(HttpResponse::Created().json(out))
 }
 
 /// `GET /v1/oauth-apps`.
+#[utoipa::path(operation_id = "list_oauth_apps", get, path = "/v1/oauth-apps", tag = "access",
+    responses((status = 200, body = ListBody<OAuthAppBody>)), security(("bearer" = ["admin"])))]
 pub async fn list_apps(state: web::Data<AppState>, Admin(tenant): Admin) -> Result<HttpResponse, ApiError> {
     let apps = state.store.list_oauth_apps(&tenant.id).await?;
-    Ok(HttpResponse::Ok().json(ListBody::all(apps.iter().map(app_json).collect())))
+    Ok(HttpResponse::Ok().json(ListBody::all(apps.into_iter().map(OAuthAppBody::from).collect())))
 }
 
 /// `DELETE /v1/oauth-apps/{id}` → 204; its tokens stop working at once.
+#[utoipa::path(operation_id = "delete_oauth_app", delete, path = "/v1/oauth-apps/{id}", tag = "access", params(IdPath),
+    responses((status = 204, description = "Deleted; its tokens are revoked")), security(("bearer" = ["admin"])))]
 pub async fn delete_app(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
@@ -150,8 +206,45 @@ impl ResponseError for OAuthError {
         }
         response
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"error": self.code, "error_description": self.description}))
+            .json(OAuthErrorBody { error: self.code, error_description: &self.description })
     }
+}
+
+/// An error of the token endpoint (RFC 6749 §5.2).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope` or `server_error`.
+    #[schema(example = "invalid_client")]
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// The form of a token request (RFC 6749 §4.4.2).
+#[derive(ToSchema)]
+#[allow(dead_code)] // the handler parses the form itself, to refuse repeated parameters
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    /// Unless sent with HTTP Basic.
+    client_id: Option<String>,
+    /// Unless sent with HTTP Basic.
+    client_secret: Option<String>,
+    /// `read`, `write` or `admin`, at most the app's own (default: the app's).
+    scope: Option<String>,
+}
+
+/// An access token.
+#[derive(Serialize, ToSchema)]
+pub struct TokenBody {
+    /// `hh_at_...`, valid for `expires_in` seconds.
+    access_token: String,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    #[schema(example = 3600)]
+    expires_in: i64,
+    #[schema(example = "write")]
+    scope: String,
 }
 
 /// Client credentials from `Authorization: Basic`, if sent.
@@ -173,6 +266,11 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), OAuth
 
 /// `POST /v1/oauth/token`: `grant_type=client_credentials`, client
 /// authentication by HTTP Basic or form fields, optional `scope`.
+#[utoipa::path(operation_id = "issue_token", post, path = "/v1/oauth/token", tag = "access",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenBody), (status = 400, body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody)),
+    security((), ("client_basic" = [])))]
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
     let form_type = req
         .headers()
@@ -222,25 +320,48 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write and admin")),
     };
     let (token, _) = state.store.issue_access_token(&app, scope).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_TTL.num_seconds(),
-        "scope": scope.to_scope_string(),
-    })))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenBody {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL.num_seconds(),
+        scope: scope.to_scope_string(),
+    }))
 }
 
 /// The filters and page of `GET /v1/audit-log`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Calls at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Calls before this RFC 3339 time.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// Only calls answered with this HTTP status.
+    #[param(value_type = Option<u16>, example = 403)]
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: crate::pagination::PageQuery,
 }
 
+/// One recorded API call (never its body).
+#[derive(Serialize, ToSchema)]
+pub struct AuditBody {
+    /// The API key id or OAuth client id, never a secret.
+    credential: Option<String>,
+    method: String,
+    path: String,
+    status: u16,
+    latency_ms: i64,
+    client_ip: Option<String>,
+    at: DateTime<Utc>,
+}
+
 /// `GET /v1/audit-log?from=&to=&status=`: the tenant's API calls, newest first.
+#[utoipa::path(operation_id = "list_audit_log", get, path = "/v1/audit-log", tag = "access", params(AuditQuery, crate::pagination::PageQuery),
+    responses((status = 200, body = ListBody<AuditBody>)), security(("bearer" = ["admin"])))]
 pub async fn audit_log(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
@@ -267,15 +388,13 @@ pub async fn audit_log(
         },
     };
     let page = state.store.list_audit(&tenant.id, &filter, &query.page.to_request()?).await?;
-    Ok(HttpResponse::Ok().json(crate::pagination::ListBody::from_page(page, |e| {
-        json!({
-            "credential": e.credential,
-            "method": e.method,
-            "path": e.path,
-            "status": e.status,
-            "latency_ms": e.latency_ms,
-            "client_ip": e.client_ip,
-            "at": e.at,
-        })
+    Ok(HttpResponse::Ok().json(ListBody::from_page(page, |e| AuditBody {
+        credential: e.credential,
+        method: e.method,
+        path: e.path,
+        status: e.status,
+        latency_ms: e.latency_ms,
+        client_ip: e.client_ip,
+        at: e.at,
     })))
 }

@@ -1,5 +1,5 @@
 //! Attempts logs: `/v1/events/{id}/attempts` and `/v1/subscriptions/{id}/attempts`.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
@@ -10,7 +10,7 @@ use hookhub_store::repo::{Attempt, AttemptsOf};
 use serde::Serialize;
 
 /// One attempt as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AttemptBody {
     id: String,
     event_id: String,
@@ -53,7 +53,9 @@ async fn list(
     Ok(HttpResponse::Ok().json(ListBody::from_page(page, AttemptBody::from)))
 }
 
-/// `GET /v1/events/{id}/attempts`.
+/// `GET /v1/events/{id}/attempts`: every delivery attempt of an event, newest first.
+#[utoipa::path(operation_id = "list_event_attempts", get, path = "/v1/events/{id}/attempts", tag = "events", params(IdPath, PageQuery),
+    responses((status = 200, body = ListBody<AttemptBody>)), security(("bearer" = ["read"])))]
 pub async fn of_event(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -64,7 +66,9 @@ pub async fn of_event(
     list(&state, &tenant, AttemptsOf::Event(&id), &query).await
 }
 
-/// `GET /v1/subscriptions/{id}/attempts`.
+/// `GET /v1/subscriptions/{id}/attempts`: every attempt to one endpoint, newest first.
+#[utoipa::path(operation_id = "list_subscription_attempts", get, path = "/v1/subscriptions/{id}/attempts", tag = "subscriptions", params(IdPath, PageQuery),
+    responses((status = 200, body = ListBody<AttemptBody>)), security(("bearer" = ["read"])))]
 pub async fn of_subscription(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -6,35 +6,64 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_store::domain::EventType;
 use hookhub_store::repo::{EventTypeInfo, NewEventType};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-fn to_json(t: EventTypeInfo) -> Value {
-    json!({
-        "name": t.name,
-        "description": t.description,
-        "schema": t.schema,
-        "example": t.example,
-        "builtin": t.builtin,
-        "validate": t.validate,
-    })
+/// An event type of the catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeBody {
+    #[schema(example = "appointment.booked")]
+    name: String,
+    description: String,
+    /// The JSON Schema of the event's `data`.
+    #[schema(value_type = Option<Object>)]
+    schema: Option<Value>,
+    /// An example `data`.
+    #[schema(value_type = Option<Object>)]
+    example: Option<Value>,
+    /// Part of Hookhub's catalogue (`false`: the tenant's own).
+    builtin: bool,
+    /// Whether ingest rejects `data` that does not match `schema`.
+    validate: bool,
+}
+
+impl From<EventTypeInfo> for EventTypeBody {
+    fn from(t: EventTypeInfo) -> Self {
+        Self {
+            name: t.name,
+            description: t.description,
+            schema: t.schema,
+            example: t.example,
+            builtin: t.builtin,
+            validate: t.validate,
+        }
+    }
 }
 
 /// `GET /v1/event-types`: built-in types first, then the tenant's own.
+#[utoipa::path(operation_id = "list_event_types", get, path = "/v1/event-types", tag = "integrations",
+    responses((status = 200, body = ListBody<EventTypeBody>)), security(("bearer" = ["read"])))]
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
     let types = state.store.list_event_types(&tenant.id).await?;
-    let data: Vec<Value> = types.into_iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(ListBody::all(data)))
+    Ok(HttpResponse::Ok().json(ListBody::all(types.into_iter().map(EventTypeBody::from).collect())))
 }
 
 /// A custom type to register.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct EventTypeCreate {
+    /// `resource.action`, like `program.completed`.
+    #[schema(required = true, example = "program.completed")]
     name: Option<String>,
     description: Option<String>,
+    /// A JSON Schema for the event's `data`.
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
+    /// An example `data`; must match `schema`.
+    #[schema(value_type = Option<Object>)]
     example: Option<Value>,
+    /// Reject events whose `data` does not match `schema`.
     #[serde(default)]
     validate: bool,
 }
@@ -54,10 +83,12 @@ fn check_schema(schema: &Value, example: Option<&Value>, errors: &mut Vec<FieldE
 }
 
 /// `POST /v1/event-types` `{name, description?, schema?, example?, validate?}` → 201.
+#[utoipa::path(operation_id = "create_event_type", post, path = "/v1/event-types", tag = "integrations", request_body = EventTypeCreate,
+    responses((status = 201, body = EventTypeBody)), security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<CreateBody>,
+    body: web::Json<EventTypeCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
@@ -91,29 +122,32 @@ pub async fn create(
         validate: body.validate,
     };
     let created = state.store.create_event_type(&tenant.id, new).await?;
-    Ok(HttpResponse::Created().json(to_json(created)))
+    Ok(HttpResponse::Created().json(EventTypeBody::from(created)))
 }
 
 /// The one setting a type has.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchBody {
+pub struct EventTypePatch {
     validate: bool,
 }
 
 /// `PATCH /v1/event-types/{name}` `{validate}`: turn schema validation on or off.
+#[utoipa::path(operation_id = "update_event_type", patch, path = "/v1/event-types/{name}", tag = "integrations",
+    params(("name" = String, Path, description = "The event type", example = "appointment.booked")),
+    request_body = EventTypePatch, responses((status = 200, body = EventTypeBody)), security(("bearer" = ["write"])))]
 pub async fn update(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     name: web::Path<String>,
-    body: web::Json<PatchBody>,
+    body: web::Json<EventTypePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let info = state.store.event_type(&tenant.id, &name).await?.ok_or(ApiError::NotFound("event type"))?;
     if body.validate && info.schema.is_none() {
         return Err(ApiError::field("validate", "this type has no schema to validate against"));
     }
     let updated = state.store.set_event_type_validation(&tenant.id, &name, body.validate).await?;
-    Ok(HttpResponse::Ok().json(to_json(updated)))
+    Ok(HttpResponse::Ok().json(EventTypeBody::from(updated)))
 }
 
 /// Rejects `data` that does not match its type's schema, when the tenant

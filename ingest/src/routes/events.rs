@@ -1,5 +1,5 @@
 //! `/v1/events`: ingest, inspect and redeliver events.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
@@ -9,15 +9,23 @@ use chrono::{DateTime, Utc};
 use hookhub_store::domain::{DeliveryStatus, EventId, EventType, SubscriptionId};
 use hookhub_store::repo::{Delivery, Event, NewEvent};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// The body of `POST /v1/events`.
-#[derive(Deserialize)]
+/// The body of `POST /v1/events`. Fields are loosely typed here so that
+/// every problem is reported by field name, not by serde's first message.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestBody {
+    /// The event type, `resource.action`.
+    #[schema(value_type = String, required = true, example = "appointment.booked")]
     r#type: Option<serde_json::Value>,
+    /// The event's facts (a JSON object; keep PHI out, send references).
+    #[schema(value_type = Object, required = true)]
     data: Option<serde_json::Value>,
+    /// A repeat with the same key answers with the original event (also as the `Idempotency-Key` header).
+    #[schema(value_type = Option<String>, max_length = 255)]
     idempotency_key: Option<serde_json::Value>,
 }
 
@@ -72,13 +80,17 @@ impl IngestBody {
 }
 
 /// An event as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventBody {
+    #[schema(example = "evt_01JD6F0Q6A8Y3W5Z7X9B1C2D3E")]
     id: String,
+    #[schema(example = "appointment.booked")]
     r#type: String,
+    #[schema(value_type = Object)]
     data: serde_json::Value,
     idempotency_key: Option<String>,
     created_at: DateTime<Utc>,
+    /// Where the event stands with each subscription (only on `GET /v1/events/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deliveries: Option<Vec<DeliveryBody>>,
 }
@@ -97,7 +109,7 @@ impl From<Event> for EventBody {
 }
 
 /// Where one event stands with one subscription.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryBody {
     subscription_id: String,
     status: DeliveryStatus,
@@ -122,8 +134,23 @@ impl From<Delivery> for DeliveryBody {
     }
 }
 
+/// What `POST /v1/events` answers.
+#[derive(Serialize, ToSchema)]
+pub struct AcceptedBody {
+    #[schema(value_type = String)]
+    id: EventId,
+    #[schema(value_type = String, example = "appointment.booked")]
+    r#type: EventType,
+    created_at: DateTime<Utc>,
+}
+
 /// `POST /v1/events` → 202 `{id, type, created_at}`; a repeated idempotency
 /// key answers with the original event and `Idempotent-Replayed: true`.
+#[utoipa::path(operation_id = "create_event", post, path = "/v1/events", tag = "events", request_body = IngestBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotency_key` in the body")),
+    responses((status = 202, description = "Accepted: written with its outbox row in one transaction", body = AcceptedBody,
+        headers(("Idempotent-Replayed" = bool, description = "`true` when the key was seen before")))),
+    security(("bearer" = ["write"])))]
 pub async fn ingest(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -138,16 +165,14 @@ pub async fn ingest(
         state.event_accepted();
     }
     let event = outcome.event;
-    Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", outcome.replayed.to_string())).json(
-        serde_json::json!({
-            "id": event.id,
-            "type": event.event_type,
-            "created_at": event.created_at,
-        }),
-    ))
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Idempotent-Replayed", outcome.replayed.to_string()))
+        .json(AcceptedBody { id: event.id, r#type: event.event_type, created_at: event.created_at }))
 }
 
-/// `GET /v1/events`.
+/// `GET /v1/events`: the tenant's events, newest first.
+#[utoipa::path(operation_id = "list_events", get, path = "/v1/events", tag = "events", params(PageQuery),
+    responses((status = 200, body = ListBody<EventBody>)), security(("bearer" = ["read"])))]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -158,6 +183,8 @@ pub async fn list(
 }
 
 /// `GET /v1/events/{id}`: the event and its delivery status per subscription.
+#[utoipa::path(operation_id = "get_event", get, path = "/v1/events/{id}", tag = "events", params(IdPath),
+    responses((status = 200, body = EventBody)), security(("bearer" = ["read"])))]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -172,14 +199,25 @@ pub async fn get(
 }
 
 /// The optional body of a redeliver.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeliverBody {
+    /// Only to this subscription (default: every subscription the event matched).
     subscription_id: Option<String>,
+}
+
+/// The deliveries a redeliver queued.
+#[derive(Serialize, ToSchema)]
+pub struct RedeliveredBody {
+    #[schema(value_type = Vec<String>)]
+    deliveries: Vec<hookhub_store::domain::DeliveryId>,
 }
 
 /// `POST /v1/events/{id}/redeliver` → 202 `{deliveries: [...]}`; optionally
 /// to one subscription only.
+#[utoipa::path(operation_id = "redeliver_event", post, path = "/v1/events/{id}/redeliver", tag = "events",
+    params(IdPath), request_body(content = Option<RedeliverBody>),
+    responses((status = 202, body = RedeliveredBody)), security(("bearer" = ["write"])))]
 pub async fn redeliver(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -192,5 +230,5 @@ pub async fn redeliver(
         None => None,
     };
     let ids = state.store.redeliver(&tenant.id, &id, only.as_ref()).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "deliveries": ids })))
+    Ok(HttpResponse::Accepted().json(RedeliveredBody { deliveries: ids }))
 }

@@ -3,13 +3,35 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_dispatcher::metrics::metrics as registry;
 
-/// The process is up.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// What a probe answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProbeBody {
+    /// `ok`, `ready` or `not_ready`.
+    status: &'static str,
+    /// `unavailable` when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    /// What is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
-/// The process can serve: the database answers with every migration
-/// applied, and the broker answers when this process uses one.
+impl ProbeBody {
+    fn status(status: &'static str) -> Self {
+        Self { status, code: None, message: None }
+    }
+}
+
+/// `GET /healthz`: the process is up.
+#[utoipa::path(operation_id = "healthz", get, path = "/healthz", tag = "operations", responses((status = 200, body = ProbeBody)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(ProbeBody::status("ok"))
+}
+
+/// `GET /readyz`: the process can serve: the database answers with every
+/// migration applied, and the broker answers when this process uses one.
+#[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = ProbeBody), (status = 503, body = ProbeBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut problems = Vec::new();
     match state.store.pending_migrations().await {
@@ -23,18 +45,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         }
     }
     if problems.is_empty() {
-        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+        Ok(HttpResponse::Ok().json(ProbeBody::status("ready")))
     } else {
-        Ok(HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "status": "not_ready",
-            "code": "unavailable",
-            "message": problems.join("; "),
-        })))
+        Ok(HttpResponse::ServiceUnavailable().json(ProbeBody {
+            status: "not_ready",
+            code: Some("unavailable"),
+            message: Some(problems.join("; ")),
+        }))
     }
 }
 
-/// Prometheus text format. Store gauges are read now, so every process
-/// reports the same backlog.
+/// `GET /metrics`: Prometheus text format. Store gauges are read now, so
+/// every process reports the same backlog.
+#[utoipa::path(operation_id = "metrics", get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = registry();
     if let Ok(outbox) = state.store.outbox_status().await {

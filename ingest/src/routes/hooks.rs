@@ -2,30 +2,50 @@
 //!
 //! A REST hook is an ordinary subscription underneath, so signing, retries,
 //! attempts and `410 Gone` handling all apply.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_dispatcher::payload::webhook_body;
 use hookhub_store::domain::{now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId};
 use hookhub_store::repo::NewSubscription;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 /// How many recent events `samples` returns.
 const SAMPLES: u64 = 3;
 
 /// A subscribe call. Zapier sends `target_url`; other tools say `hookUrl` or `url`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct HookBody {
+    /// Where to POST the events.
+    #[schema(example = "https://hooks.zapier.com/hooks/standard/123/abc")]
     target_url: Option<String>,
+    /// Same as `target_url`.
     #[serde(rename = "hookUrl")]
     hook_url: Option<String>,
+    /// Same as `target_url`.
     url: Option<String>,
+    /// One event type, or `*` for every type.
+    #[schema(required = true, example = "appointment.booked")]
     event: Option<String>,
 }
 
+/// A REST hook: what Zapier stores to unsubscribe later.
+#[derive(Serialize, ToSchema)]
+pub struct HookCreated {
+    #[schema(value_type = String)]
+    id: SubscriptionId,
+    target_url: String,
+    event: String,
+    /// The Standard Webhooks signing secret of the deliveries.
+    secret: String,
+}
+
 /// `POST /v1/hooks` `{target_url, event}` → 201 `{id, target_url, event, secret}`.
+#[utoipa::path(operation_id = "subscribe_rest_hook", post, path = "/v1/hooks", tag = "integrations", request_body = HookBody,
+    responses((status = 201, body = HookCreated)), security(("bearer" = ["write"])))]
 pub async fn subscribe(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -44,15 +64,13 @@ pub async fn subscribe(
         .map_err(|e| ApiError::field("event", format!("{e}; or \"*\"")))?;
     let new = NewSubscription { url, event_types, description: "REST hook".into(), rate_limit_per_second: None };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
-    Ok(HttpResponse::Created().json(json!({
-        "id": sub.id,
-        "target_url": sub.url,
-        "event": event,
-        "secret": sub.secret.expose(),
-    })))
+    let secret = sub.secret.expose();
+    Ok(HttpResponse::Created().json(HookCreated { id: sub.id, target_url: sub.url, event, secret }))
 }
 
 /// `DELETE /v1/hooks/{id}` → 204.
+#[utoipa::path(operation_id = "unsubscribe_rest_hook", delete, path = "/v1/hooks/{id}", tag = "integrations", params(IdPath),
+    responses((status = 204, description = "Unsubscribed")), security(("bearer" = ["write"])))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -64,14 +82,20 @@ pub async fn unsubscribe(
 }
 
 /// The query of `samples`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SamplesQuery {
+    /// The event type to sample.
+    #[param(required = true, example = "appointment.booked")]
     event: Option<String>,
 }
 
 /// `GET /v1/hooks/samples?event=...`: a JSON array, newest first, of the
 /// tenant's recent events of that type in the shape a delivery has (plus
 /// `id`, which Zapier deduplicates on); the type's example if there are none.
+#[utoipa::path(operation_id = "list_rest_hook_samples", get, path = "/v1/hooks/samples", tag = "integrations", params(SamplesQuery),
+    responses((status = 200, description = "Recent events as deliveries carry them", body = Vec<Object>)),
+    security(("bearer" = ["read"])))]
 pub async fn samples(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -6,7 +6,7 @@
 //! event through the same outbox as everything else, keyed by the gateway's
 //! own event id so that a gateway retry never makes a second event.
 use super::events::IngestBody;
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::inbound::{stripe, SignatureError};
 use crate::pagination::ListBody;
@@ -16,32 +16,87 @@ use futures::StreamExt;
 use hookhub_dispatcher::signer;
 use hookhub_store::domain::{now, InboundKind, InboundSourceId, SigningSecret};
 use hookhub_store::repo::{InboundSource, NewEvent};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 fn callback_path(s: &InboundSource) -> String {
     format!("/v1/inbound/{}/{}", s.kind, s.token)
 }
 
-fn to_json(s: &InboundSource) -> Value {
-    json!({"id": s.id, "source": s.kind.as_str(), "url_path": callback_path(s), "created_at": s.created_at})
+/// A connected gateway.
+#[derive(Serialize, ToSchema)]
+pub struct SourceBody {
+    #[schema(value_type = String)]
+    id: InboundSourceId,
+    /// `stripe` or `generic`.
+    #[schema(example = "stripe")]
+    source: &'static str,
+    /// Where the gateway posts its callbacks (keep it secret: the token is part of it).
+    url_path: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    /// For a `generic` source, at creation only: the Standard Webhooks secret its sender signs with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
+}
+
+impl From<&InboundSource> for SourceBody {
+    fn from(s: &InboundSource) -> Self {
+        Self {
+            id: s.id.clone(),
+            source: s.kind.as_str(),
+            url_path: callback_path(s),
+            created_at: s.created_at,
+            signing_secret: None,
+        }
+    }
 }
 
 /// A gateway to connect.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct SourceCreate {
+    /// `stripe` or `generic` (Standard Webhooks signatures).
+    #[schema(example = "stripe")]
     source: String,
+    /// Stripe: the endpoint's signing secret (required). Generic: a `whsec_` secret, generated if absent.
     signing_secret: Option<String>,
+}
+
+/// What a callback led to.
+#[derive(Serialize, ToSchema)]
+pub struct ReceivedBody {
+    received: bool,
+    /// `true` for a gateway event Hookhub does not map (acknowledged so the gateway stops retrying).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<bool>,
+    /// The domain event it became.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    event_id: Option<hookhub_store::domain::EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    r#type: Option<hookhub_store::domain::EventType>,
+    /// `true` when the gateway sent this callback before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
+}
+
+impl Default for ReceivedBody {
+    fn default() -> Self {
+        Self { received: true, ignored: None, event_id: None, r#type: None, replayed: None }
+    }
 }
 
 /// `POST /v1/inbound-sources` `{source: "stripe", signing_secret}` or
 /// `{source: "generic"}` → 201 with the callback `url_path` (and, for a
 /// generic source, the Standard Webhooks secret its sender must sign with).
+#[utoipa::path(operation_id = "create_inbound_source", post, path = "/v1/inbound-sources", tag = "integrations", request_body = SourceCreate,
+    responses((status = 201, body = SourceBody)), security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<CreateBody>,
+    body: web::Json<SourceCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let kind: InboundKind =
@@ -58,21 +113,24 @@ pub async fn create(
         (InboundKind::Generic, None) => SigningSecret::generate().expose(),
     };
     let source = state.store.create_inbound_source(&tenant.id, kind, secret).await?;
-    let mut out = to_json(&source);
+    let mut out = SourceBody::from(&source);
     if kind == InboundKind::Generic {
-        out["signing_secret"] = json!(source.signing_secret);
+        out.signing_secret = Some(source.signing_secret);
     }
     Ok(HttpResponse::Created().json(out))
 }
 
 /// `GET /v1/inbound-sources`.
+#[utoipa::path(operation_id = "list_inbound_sources", get, path = "/v1/inbound-sources", tag = "integrations",
+    responses((status = 200, body = ListBody<SourceBody>)), security(("bearer" = ["read"])))]
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
     let sources = state.store.list_inbound_sources(&tenant.id).await?;
-    let data: Vec<Value> = sources.iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(ListBody::all(data)))
+    Ok(HttpResponse::Ok().json(ListBody::all(sources.iter().map(SourceBody::from).collect())))
 }
 
 /// `DELETE /v1/inbound-sources/{id}` → 204; its URL stops working at once.
+#[utoipa::path(operation_id = "delete_inbound_source", delete, path = "/v1/inbound-sources/{id}", tag = "integrations", params(IdPath),
+    responses((status = 204, description = "Deleted")), security(("bearer" = ["write"])))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -100,7 +158,14 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `POST /v1/inbound/{source}/{token}`: a gateway's callback.
+/// `POST /v1/inbound/{source}/{token}`: a gateway's callback, authenticated
+/// by its signature (`Stripe-Signature`, or the Standard Webhooks headers).
+#[utoipa::path(operation_id = "receive_inbound_callback", post, path = "/v1/inbound/{source}/{token}", tag = "integrations",
+    params(("source" = String, Path, description = "`stripe` or `generic`"),
+        ("token" = String, Path, description = "The source's secret path token")),
+    request_body(content = Object, description = "The gateway's event, exactly as signed"),
+    responses((status = 200, body = ReceivedBody),
+        (status = 400, description = "Bad or stale signature; nothing recorded", body = crate::error::ErrorBody)))]
 pub async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -121,7 +186,7 @@ pub async fn receive(
                 .map_err(|e| ApiError::BadRequest { code: "invalid_event", message: e.to_string() })?;
             let Some(mapped) = mapped else {
                 // Acknowledge what we do not map, or Stripe keeps retrying it.
-                return Ok(HttpResponse::Ok().json(json!({"received": true, "ignored": true})));
+                return Ok(HttpResponse::Ok().json(ReceivedBody { ignored: Some(true), ..ReceivedBody::default() }));
             };
             NewEvent {
                 event_type: mapped.event_type,
@@ -151,10 +216,10 @@ pub async fn receive(
     if !outcome.replayed {
         state.event_accepted();
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "received": true,
-        "event_id": outcome.event.id,
-        "type": outcome.event.event_type,
-        "replayed": outcome.replayed,
-    })))
+    Ok(HttpResponse::Ok().json(ReceivedBody {
+        event_id: Some(outcome.event.id),
+        r#type: Some(outcome.event.event_type),
+        replayed: Some(outcome.replayed),
+        ..ReceivedBody::default()
+    }))
 }

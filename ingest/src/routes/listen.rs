@@ -3,7 +3,7 @@
 //! a developer's laptop. Each message carries exactly the headers and body
 //! a real delivery would, signed with the session's secret, so the local
 //! receiver's verification code is exercised as in production.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
@@ -13,11 +13,12 @@ use hookhub_dispatcher::signer::{sign, SignatureHeaders};
 use hookhub_store::domain::{now, EventId, EventTypeFilter, SubscriptionId, SubscriptionStatus};
 use hookhub_store::repo::{Event, Subscription};
 use hookhub_store::Store;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 const POLL: Duration = Duration::from_millis(200);
 const KEEPALIVE: Duration = Duration::from_secs(10);
@@ -26,13 +27,28 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 const LOOKBACK: chrono::Duration = chrono::Duration::seconds(3);
 
 /// What a session listens to.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
+    /// Event types, or `["*"]` for every type (the default).
     event_types: Option<Vec<String>>,
 }
 
-/// `POST /v1/listen` `{event_types?}` → 201 `{id, secret, event_types}`.
+/// A started listen session.
+#[derive(Serialize, ToSchema)]
+pub struct SessionBody {
+    #[schema(value_type = String)]
+    id: SubscriptionId,
+    /// Signs the streamed deliveries, as a real endpoint's secret would.
+    secret: String,
+    event_types: Vec<String>,
+    /// Where to read the server-sent events.
+    stream: String,
+}
+
+/// `POST /v1/listen` `{event_types?}` → 201 `{id, secret, event_types, stream}`.
+#[utoipa::path(operation_id = "start_listen_session", post, path = "/v1/listen", tag = "integrations", request_body(content = Option<StartBody>),
+    responses((status = 201, body = SessionBody)), security(("bearer" = ["write"])))]
 pub async fn start(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -41,17 +57,21 @@ pub async fn start(
     let types = body.and_then(|b| b.into_inner().event_types).unwrap_or_else(|| vec!["*".to_owned()]);
     let filter = EventTypeFilter::parse(&types).map_err(|e| ApiError::field("event_types", e))?;
     let sub = state.store.create_listen_subscription(&tenant.id, filter).await?;
-    Ok(HttpResponse::Created().json(json!({
-        "id": sub.id,
-        "secret": sub.secret.expose(),
-        "event_types": sub.event_types.to_strings(),
-        "stream": format!("/v1/listen/{}/stream", sub.id),
-    })))
+    Ok(HttpResponse::Created().json(SessionBody {
+        stream: format!("/v1/listen/{}/stream", sub.id),
+        secret: sub.secret.expose(),
+        event_types: sub.event_types.to_strings(),
+        id: sub.id,
+    }))
 }
 
 /// `GET /v1/listen/{id}/stream`: server-sent events, one `webhook` event per
 /// delivery. The session ends, and its subscription is deleted, when the
 /// client disconnects.
+#[utoipa::path(operation_id = "stream_listen_session", get, path = "/v1/listen/{id}/stream", tag = "integrations", params(IdPath),
+    responses((status = 200, description = "`event: webhook` messages whose data is `{id, type, headers, body}`",
+        content_type = "text/event-stream", body = String)),
+    security(("bearer" = ["read"])))]
 pub async fn stream(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

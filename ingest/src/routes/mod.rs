@@ -12,92 +12,111 @@ mod rules;
 mod subscriptions;
 
 use crate::ApiError;
-use actix_web::web;
+use actix_web::http::Method;
+use actix_web::{web, Route};
 use std::str::FromStr;
+
+pub(crate) mod openapi;
+
+/// One operation: registered on the server and listed in the OpenAPI
+/// document from the same table, so the two cannot drift apart unnoticed.
+pub(crate) struct Operation {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path, in the `{param}` template form both actix and OpenAPI use.
+    pub path: &'static str,
+    /// The handler (a fresh `Route` per worker: actix builds the app once per thread).
+    route: fn() -> Route,
+}
+
+macro_rules! op {
+    ($method:ident $path:literal => $handler:path) => {
+        Operation { method: Method::$method, path: $path, route: || web::route().to($handler) }
+    };
+}
+
+/// The probes and the metrics.
+pub(crate) fn ops_operations() -> Vec<Operation> {
+    vec![
+        op!(GET "/healthz" => health::healthz),
+        op!(GET "/readyz" => health::readyz),
+        op!(GET "/metrics" => health::metrics),
+    ]
+}
+
+/// The tenant API under `/v1`. Order matters where paths overlap: a literal
+/// segment (`/v1/hooks/samples`) before a parameter (`/v1/hooks/{id}`).
+pub(crate) fn api_operations() -> Vec<Operation> {
+    vec![
+        op!(GET "/v1/openapi.json" => openapi::serve),
+        op!(POST "/v1/subscriptions" => subscriptions::create),
+        op!(GET "/v1/subscriptions" => subscriptions::list),
+        op!(GET "/v1/subscriptions/{id}" => subscriptions::get),
+        op!(PATCH "/v1/subscriptions/{id}" => subscriptions::update),
+        op!(DELETE "/v1/subscriptions/{id}" => subscriptions::delete),
+        op!(GET "/v1/subscriptions/{id}/secret" => subscriptions::secret),
+        op!(POST "/v1/subscriptions/{id}/secret/rotate" => subscriptions::rotate_secret),
+        op!(POST "/v1/subscriptions/{id}/enable" => subscriptions::enable),
+        op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
+        op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
+        op!(POST "/v1/events" => events::ingest),
+        op!(GET "/v1/events" => events::list),
+        op!(GET "/v1/events/{id}" => events::get),
+        op!(GET "/v1/events/{id}/attempts" => attempts::of_event),
+        op!(POST "/v1/events/{id}/redeliver" => events::redeliver),
+        op!(POST "/v1/hooks" => hooks::subscribe),
+        op!(GET "/v1/hooks/samples" => hooks::samples),
+        op!(DELETE "/v1/hooks/{id}" => hooks::unsubscribe),
+        op!(GET "/v1/event-types" => event_types::list),
+        op!(POST "/v1/event-types" => event_types::create),
+        op!(PATCH "/v1/event-types/{name}" => event_types::update),
+        op!(GET "/v1/rules" => rules::list),
+        op!(POST "/v1/rules" => rules::create),
+        op!(DELETE "/v1/rules/{id}" => rules::delete),
+        op!(GET "/v1/inbound-sources" => inbound::list),
+        op!(POST "/v1/inbound-sources" => inbound::create),
+        op!(DELETE "/v1/inbound-sources/{id}" => inbound::delete),
+        op!(POST "/v1/inbound/{source}/{token}" => inbound::receive),
+        op!(POST "/v1/listen" => listen::start),
+        op!(GET "/v1/listen/{id}/stream" => listen::stream),
+        op!(POST "/v1/oauth/token" => access::token),
+        op!(GET "/v1/api-keys" => access::list_keys),
+        op!(POST "/v1/api-keys" => access::create_key),
+        op!(DELETE "/v1/api-keys/{id}" => access::delete_key),
+        op!(GET "/v1/oauth-apps" => access::list_apps),
+        op!(POST "/v1/oauth-apps" => access::create_app),
+        op!(DELETE "/v1/oauth-apps/{id}" => access::delete_app),
+        op!(GET "/v1/audit-log" => access::audit_log),
+    ]
+}
 
 /// Mounts the probes and the metrics.
 pub fn configure_ops(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+    mount(cfg, ops_operations());
 }
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    configure_ops(cfg);
-    cfg.service(
-        web::scope("/v1")
-            .service(
-                web::resource("/subscriptions")
-                    .post(subscriptions::create)
-                    .get(subscriptions::list)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/subscriptions/{id}")
-                    .get(subscriptions::get)
-                    .patch(subscriptions::update)
-                    .delete(subscriptions::delete)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/subscriptions/{id}/secret", web::get().to(subscriptions::secret))
-            .route("/subscriptions/{id}/secret/rotate", web::post().to(subscriptions::rotate_secret))
-            .route("/subscriptions/{id}/enable", web::post().to(subscriptions::enable))
-            .route("/subscriptions/{id}/recover", web::post().to(subscriptions::recover))
-            .route("/subscriptions/{id}/attempts", web::get().to(attempts::of_subscription))
-            .service(
-                web::resource("/events")
-                    .post(events::ingest)
-                    .get(events::list)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/events/{id}", web::get().to(events::get))
-            .route("/events/{id}/attempts", web::get().to(attempts::of_event))
-            .route("/events/{id}/redeliver", web::post().to(events::redeliver))
-            .route("/hooks", web::post().to(hooks::subscribe))
-            .route("/hooks/samples", web::get().to(hooks::samples))
-            .route("/hooks/{id}", web::delete().to(hooks::unsubscribe))
-            .service(
-                web::resource("/event-types")
-                    .get(event_types::list)
-                    .post(event_types::create)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/event-types/{name}", web::patch().to(event_types::update))
-            .service(
-                web::resource("/rules")
-                    .get(rules::list)
-                    .post(rules::create)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/rules/{id}", web::delete().to(rules::delete))
-            .service(
-                web::resource("/inbound-sources")
-                    .get(inbound::list)
-                    .post(inbound::create)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/inbound-sources/{id}", web::delete().to(inbound::delete))
-            .route("/inbound/{source}/{token}", web::post().to(inbound::receive))
-            .route("/listen", web::post().to(listen::start))
-            .route("/oauth/token", web::post().to(access::token))
-            .service(
-                web::resource("/api-keys")
-                    .get(access::list_keys)
-                    .post(access::create_key)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/api-keys/{id}", web::delete().to(access::delete_key))
-            .service(
-                web::resource("/oauth-apps")
-                    .get(access::list_apps)
-                    .post(access::create_app)
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/oauth-apps/{id}", web::delete().to(access::delete_app))
-            .route("/audit-log", web::get().to(access::audit_log))
-            .route("/listen/{id}/stream", web::get().to(listen::stream)),
-    );
+    mount(cfg, ops_operations());
+    mount(cfg, api_operations());
+}
+
+/// One resource per path, holding each of its methods; any other method
+/// on a known path is a 405 in our error format.
+fn mount(cfg: &mut web::ServiceConfig, operations: Vec<Operation>) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for op in &operations {
+        if !paths.contains(&op.path) {
+            paths.push(op.path);
+        }
+    }
+    for path in paths {
+        let resource = operations
+            .iter()
+            .filter(|op| op.path == path)
+            .fold(web::resource(path), |resource, op| resource.route((op.route)().method(op.method.clone())));
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
+    }
 }
 
 /// Any path we do not serve.
@@ -107,6 +126,15 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
 
 async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
+}
+
+/// The `{id}` segment of a path, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // never built: only its derived parameter list is used
+pub(crate) struct IdPath {
+    /// The resource's id, like `sub_...` or `evt_...`; another tenant's id is not found.
+    id: String,
 }
 
 /// Parses a path id; a malformed id is simply not found.

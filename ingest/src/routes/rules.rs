@@ -1,5 +1,5 @@
 //! `/v1/rules`: "when `on` arrives, also emit `emit`" — offboarding and the like.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::error::FieldError;
 use crate::pagination::ListBody;
@@ -7,18 +7,36 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_store::domain::{EventType, RuleId};
 use hookhub_store::repo::Rule;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-fn to_json(r: Rule) -> Value {
-    json!({"id": r.id, "on": r.on, "emit": r.emit, "created_at": r.created_at})
+/// A rule: when `on` arrives, `emit` follows in the same transaction.
+#[derive(Serialize, ToSchema)]
+pub struct RuleBody {
+    #[schema(value_type = String)]
+    id: RuleId,
+    #[schema(value_type = String, example = "subscription.cancelled")]
+    on: EventType,
+    #[schema(value_type = String, example = "client.archived")]
+    emit: EventType,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Rule> for RuleBody {
+    fn from(r: Rule) -> Self {
+        Self { id: r.id, on: r.on, emit: r.emit, created_at: r.created_at }
+    }
 }
 
 /// A rule to create.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub struct RuleCreate {
+    /// The event type that triggers the rule.
+    #[schema(required = true, example = "subscription.cancelled")]
     on: Option<String>,
+    /// The event type emitted with the same data.
+    #[schema(required = true, example = "client.archived")]
     emit: Option<String>,
 }
 
@@ -37,10 +55,12 @@ fn event_type(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> O
 }
 
 /// `POST /v1/rules` `{on, emit}` → 201.
+#[utoipa::path(operation_id = "create_rule", post, path = "/v1/rules", tag = "integrations", request_body = RuleCreate,
+    responses((status = 201, body = RuleBody)), security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<CreateBody>,
+    body: web::Json<RuleCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
     let on = event_type("on", body.on.as_deref(), &mut errors);
@@ -52,16 +72,20 @@ pub async fn create(
         return Err(ApiError::Validation(errors));
     };
     let rule = state.store.create_rule(&tenant.id, on, emit).await?;
-    Ok(HttpResponse::Created().json(to_json(rule)))
+    Ok(HttpResponse::Created().json(RuleBody::from(rule)))
 }
 
 /// `GET /v1/rules`.
+#[utoipa::path(operation_id = "list_rules", get, path = "/v1/rules", tag = "integrations",
+    responses((status = 200, body = ListBody<RuleBody>)), security(("bearer" = ["read"])))]
 pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticated) -> Result<HttpResponse, ApiError> {
-    let data: Vec<Value> = state.store.list_rules(&tenant.id).await?.into_iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(ListBody::all(data)))
+    let rules = state.store.list_rules(&tenant.id).await?;
+    Ok(HttpResponse::Ok().json(ListBody::all(rules.into_iter().map(RuleBody::from).collect())))
 }
 
 /// `DELETE /v1/rules/{id}` → 204.
+#[utoipa::path(operation_id = "delete_rule", delete, path = "/v1/rules/{id}", tag = "integrations", params(IdPath),
+    responses((status = 204, description = "Deleted")), security(("bearer" = ["write"])))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

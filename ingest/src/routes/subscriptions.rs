@@ -1,5 +1,5 @@
 //! `/v1/subscriptions`: where a tenant's events go.
-use super::path_id;
+use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
@@ -9,15 +9,20 @@ use chrono::{DateTime, Utc};
 use hookhub_store::domain::{EndpointUrl, EventTypeFilter, SubscriptionId, SubscriptionStatus};
 use hookhub_store::repo::{NewSubscription, Subscription, SubscriptionPatch};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const MAX_DESCRIPTION: usize = 1024;
 
 /// A subscription as the API shows it (never with its secret).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SubscriptionBody {
+    #[schema(example = "sub_01JD6F0Q6A8Y3W5Z7X9B1C2D3E")]
     id: String,
+    #[schema(example = "https://crm.example.com/hooks/hookhub")]
     url: String,
     description: String,
+    /// Exact event types, or `["*"]` for every type.
+    #[schema(example = json!(["appointment.booked", "client.created"]))]
     event_types: Vec<String>,
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
@@ -43,15 +48,25 @@ impl From<Subscription> for SubscriptionBody {
 }
 
 /// Fields of a create or update; all optional so that missing ones are
-/// reported by name rather than by serde's message.
-#[derive(Deserialize)]
+/// reported by name rather than by serde's message. A create needs `url`
+/// and `event_types`; `status` is only for updates.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionFields {
+    /// The HTTPS endpoint deliveries are POSTed to.
+    #[schema(example = "https://crm.example.com/hooks/hookhub")]
     url: Option<String>,
+    /// Exact event types, or `["*"]` for every type.
+    #[schema(example = json!(["appointment.booked", "client.created"]))]
     event_types: Option<Vec<String>>,
+    /// Up to 1,024 characters.
     description: Option<String>,
+    /// `active` or `disabled` (updates only).
+    #[schema(value_type = Option<SubscriptionStatus>)]
     status: Option<String>,
+    /// At most this many deliveries per second to this endpoint, 1 to 10,000; `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     rate_limit_per_second: Option<Option<u32>>,
 }
 
@@ -114,7 +129,34 @@ impl SubscriptionFields {
     }
 }
 
+/// A new subscription, with the secret its deliveries are signed with.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedBody {
+    #[serde(flatten)]
+    subscription: SubscriptionBody,
+    /// The Standard Webhooks signing secret (`whsec_...`).
+    secret: String,
+}
+
+/// The signing secret of a subscription.
+#[derive(Serialize, ToSchema)]
+pub struct SecretBody {
+    /// The Standard Webhooks signing secret (`whsec_...`).
+    secret: String,
+    /// After a rotation: until when deliveries also carry the old secret's signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_valid_until: Option<DateTime<Utc>>,
+}
+
+/// How many deliveries a recovery queued again.
+#[derive(Serialize, ToSchema)]
+pub struct RequeuedBody {
+    requeued: u64,
+}
+
 /// `POST /v1/subscriptions` → 201 with the secret, shown here and at `/secret`.
+#[utoipa::path(operation_id = "create_subscription", post, path = "/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionFields,
+    responses((status = 201, body = CreatedBody)), security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -142,12 +184,12 @@ pub async fn create(
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
-    let mut body = serde_json::to_value(SubscriptionBody::from(sub)).map_err(|_| ApiError::Internal)?;
-    body["secret"] = secret.into();
-    Ok(HttpResponse::Created().json(body))
+    Ok(HttpResponse::Created().json(CreatedBody { subscription: sub.into(), secret }))
 }
 
 /// `GET /v1/subscriptions`.
+#[utoipa::path(operation_id = "list_subscriptions", get, path = "/v1/subscriptions", tag = "subscriptions", params(PageQuery),
+    responses((status = 200, body = ListBody<SubscriptionBody>)), security(("bearer" = ["read"])))]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -158,6 +200,8 @@ pub async fn list(
 }
 
 /// `GET /v1/subscriptions/{id}`.
+#[utoipa::path(operation_id = "get_subscription", get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
+    responses((status = 200, body = SubscriptionBody)), security(("bearer" = ["read"])))]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -169,6 +213,8 @@ pub async fn get(
 }
 
 /// `GET /v1/subscriptions/{id}/secret`: `{"secret": "whsec_..."}`.
+#[utoipa::path(operation_id = "get_subscription_secret", get, path = "/v1/subscriptions/{id}/secret", tag = "subscriptions", params(IdPath),
+    responses((status = 200, body = SecretBody)), security(("bearer" = ["read"])))]
 pub async fn secret(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -176,10 +222,13 @@ pub async fn secret(
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
     let sub = state.store.subscription(&tenant.id, &id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "secret": sub.secret.expose() })))
+    Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: None }))
 }
 
-/// `PATCH /v1/subscriptions/{id}`: change url, event types, description or status.
+/// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status or rate limit.
+#[utoipa::path(operation_id = "update_subscription", patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
+    request_body = SubscriptionFields, responses((status = 200, body = SubscriptionBody)),
+    security(("bearer" = ["write"])))]
 pub async fn update(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -200,6 +249,8 @@ pub async fn update(
 }
 
 /// `DELETE /v1/subscriptions/{id}` → 204; pending deliveries stop.
+#[utoipa::path(operation_id = "delete_subscription", delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
+    responses((status = 204, description = "Deleted")), security(("bearer" = ["write"])))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -211,9 +262,11 @@ pub async fn delete(
 }
 
 /// The body of a rotation.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
+    /// How long deliveries also carry the old secret's signature, up to 7 days (default 24 h).
+    #[schema(maximum = 604800)]
     grace_period_secs: Option<u32>,
 }
 
@@ -222,6 +275,9 @@ const DEFAULT_GRACE_SECS: u32 = 24 * 3600;
 
 /// `POST /v1/subscriptions/{id}/secret/rotate` `{grace_period_secs?}` → the new
 /// `{secret}`; until the grace period ends deliveries carry both signatures.
+#[utoipa::path(operation_id = "rotate_subscription_secret", post, path = "/v1/subscriptions/{id}/secret/rotate", tag = "subscriptions", params(IdPath),
+    request_body(content = Option<RotateBody>), responses((status = 200, body = SecretBody)),
+    security(("bearer" = ["write"])))]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -235,10 +291,12 @@ pub async fn rotate_secret(
     }
     let sub = state.store.rotate_secret(&tenant.id, &id, chrono::Duration::seconds(i64::from(grace))).await?;
     let until = sub.previous_secret.as_ref().map(|(_, until)| *until);
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "secret": sub.secret.expose(), "previous_valid_until": until })))
+    Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: until }))
 }
 
 /// `POST /v1/subscriptions/{id}/enable`: back on after the breaker (or its owner) disabled it.
+#[utoipa::path(operation_id = "enable_subscription", post, path = "/v1/subscriptions/{id}/enable", tag = "subscriptions", params(IdPath),
+    responses((status = 200, body = SubscriptionBody)), security(("bearer" = ["write"])))]
 pub async fn enable(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -251,13 +309,19 @@ pub async fn enable(
 }
 
 /// The query of a recovery.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecoverQuery {
+    /// Requeue what failed or was dead-lettered since this RFC 3339 time.
+    #[param(required = true, format = DateTime)]
     since: Option<String>,
 }
 
 /// `POST /v1/subscriptions/{id}/recover?since=RFC3339` → 202 `{requeued}`:
 /// resend what failed while the endpoint was down.
+#[utoipa::path(operation_id = "recover_subscription", post, path = "/v1/subscriptions/{id}/recover", tag = "subscriptions",
+    params(IdPath, RecoverQuery), responses((status = 202, body = RequeuedBody)),
+    security(("bearer" = ["write"])))]
 pub async fn recover(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -272,5 +336,5 @@ pub async fn recover(
     let since = DateTime::parse_from_rfc3339(since)
         .map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("since: {e}") })?;
     let requeued = state.store.recover_subscription(&tenant.id, &id, since.to_utc()).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": requeued })))
+    Ok(HttpResponse::Accepted().json(RequeuedBody { requeued }))
 }
