@@ -293,3 +293,79 @@ async fn the_database_keeps_tenants_apart_even_when_a_query_forgets_its_filter()
     assert_eq!(all, 4);
     hub.stop().await;
 }
+
+/// The tables the API writes on a tenant's behalf.
+const API_WRITTEN: [&str; 7] =
+    ["subscriptions", "event_types", "rules", "inbound_sources", "api_keys", "oauth_apps", "access_tokens"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_writes_run_as_the_role_the_policies_bind() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let hub = TestHub::start(Backend::Postgres).await;
+    let db = hub.hub().store().db();
+    // A trigger records which role made each write: the proof that the API
+    // does not write through the owner's connection, which bypasses the policies.
+    db.execute_unprepared(
+        "CREATE TABLE write_log (tbl text, op text, role text); \
+         GRANT INSERT ON write_log TO hookhub_tenant; \
+         CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO write_log VALUES (TG_TABLE_NAME, TG_OP, current_user); RETURN NULL; END $$;",
+    )
+    .await
+    .unwrap();
+    for table in API_WRITTEN {
+        let trigger = format!(
+            "CREATE TRIGGER log_write AFTER INSERT OR UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION log_write()"
+        );
+        db.execute_unprepared(&trigger).await.unwrap();
+    }
+
+    let key = hub.key.clone();
+    let ok = |(status, body): (StatusCode, Value)| {
+        assert!(status.is_success(), "{status}: {body}");
+        body
+    };
+    let sub = ok(with(
+        &hub,
+        &key,
+        Method::POST,
+        "/v1/subscriptions",
+        Some(json!({"url": "https://a.example/h", "event_types": ["*"]})),
+    )
+    .await);
+    let sub = format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap());
+    ok(with(&hub, &key, Method::PATCH, &sub, Some(json!({"description": "x"}))).await);
+    ok(with(&hub, &key, Method::POST, &format!("{sub}/secret/rotate"), None).await);
+    ok(with(&hub, &key, Method::DELETE, &sub, None).await);
+    let custom = json!({"name": "program.completed", "schema": {"type": "object"}});
+    ok(with(&hub, &key, Method::POST, "/v1/event-types", Some(custom)).await);
+    ok(with(&hub, &key, Method::PATCH, "/v1/event-types/client.created", Some(json!({"validate": false}))).await);
+    let rule = ok(with(&hub, &key, Method::POST, "/v1/rules", Some(json!({"on": "a.b", "emit": "c.d"}))).await);
+    ok(with(&hub, &key, Method::DELETE, &format!("/v1/rules/{}", rule["id"].as_str().unwrap()), None).await);
+    let source = ok(with(&hub, &key, Method::POST, "/v1/inbound-sources", Some(json!({"source": "generic"}))).await);
+    ok(with(&hub, &key, Method::DELETE, &format!("/v1/inbound-sources/{}", source["id"].as_str().unwrap()), None)
+        .await);
+    let api_key = ok(with(&hub, &key, Method::POST, "/v1/api-keys", Some(json!({"name": "k"}))).await);
+    ok(with(&hub, &key, Method::DELETE, &format!("/v1/api-keys/{}", api_key["id"].as_str().unwrap()), None).await);
+    let app = ok(with(&hub, &key, Method::POST, "/v1/oauth-apps", Some(json!({"name": "app"}))).await);
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    assert_eq!(token_request(&hub, &form, None).await.status(), StatusCode::OK);
+    ok(with(&hub, &key, Method::DELETE, &format!("/v1/oauth-apps/{}", app["id"].as_str().unwrap()), None).await);
+
+    let rows = db
+        .query_all(Statement::from_string(db.get_database_backend(), "SELECT tbl, op, role FROM write_log"))
+        .await
+        .unwrap();
+    let writes: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap(), r.try_get_by_index(2).unwrap()))
+        .collect();
+    let by_owner: Vec<_> = writes.iter().filter(|(_, _, role)| role != "hookhub_tenant").collect();
+    assert!(by_owner.is_empty(), "writes that bypassed row-level security: {by_owner:?}");
+    for table in API_WRITTEN {
+        assert!(writes.iter().any(|(t, _, _)| t == table), "no API write to {table} was exercised: {writes:?}");
+    }
+    hub.stop().await;
+}

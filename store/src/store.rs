@@ -2,8 +2,9 @@ use crate::cipher::Cipher;
 use crate::migration::Migrator;
 use crate::StoreError;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    Select, Statement, TransactionTrait,
+    ActiveModelBehavior, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
+    DatabaseConnection, DatabaseTransaction, DeleteMany, EntityTrait, IntoActiveModel, Select, Statement,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
@@ -55,8 +56,9 @@ impl Store {
     /// A transaction in which the database itself shows only `tenant`'s
     /// rows: on PostgreSQL it runs as `hookhub_tenant` with `app.tenant_id`
     /// set, under the row-level security policies of migration m0006.
-    /// Tenant-facing reads use it on top of their own tenant filters, so a
-    /// filter forgotten in a query still leaks nothing.
+    /// The API's reads and writes use it on top of their own tenant
+    /// filters, so a filter forgotten in a query still leaks nothing, and a
+    /// row written for the wrong tenant is refused.
     pub async fn tenant_scope(&self, tenant: &crate::domain::TenantId) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db.begin().await?;
         if self.backend() == DatabaseBackend::Postgres {
@@ -93,6 +95,35 @@ impl Store {
         let row = select.one(&txn).await?;
         txn.commit().await?;
         Ok(row)
+    }
+
+    /// Inserts `model` as `tenant`: on PostgreSQL the policy's `WITH CHECK`
+    /// refuses a row of any other tenant, whatever the code set.
+    pub(crate) async fn insert_as_tenant<A>(
+        &self,
+        tenant: &crate::domain::TenantId,
+        model: A,
+    ) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        let txn = self.tenant_scope(tenant).await?;
+        let row = model.insert(&txn).await?;
+        txn.commit().await?;
+        Ok(row)
+    }
+
+    /// Runs `delete` as `tenant`; returns how many rows went.
+    pub(crate) async fn delete_as_tenant<E: EntityTrait>(
+        &self,
+        tenant: &crate::domain::TenantId,
+        delete: DeleteMany<E>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
+        let deleted = delete.exec(&txn).await?.rows_affected;
+        txn.commit().await?;
+        Ok(deleted)
     }
 
     /// Applies every pending migration.

@@ -9,9 +9,7 @@ use crate::domain::{now, ApiKey, ApiKeyId, OAuthAppId, Scope, TenantId};
 use crate::entity::{access_token, api_key, oauth_app, tenant};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use sha2::{Digest, Sha256};
 
 /// Prefix of OAuth client ids.
@@ -127,10 +125,8 @@ impl Store {
             key_hash: Set(key.hash().as_str().to_owned()),
             scope: Set(scope.to_string()),
             created_at: Set(now()),
-        }
-        .insert(self.db())
-        .await?;
-        Ok((row.try_into()?, key))
+        };
+        Ok((self.insert_as_tenant(tenant, row).await?.try_into()?, key))
     }
 
     /// The tenant's API keys, oldest first.
@@ -144,12 +140,10 @@ impl Store {
 
     /// Revokes an API key: the next request with it is refused.
     pub async fn delete_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<(), StoreError> {
-        let deleted = api_key::Entity::delete_many()
+        let delete = api_key::Entity::delete_many()
             .filter(api_key::Column::TenantId.eq(tenant.as_str()))
-            .filter(api_key::Column::Id.eq(id.as_str()))
-            .exec(self.db())
-            .await?;
-        if deleted.rows_affected == 0 {
+            .filter(api_key::Column::Id.eq(id.as_str()));
+        if self.delete_as_tenant(tenant, delete).await? == 0 {
             return Err(StoreError::NotFound("API key"));
         }
         Ok(())
@@ -185,10 +179,8 @@ impl Store {
             client_secret_hash: Set(sha256_hex(&secret)),
             scope: Set(scope.to_string()),
             created_at: Set(now()),
-        }
-        .insert(self.db())
-        .await?;
-        Ok((row.try_into()?, secret))
+        };
+        Ok((self.insert_as_tenant(tenant, row).await?.try_into()?, secret))
     }
 
     /// The tenant's OAuth apps, oldest first.
@@ -202,7 +194,7 @@ impl Store {
 
     /// Deletes an OAuth app and revokes every token it issued.
     pub async fn delete_oauth_app(&self, tenant: &TenantId, id: &OAuthAppId) -> Result<(), StoreError> {
-        let txn = self.db().begin().await?;
+        let txn = self.tenant_scope(tenant).await?;
         let deleted = oauth_app::Entity::delete_many()
             .filter(oauth_app::Column::TenantId.eq(tenant.as_str()))
             .filter(oauth_app::Column::Id.eq(id.as_str()))
@@ -241,7 +233,7 @@ impl Store {
         let token = random(ACCESS_TOKEN_PREFIX, 40);
         let at = now();
         let expires_at = at + ACCESS_TOKEN_TTL;
-        access_token::ActiveModel {
+        let row = access_token::ActiveModel {
             id: Set(uuid::Uuid::now_v7().simple().to_string()),
             tenant_id: Set(app.tenant_id.to_string()),
             app_id: Set(app.id.to_string()),
@@ -249,9 +241,8 @@ impl Store {
             scope: Set(scope.min(app.scope).to_string()),
             expires_at: Set(expires_at),
             created_at: Set(at),
-        }
-        .insert(self.db())
-        .await?;
+        };
+        self.insert_as_tenant(&app.tenant_id, row).await?;
         Ok((token, expires_at))
     }
 

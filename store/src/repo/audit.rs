@@ -76,7 +76,9 @@ impl Store {
         if let Some(status) = filter.status {
             select = select.filter(audit_entry::Column::Status.eq(i32::from(status)));
         }
-        let page = paginate(self.db(), select, audit_entry::Column::Id, |m| &m.id, page).await?;
+        let txn = self.tenant_scope(tenant).await?;
+        let page = paginate(&txn, select, audit_entry::Column::Id, |m| &m.id, page).await?;
+        txn.commit().await?;
         page.try_map(|m| {
             Ok(AuditEntry {
                 tenant_id: m.tenant_id.as_deref().map(super::stored).transpose()?,

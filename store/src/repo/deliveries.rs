@@ -467,7 +467,7 @@ impl Store {
             None => self.event_deliveries(tenant, event_id).await?.into_iter().map(|d| d.subscription_id).collect(),
         };
         let at = now();
-        let txn = self.db().begin().await?;
+        let txn = self.tenant_scope(tenant).await?;
         let mut ids = Vec::with_capacity(targets.len());
         for sub in &targets {
             let active = subscription::Entity::find_by_id(sub.as_str())

@@ -2,7 +2,10 @@ use crate::domain::catalog::{builtin_type, builtins};
 use crate::domain::{now, EventType, EventTypeId, TenantId};
 use crate::entity::event_type;
 use crate::{Store, StoreError};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
 use serde_json::Value;
 
 /// An event type as a tenant sees it: built-in or custom, with its settings.
@@ -60,11 +63,16 @@ fn merge(row: Option<&event_type::Model>, name: &str) -> Option<EventTypeInfo> {
 }
 
 impl Store {
-    async fn event_type_row(&self, tenant: &TenantId, name: &str) -> Result<Option<event_type::Model>, StoreError> {
+    async fn event_type_row(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Option<event_type::Model>, StoreError> {
         Ok(event_type::Entity::find()
             .filter(event_type::Column::TenantId.eq(tenant.as_str()))
             .filter(event_type::Column::Name.eq(name))
-            .one(self.db())
+            .one(db)
             .await?)
     }
 
@@ -82,14 +90,15 @@ impl Store {
 
     /// One type as the tenant sees it; `None` if it is neither built in nor registered.
     pub async fn event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventTypeInfo>, StoreError> {
-        let row = self.event_type_row(tenant, name).await?;
+        let row = self.event_type_row(self.db(), tenant, name).await?;
         Ok(merge(row.as_ref(), name))
     }
 
     /// Registers a custom type; built-in and existing names conflict.
     pub async fn create_event_type(&self, tenant: &TenantId, new: NewEventType) -> Result<EventTypeInfo, StoreError> {
         let name = new.name.to_string();
-        if builtin_type(&name).is_some() || self.event_type_row(tenant, &name).await?.is_some() {
+        let txn = self.tenant_scope(tenant).await?;
+        if builtin_type(&name).is_some() || self.event_type_row(&txn, tenant, &name).await?.is_some() {
             return Err(StoreError::Conflict(format!("event type {name} already exists")));
         }
         let row = event_type::ActiveModel {
@@ -102,8 +111,9 @@ impl Store {
             validate: Set(new.validate),
             created_at: Set(now()),
         }
-        .insert(self.db())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         Ok(merge(Some(&row), &name).expect("a row merges"))
     }
 
@@ -114,11 +124,12 @@ impl Store {
         name: &str,
         validate: bool,
     ) -> Result<EventTypeInfo, StoreError> {
-        let row = match self.event_type_row(tenant, name).await? {
+        let txn = self.tenant_scope(tenant).await?;
+        let row = match self.event_type_row(&txn, tenant, name).await? {
             Some(row) => {
                 let mut row = row.into_active_model();
                 row.validate = Set(validate);
-                row.update(self.db()).await?
+                row.update(&txn).await?
             }
             // A built-in type gets a settings row on first change.
             None if builtin_type(name).is_some() => {
@@ -132,11 +143,12 @@ impl Store {
                     validate: Set(validate),
                     created_at: Set(now()),
                 }
-                .insert(self.db())
+                .insert(&txn)
                 .await?
             }
             None => return Err(StoreError::NotFound("event type")),
         };
+        txn.commit().await?;
         Ok(merge(Some(&row), name).expect("a row merges"))
     }
 }

@@ -4,7 +4,7 @@ use crate::domain::{now, InboundKind, InboundSourceId, TenantId};
 use crate::entity::inbound_source;
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use std::fmt;
 
 /// A sender of callbacks (a payment gateway) connected to a tenant.
@@ -66,10 +66,8 @@ impl Store {
             kind: Set(kind.to_string()),
             token: Set(token()),
             created_at: Set(now()),
-        }
-        .insert(self.db())
-        .await?;
-        InboundSource::from_row(row, self.cipher())
+        };
+        InboundSource::from_row(self.insert_as_tenant(tenant, row).await?, self.cipher())
     }
 
     /// The source a callback URL names, if any.
@@ -101,12 +99,10 @@ impl Store {
 
     /// Disconnects a source: its URL stops working at once.
     pub async fn delete_inbound_source(&self, tenant: &TenantId, id: &InboundSourceId) -> Result<(), StoreError> {
-        let deleted = inbound_source::Entity::delete_many()
+        let delete = inbound_source::Entity::delete_many()
             .filter(inbound_source::Column::TenantId.eq(tenant.as_str()))
-            .filter(inbound_source::Column::Id.eq(id.as_str()))
-            .exec(self.db())
-            .await?;
-        if deleted.rows_affected == 0 {
+            .filter(inbound_source::Column::Id.eq(id.as_str()));
+        if self.delete_as_tenant(tenant, delete).await? == 0 {
             return Err(StoreError::NotFound("inbound source"));
         }
         Ok(())

@@ -104,7 +104,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         self.subscription(tenant, sub).await?;
         let at = now();
-        let result = delivery::Entity::update_many()
+        let requeue = delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, DeliveryStatus::Pending.into())
             .col_expr(delivery::Column::RetryIndex, 0.into())
             .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
@@ -112,10 +112,11 @@ impl Store {
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))
-            .filter(delivery::Column::CreatedAt.gte(since))
-            .exec(self.db())
-            .await?;
-        Ok(result.rows_affected)
+            .filter(delivery::Column::CreatedAt.gte(since));
+        let txn = self.tenant_scope(tenant).await?;
+        let requeued = requeue.exec(&txn).await?.rows_affected;
+        txn.commit().await?;
+        Ok(requeued)
     }
 
     /// Events accepted since `since` (of a tenant), oldest first, for replays.

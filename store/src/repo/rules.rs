@@ -3,7 +3,7 @@ use crate::domain::{now, EventType, RuleId, TenantId};
 use crate::entity::rule;
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 /// "When `on` arrives, also emit `emit`" (for example offboarding:
 /// `subscription.cancelled` → `client.archived`).
@@ -41,12 +41,12 @@ impl Store {
             on_type: Set(on.to_string()),
             emit_type: Set(emit.to_string()),
             created_at: Set(now()),
-        }
-        .insert(self.db())
-        .await
-        .map_err(|e| match StoreError::is_unique_violation(&e) {
-            true => StoreError::Conflict("that rule exists already".into()),
-            false => e.into(),
+        };
+        let row = self.insert_as_tenant(tenant, row).await.map_err(|e| match e {
+            StoreError::Db(db) if StoreError::is_unique_violation(&db) => {
+                StoreError::Conflict("that rule exists already".into())
+            }
+            other => other,
         })?;
         row.try_into()
     }
@@ -60,12 +60,10 @@ impl Store {
 
     /// Deletes a rule.
     pub async fn delete_rule(&self, tenant: &TenantId, id: &RuleId) -> Result<(), StoreError> {
-        let deleted = rule::Entity::delete_many()
+        let delete = rule::Entity::delete_many()
             .filter(rule::Column::TenantId.eq(tenant.as_str()))
-            .filter(rule::Column::Id.eq(id.as_str()))
-            .exec(self.db())
-            .await?;
-        if deleted.rows_affected == 0 {
+            .filter(rule::Column::Id.eq(id.as_str()));
+        if self.delete_as_tenant(tenant, delete).await? == 0 {
             return Err(StoreError::NotFound("rule"));
         }
         Ok(())

@@ -10,7 +10,6 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait,
 };
 
 /// A subscription as the rest of the hub sees it: every field parsed.
@@ -186,7 +185,7 @@ impl Store {
             failing_since: Set(None),
             rate_limit_per_second: Set(None),
         };
-        Subscription::from_row(model.insert(self.db()).await?, self.cipher())
+        Subscription::from_row(self.insert_as_tenant(tenant, model).await?, self.cipher())
     }
 
     async fn subscription_model(
@@ -230,7 +229,8 @@ impl Store {
         id: &SubscriptionId,
         patch: SubscriptionPatch,
     ) -> Result<Subscription, StoreError> {
-        let current = self.subscription_model(self.db(), tenant, id).await?;
+        let txn = self.tenant_scope(tenant).await?;
+        let current = self.subscription_model(&txn, tenant, id).await?;
         if patch.status.is_some() && current.status == SubscriptionStatus::Listening {
             return Err(StoreError::Conflict("a listen session's status cannot change; end the session".into()));
         }
@@ -260,7 +260,9 @@ impl Store {
             }
         }
         model.updated_at = Set(now());
-        Subscription::from_row(model.update(self.db()).await?, self.cipher())
+        let row = model.update(&txn).await?;
+        txn.commit().await?;
+        Subscription::from_row(row, self.cipher())
     }
 
     /// Issues a new signing secret; the old one keeps signing (as a second
@@ -271,20 +273,23 @@ impl Store {
         id: &SubscriptionId,
         grace: chrono::Duration,
     ) -> Result<Subscription, StoreError> {
-        let current = self.subscription_model(self.db(), tenant, id).await?;
+        let txn = self.tenant_scope(tenant).await?;
+        let current = self.subscription_model(&txn, tenant, id).await?;
         let at = now();
         let mut model = current.clone().into_active_model();
         model.secret = Set(self.cipher().seal_text(&SigningSecret::generate().expose(), id.as_str()));
         model.previous_secret = Set(Some(current.secret));
         model.previous_secret_expires_at = Set(Some(at + grace));
         model.updated_at = Set(at);
-        Subscription::from_row(model.update(self.db()).await?, self.cipher())
+        let row = model.update(&txn).await?;
+        txn.commit().await?;
+        Subscription::from_row(row, self.cipher())
     }
 
     /// Deletes a subscription with its deliveries and attempts; pending
     /// deliveries to it stop at once.
     pub async fn delete_subscription(&self, tenant: &TenantId, id: &SubscriptionId) -> Result<(), StoreError> {
-        let txn = self.db().begin().await?;
+        let txn = self.tenant_scope(tenant).await?;
         self.subscription_model(&txn, tenant, id).await?;
         attempt::Entity::delete_many().filter(attempt::Column::SubscriptionId.eq(id.as_str())).exec(&txn).await?;
         delivery::Entity::delete_many().filter(delivery::Column::SubscriptionId.eq(id.as_str())).exec(&txn).await?;
