@@ -55,6 +55,10 @@ async fn collect_pages(hub: &TestHub, path: &str, limit: u32) -> (Vec<String>, u
     }
 }
 
+fn ids_of(page: &Value) -> Vec<String> {
+    page["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect()
+}
+
 async fn pagination_walks_every_item_once(backend: Backend) {
     let hub = TestHub::start(backend).await;
     let mut created = Vec::new();
@@ -69,12 +73,24 @@ async fn pagination_walks_every_item_once(backend: Backend) {
 
     // Inserts between pages do not shift what the cursor points at.
     let (_, first) = hub.get("/v1/subscriptions?limit=3").await;
-    hub.subscribe("https://example.com/late", &["*"]).await;
+    assert!(first["pagination"]["prev_cursor"].is_null(), "the first page has nothing before it");
+    let late = hub.subscribe("https://example.com/late", &["*"]).await;
     let cursor = first["pagination"]["next_cursor"].as_str().unwrap();
     let (_, second) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={cursor}")).await;
-    let second: Vec<_> =
-        second["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(second, created[3..6]);
+    assert_eq!(ids_of(&second), created[3..6]);
+
+    // Paging back: the three items just newer than the second page, then
+    // what was inserted meanwhile, then nothing more.
+    let back = second["pagination"]["prev_cursor"].as_str().unwrap();
+    let (_, back) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={back}")).await;
+    assert_eq!(ids_of(&back), created[0..3]);
+    let forward = back["pagination"]["next_cursor"].as_str().unwrap();
+    let (_, again) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={forward}")).await;
+    assert_eq!(ids_of(&again), created[3..6], "and forward again to the same page");
+    let newest = back["pagination"]["prev_cursor"].as_str().expect("the late insert is newer still");
+    let (_, newest) = hub.get(&format!("/v1/subscriptions?limit=3&cursor={newest}")).await;
+    assert_eq!(ids_of(&newest), [late["id"].as_str().unwrap()]);
+    assert!(newest["pagination"]["prev_cursor"].is_null());
     hub.stop().await;
 }
 

@@ -10,7 +10,7 @@ pub struct PageQuery {
     /// Items per page, 1 to 250 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 250)]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page; opaque.
+    /// A page's `next_cursor` (older items) or `prev_cursor` (newer items); opaque.
     cursor: Option<String>,
 }
 
@@ -36,33 +36,38 @@ impl PageQuery {
     }
 }
 
-/// `{"data": [...], "pagination": {"next_cursor": ...}}`.
+/// `{"data": [...], "pagination": {"next_cursor": ..., "prev_cursor": ...}}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListBody<T> {
     /// This page's items.
     data: Vec<T>,
-    /// Where the next page starts.
+    /// Where the neighbouring pages start.
     pagination: PaginationBody,
 }
 
-/// Where the next page starts.
+/// Where the neighbouring pages start.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PaginationBody {
-    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    /// Pass as `?cursor=` for the next page (older items); `null` on the last page.
     next_cursor: Option<String>,
+    /// Pass as `?cursor=` for the previous page (newer items); `null` on the first page.
+    prev_cursor: Option<String>,
 }
 
 impl<T> ListBody<T> {
     /// A complete list in the same envelope (short catalogues need no cursor).
     pub fn all(data: Vec<T>) -> Self {
-        Self { data, pagination: PaginationBody { next_cursor: None } }
+        Self { data, pagination: PaginationBody { next_cursor: None, prev_cursor: None } }
     }
 
     /// Wraps a page, converting each item to its API form.
     pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
         Self {
             data: page.items.into_iter().map(f).collect(),
-            pagination: PaginationBody { next_cursor: page.next_cursor.map(|c| c.encode()) },
+            pagination: PaginationBody {
+                next_cursor: page.next_cursor.map(|c| c.encode()),
+                prev_cursor: page.prev_cursor.map(|c| c.encode()),
+            },
         }
     }
 }
