@@ -17,6 +17,15 @@ struct State {
     next_start: Option<Instant>,
 }
 
+/// How long until the endpoint may take another attempt (its rate limit or
+/// its `Retry-After`), if it may not now.
+fn not_before(state: &State, now: Instant) -> Result<(), Duration> {
+    match state.next_start.filter(|next| *next > now) {
+        Some(next) => Err(next - now),
+        None => Ok(()),
+    }
+}
+
 /// Admission control per subscription, shared by every attempt of a dispatcher.
 #[derive(Clone)]
 pub struct SubscriptionGate {
@@ -43,21 +52,38 @@ impl SubscriptionGate {
     /// Admits an attempt, or says how long the delivery should wait instead.
     pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<Admission, Duration> {
         let slots = {
-            let now = Instant::now();
             let mut states = self.states.lock().expect("gate lock is never poisoned");
-            let state = states
-                .entry(subscription.to_owned())
-                .or_insert_with(|| State { slots: Arc::new(Semaphore::new(self.per_subscription)), next_start: None });
-            if let Some(next) = state.next_start.filter(|next| *next > now) {
-                return Err(next - now);
-            }
-            state.next_start = rate_per_second.filter(|r| *r > 0).map(|r| now + Duration::from_secs(1) / r);
+            let state = self.state(&mut states, subscription, None);
+            not_before(state, Instant::now())?;
             state.slots.clone()
         };
-        match tokio::time::timeout(self.patience, slots.acquire_owned()).await {
-            Ok(Ok(slot)) => Ok(Admission { _slot: slot }),
-            _ => Err(BUSY_WAIT),
-        }
+        let slot = match tokio::time::timeout(self.patience, slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(BUSY_WAIT),
+        };
+        // The rate slot is taken only now that the attempt really starts: an
+        // attempt turned away for want of a place must not use up the
+        // endpoint's rate, or a rate-limited endpoint runs below its limit.
+        let now = Instant::now();
+        let mut states = self.states.lock().expect("gate lock is never poisoned");
+        let state = self.state(&mut states, subscription, Some(slots));
+        not_before(state, now)?;
+        state.next_start = rate_per_second.filter(|r| *r > 0).map(|r| now + Duration::from_secs(1) / r);
+        Ok(Admission { _slot: slot })
+    }
+
+    /// The endpoint's state; `slots`, when given, is the semaphore a slot was
+    /// just taken from, kept if `forget_idle` dropped the entry meanwhile.
+    fn state<'a>(
+        &self,
+        states: &'a mut HashMap<String, State>,
+        subscription: &str,
+        slots: Option<Arc<Semaphore>>,
+    ) -> &'a mut State {
+        states.entry(subscription.to_owned()).or_insert_with(|| State {
+            slots: slots.unwrap_or_else(|| Arc::new(Semaphore::new(self.per_subscription))),
+            next_start: None,
+        })
     }
 
     /// Holds every attempt to the subscription back until `until` (its `Retry-After`).
@@ -117,5 +143,16 @@ mod tests {
         assert!(gate.enter("b", None).await.err().unwrap() > Duration::from_secs(29));
         gate.forget_idle();
         assert!(gate.enter("b", None).await.is_err(), "a paused endpoint is remembered");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_turned_away_for_a_place_leaves_the_rate_untouched() {
+        let gate = SubscriptionGate::new(1, Duration::from_millis(20));
+        let first = gate.enter("a", Some(10)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        // Its rate allows another now, but its one place is taken.
+        assert_eq!(gate.enter("a", Some(10)).await.err(), Some(BUSY_WAIT));
+        drop(first);
+        assert!(gate.enter("a", Some(10)).await.is_ok(), "the turned-away attempt reserved no rate slot");
     }
 }
