@@ -138,6 +138,8 @@ async fn the_token_endpoint_answers_errors_as_rfc_6749_says() {
         ("no client authentication", vec![grant], None, 401, "invalid_client"),
         ("password grant", vec![("grant_type", "password")], Some((id, secret)), 400, "unsupported_grant_type"),
         ("no grant type", vec![], Some((id, secret)), 400, "invalid_request"),
+        ("an empty grant type is no grant type", vec![("grant_type", "")], Some((id, secret)), 400, "invalid_request"),
+        ("a repeated parameter", vec![grant, grant], Some((id, secret)), 400, "invalid_request"),
         ("more scope than the app has", vec![grant, ("scope", "write")], Some((id, secret)), 400, "invalid_scope"),
         ("unknown scope", vec![grant, ("scope", "root")], Some((id, secret)), 400, "invalid_scope"),
     ] {
@@ -158,6 +160,10 @@ async fn the_token_endpoint_answers_errors_as_rfc_6749_says() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "JSON is not the token endpoint's format");
+    // Parameters it does not know are ignored, even repeated (RFC 6749 §3.1).
+    let form = vec![grant, ("client_id", id), ("client_secret", secret), ("x", "1"), ("x", "2"), ("scope", "")];
+    let resp = token_request(&hub, &form, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
     hub.stop().await;
 }
 

@@ -14,6 +14,15 @@ async fn subscriptions_can_be_created_read_updated_and_deleted() {
     assert!(id.starts_with("sub_"));
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(created["status"], "active");
+    assert!(created["rate_limit_per_second"].is_null());
+
+    // Everything a create may set is kept: a paused, rate-limited endpoint.
+    let paused = json!({"url": "https://crm.example.com/slow", "event_types": ["*"], "status": "disabled",
+        "rate_limit_per_second": 5});
+    let (status, paused) = hub.post("/v1/subscriptions", paused).await;
+    assert_eq!(status, StatusCode::CREATED, "{paused}");
+    assert_eq!((&paused["status"], &paused["rate_limit_per_second"]), (&json!("disabled"), &json!(5)));
+    assert_eq!(paused["disabled_reason"], "disabled by owner");
 
     let (status, got) = hub.get(&format!("/v1/subscriptions/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -395,6 +404,29 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_5xx() {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: "method_not_allowed",
         },
+        // An optional body may be left out, but what is sent must be valid:
+        // a broken `{subscription_id}` must not become "to every subscription".
+        Case {
+            name: "broken optional body",
+            request: hub
+                .request(Method::POST, "/v1/events/evt_0000/redeliver")
+                .header("content-type", "application/json")
+                .body("{\"subscription_id\": "),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+        },
+        Case {
+            name: "optional body of the wrong shape",
+            request: hub.request(Method::POST, "/v1/events/evt_0000/redeliver").json(&json!({"subscription": "sub_1"})),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+        },
+        Case {
+            name: "optional body that is not JSON",
+            request: hub.request(Method::POST, "/v1/listen").header("content-type", "text/plain").body("*"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+        },
     ];
     for case in cases {
         let resp = case.request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -407,6 +439,9 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_5xx() {
             assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{}: field details: {body}", case.name);
         }
     }
+    // A 405 says what the path does allow (RFC 9110).
+    let resp = hub.request(Method::PUT, "/v1/events").send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "POST, GET");
     // Validation reports every bad field at once, by name.
     let (_, body) = hub.post("/v1/events", json!({"type": "nope", "data": 3})).await;
     let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();

@@ -49,8 +49,11 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The path exists but not with this method.
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
+    #[error("method not allowed on this path; it allows {allow}")]
+    MethodNotAllowed {
+        /// The methods it does allow, for the `Allow` header (RFC 9110 §15.5.6).
+        allow: String,
+    },
     /// The body is not JSON.
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
@@ -98,7 +101,7 @@ impl ApiError {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
             Self::BadRequest { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -149,7 +152,7 @@ impl ResponseError for ApiError {
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -168,6 +171,9 @@ impl ResponseError for ApiError {
             }
             Self::InvalidToken => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             Self::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));

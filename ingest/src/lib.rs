@@ -6,6 +6,7 @@
 
 mod audit;
 mod auth;
+mod body;
 mod error;
 pub mod inbound;
 mod pagination;

@@ -20,10 +20,10 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct CredentialBody {
     /// 1 to 200 characters, for people.
-    #[schema(required = true, example = "Zapier connector")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, example = "Zapier connector")]
     name: Option<String>,
-    /// `read`, `write` or `admin` (default `write`).
-    #[schema(example = "write")]
+    /// `read`, `write` or `admin` (default `write`); a space-separated list counts as its highest.
+    #[schema(example = "write", pattern = "^ *(read|write|admin)( +(read|write|admin))* *$")]
     scope: Option<String>,
 }
 
@@ -223,16 +223,20 @@ pub struct OAuthErrorBody<'a> {
 #[derive(ToSchema)]
 #[allow(dead_code)] // the handler parses the form itself, to refuse repeated parameters
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    /// Only `client_credentials`.
+    #[schema(example = "client_credentials", pattern = "^client_credentials$")]
     grant_type: String,
     /// Unless sent with HTTP Basic.
     client_id: Option<String>,
     /// Unless sent with HTTP Basic.
     client_secret: Option<String>,
     /// `read`, `write` or `admin`, at most the app's own (default: the app's).
+    #[schema(pattern = "^ *(read|write|admin)( +(read|write|admin))* *$")]
     scope: Option<String>,
 }
+
+/// The parameters of a token request this endpoint reads.
+const TOKEN_PARAMETERS: [&str; 4] = ["grant_type", "client_id", "client_secret", "scope"];
 
 /// An access token.
 #[derive(Serialize, ToSchema)]
@@ -283,8 +287,13 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             "send the request form-encoded (application/x-www-form-urlencoded)",
         ));
     }
+    // RFC 6749 §3.1, §3.2: a parameter without a value counts as omitted,
+    // unknown parameters are ignored, and ours may be sent only once.
     let mut form = std::collections::HashMap::new();
     for (k, v) in url::form_urlencoded::parse(&body) {
+        if v.is_empty() || !TOKEN_PARAMETERS.contains(&k.as_ref()) {
+            continue;
+        }
         if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
             return Err(OAuthError::new("invalid_request", format!("parameter {k} is repeated")));
         }

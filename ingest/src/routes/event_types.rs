@@ -10,14 +10,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// What a JSON Schema is, as a value: an object, `true` or `false` (or absent).
+fn json_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Boolean, Type::Null]))
+        .description(Some("A JSON Schema for the event's `data`: an object, `true` or `false`"))
+        .build()
+}
+
 /// An event type of the catalogue.
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeBody {
     #[schema(example = "appointment.booked")]
     name: String,
     description: String,
-    /// The JSON Schema of the event's `data`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = json_schema)]
     schema: Option<Value>,
     /// An example `data`.
     #[schema(value_type = Option<Object>)]
@@ -54,11 +62,10 @@ pub async fn list(state: web::Data<AppState>, Authenticated(tenant): Authenticat
 #[serde(deny_unknown_fields)]
 pub struct EventTypeCreate {
     /// `resource.action`, like `program.completed`.
-    #[schema(required = true, example = "program.completed")]
+    #[schema(value_type = EventType, required = true, example = "program.completed")]
     name: Option<String>,
     description: Option<String>,
-    /// A JSON Schema for the event's `data`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = json_schema)]
     schema: Option<Value>,
     /// An example `data`; must match `schema`.
     #[schema(value_type = Option<Object>)]
@@ -84,7 +91,9 @@ fn check_schema(schema: &Value, example: Option<&Value>, errors: &mut Vec<FieldE
 
 /// `POST /v1/event-types` `{name, description?, schema?, example?, validate?}` → 201.
 #[utoipa::path(operation_id = "create_event_type", post, path = "/v1/event-types", tag = "integrations", request_body = EventTypeCreate,
-    responses((status = 201, body = EventTypeBody)), security(("bearer" = ["write"])))]
+    responses((status = 201, body = EventTypeBody),
+        (status = 409, description = "The name is taken (a built-in or an existing type)", body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -1,6 +1,7 @@
 //! `/v1/events`: ingest, inspect and redeliver events.
 use super::{path_id, IdPath};
 use crate::auth::Authenticated;
+use crate::body::OptionalJson;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
@@ -19,13 +20,13 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestBody {
     /// The event type, `resource.action`.
-    #[schema(value_type = String, required = true, example = "appointment.booked")]
+    #[schema(value_type = EventType, required = true)]
     r#type: Option<serde_json::Value>,
     /// The event's facts (a JSON object; keep PHI out, send references).
     #[schema(value_type = Object, required = true)]
     data: Option<serde_json::Value>,
     /// A repeat with the same key answers with the original event (also as the `Idempotency-Key` header).
-    #[schema(value_type = Option<String>, max_length = 255)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     idempotency_key: Option<serde_json::Value>,
 }
 
@@ -139,7 +140,6 @@ impl From<Delivery> for DeliveryBody {
 pub struct AcceptedBody {
     #[schema(value_type = String)]
     id: EventId,
-    #[schema(value_type = String, example = "appointment.booked")]
     r#type: EventType,
     created_at: DateTime<Utc>,
 }
@@ -217,15 +217,17 @@ pub struct RedeliveredBody {
 /// to one subscription only.
 #[utoipa::path(operation_id = "redeliver_event", post, path = "/v1/events/{id}/redeliver", tag = "events",
     params(IdPath), request_body(content = Option<RedeliverBody>),
-    responses((status = 202, body = RedeliveredBody)), security(("bearer" = ["write"])))]
+    responses((status = 202, body = RedeliveredBody),
+        (status = 409, description = "The subscription named is disabled", body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
 pub async fn redeliver(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
-    body: Option<web::Json<RedeliverBody>>,
+    OptionalJson(body): OptionalJson<RedeliverBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: EventId = path_id(&id, "event")?;
-    let only: Option<SubscriptionId> = match body.and_then(|b| b.into_inner().subscription_id) {
+    let only: Option<SubscriptionId> = match body.and_then(|b| b.subscription_id) {
         Some(raw) => Some(path_id(&raw, "subscription")?),
         None => None,
     };

@@ -7,7 +7,7 @@ use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_dispatcher::payload::webhook_body;
-use hookhub_store::domain::{now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId};
+use hookhub_store::domain::{now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus};
 use hookhub_store::repo::NewSubscription;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,7 +28,8 @@ pub struct HookBody {
     /// Same as `target_url`.
     url: Option<String>,
     /// One event type, or `*` for every type.
-    #[schema(required = true, example = "appointment.booked")]
+    #[schema(value_type = String, required = true, example = "appointment.booked",
+        pattern = r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)+)$")]
     event: Option<String>,
 }
 
@@ -62,7 +63,13 @@ pub async fn subscribe(
     let event = body.event.ok_or_else(|| ApiError::field("event", "is required, like \"appointment.booked\""))?;
     let event_types = EventTypeFilter::parse(std::slice::from_ref(&event))
         .map_err(|e| ApiError::field("event", format!("{e}; or \"*\"")))?;
-    let new = NewSubscription { url, event_types, description: "REST hook".into(), rate_limit_per_second: None };
+    let new = NewSubscription {
+        url,
+        event_types,
+        description: "REST hook".into(),
+        rate_limit_per_second: None,
+        status: SubscriptionStatus::Active,
+    };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
     Ok(HttpResponse::Created().json(HookCreated { id: sub.id, target_url: sub.url, event, secret }))
@@ -86,7 +93,7 @@ pub async fn unsubscribe(
 #[into_params(parameter_in = Query)]
 pub struct SamplesQuery {
     /// The event type to sample.
-    #[param(required = true, example = "appointment.booked")]
+    #[param(value_type = EventType, required = true, example = "appointment.booked")]
     event: Option<String>,
 }
 
@@ -94,7 +101,9 @@ pub struct SamplesQuery {
 /// tenant's recent events of that type in the shape a delivery has (plus
 /// `id`, which Zapier deduplicates on); the type's example if there are none.
 #[utoipa::path(operation_id = "list_rest_hook_samples", get, path = "/v1/hooks/samples", tag = "integrations", params(SamplesQuery),
-    responses((status = 200, description = "Recent events as deliveries carry them", body = Vec<Object>)),
+    responses((status = 200, description = "Recent events as deliveries carry them", body = Vec<Object>),
+        (status = 404, description = "The type is neither in the catalogue nor among the tenant's events",
+            body = crate::error::ErrorBody)),
     security(("bearer" = ["read"])))]
 pub async fn samples(
     state: web::Data<AppState>,

@@ -12,7 +12,6 @@ use crate::inbound::{stripe, SignatureError};
 use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::StreamExt;
 use hookhub_dispatcher::signer;
 use hookhub_store::domain::{now, InboundKind, InboundSourceId, SigningSecret};
 use hookhub_store::repo::{InboundSource, NewEvent};
@@ -75,7 +74,6 @@ pub struct ReceivedBody {
     #[schema(value_type = Option<String>)]
     event_id: Option<hookhub_store::domain::EventId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     r#type: Option<hookhub_store::domain::EventType>,
     /// `true` when the gateway sent this callback before.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,19 +139,6 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Reads the raw body (signatures cover the exact bytes) up to the limit.
-async fn raw_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        if body.len() + chunk.len() > crate::MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge { limit: crate::MAX_BODY_BYTES });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -176,7 +161,7 @@ pub async fn receive(
     let kind: InboundKind = kind.parse().map_err(|_| ApiError::NotFound("inbound source"))?;
     let source =
         state.store.inbound_source_by_token(kind, &token).await?.ok_or(ApiError::NotFound("inbound source"))?;
-    let raw = raw_body(payload).await?;
+    let raw = crate::body::read_limited(payload).await?;
     let at = now().timestamp();
     let new = match kind {
         InboundKind::Stripe => {

@@ -5,6 +5,7 @@
 //! receiver's verification code is exercised as in production.
 use super::{path_id, IdPath};
 use crate::auth::Authenticated;
+use crate::body::OptionalJson;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -30,7 +31,8 @@ const LOOKBACK: chrono::Duration = chrono::Duration::seconds(3);
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
-    /// Event types, or `["*"]` for every type (the default).
+    /// Default `["*"]`.
+    #[schema(value_type = Option<EventTypeFilter>)]
     event_types: Option<Vec<String>>,
 }
 
@@ -41,9 +43,21 @@ pub struct SessionBody {
     id: SubscriptionId,
     /// Signs the streamed deliveries, as a real endpoint's secret would.
     secret: String,
+    #[schema(value_type = EventTypeFilter)]
     event_types: Vec<String>,
     /// Where to read the server-sent events.
     stream: String,
+}
+
+/// One server-sent event of a listen stream, as the wire carries it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the stream; `message` writes the same fields
+struct StreamEvent {
+    /// Always `webhook`.
+    #[schema(example = "webhook")]
+    event: String,
+    /// JSON of `{id, type, headers, body}`: the delivery exactly as an endpoint would get it, signed.
+    data: String,
 }
 
 /// `POST /v1/listen` `{event_types?}` → 201 `{id, secret, event_types, stream}`.
@@ -52,9 +66,9 @@ pub struct SessionBody {
 pub async fn start(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: Option<web::Json<StartBody>>,
+    OptionalJson(body): OptionalJson<StartBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let types = body.and_then(|b| b.into_inner().event_types).unwrap_or_else(|| vec!["*".to_owned()]);
+    let types = body.and_then(|b| b.event_types).unwrap_or_else(|| vec!["*".to_owned()]);
     let filter = EventTypeFilter::parse(&types).map_err(|e| ApiError::field("event_types", e))?;
     let sub = state.store.create_listen_subscription(&tenant.id, filter).await?;
     Ok(HttpResponse::Created().json(SessionBody {
@@ -69,8 +83,8 @@ pub async fn start(
 /// delivery. The session ends, and its subscription is deleted, when the
 /// client disconnects.
 #[utoipa::path(operation_id = "stream_listen_session", get, path = "/v1/listen/{id}/stream", tag = "integrations", params(IdPath),
-    responses((status = 200, description = "`event: webhook` messages whose data is `{id, type, headers, body}`",
-        content_type = "text/event-stream", body = String)),
+    responses((status = 200, description = "Server-sent events, one per delivery", content_type = "text/event-stream",
+        body = StreamEvent)),
     security(("bearer" = ["read"])))]
 pub async fn stream(
     state: web::Data<AppState>,

@@ -13,7 +13,7 @@ mod subscriptions;
 
 use crate::ApiError;
 use actix_web::http::Method;
-use actix_web::{web, Route};
+use actix_web::{web, HttpResponse, Route};
 use std::str::FromStr;
 
 pub(crate) mod openapi;
@@ -102,7 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// One resource per path, holding each of its methods; any other method
-/// on a known path is a 405 in our error format.
+/// on a known path is a 405 in our error format, with the `Allow` header.
 fn mount(cfg: &mut web::ServiceConfig, operations: Vec<Operation>) {
     let mut paths: Vec<&'static str> = Vec::new();
     for op in &operations {
@@ -111,21 +111,20 @@ fn mount(cfg: &mut web::ServiceConfig, operations: Vec<Operation>) {
         }
     }
     for path in paths {
-        let resource = operations
-            .iter()
-            .filter(|op| op.path == path)
-            .fold(web::resource(path), |resource, op| resource.route((op.route)().method(op.method.clone())));
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
+        let on_path = || operations.iter().filter(move |op| op.path == path);
+        let allow = on_path().map(|op| op.method.as_str()).collect::<Vec<_>>().join(", ");
+        let resource =
+            on_path().fold(web::resource(path), |resource, op| resource.route((op.route)().method(op.method.clone())));
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+        })));
     }
 }
 
 /// Any path we do not serve.
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("route"))
-}
-
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
 }
 
 /// The `{id}` segment of a path, for the OpenAPI document.

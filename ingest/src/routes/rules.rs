@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 pub struct RuleBody {
     #[schema(value_type = String)]
     id: RuleId,
-    #[schema(value_type = String, example = "subscription.cancelled")]
+    #[schema(example = "subscription.cancelled")]
     on: EventType,
-    #[schema(value_type = String, example = "client.archived")]
+    #[schema(example = "client.archived")]
     emit: EventType,
     created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -33,10 +33,10 @@ impl From<Rule> for RuleBody {
 #[serde(deny_unknown_fields)]
 pub struct RuleCreate {
     /// The event type that triggers the rule.
-    #[schema(required = true, example = "subscription.cancelled")]
+    #[schema(value_type = EventType, required = true, example = "subscription.cancelled")]
     on: Option<String>,
-    /// The event type emitted with the same data.
-    #[schema(required = true, example = "client.archived")]
+    /// The event type emitted with the same data; not `on` itself.
+    #[schema(value_type = EventType, required = true, example = "client.archived")]
     emit: Option<String>,
 }
 
@@ -56,7 +56,9 @@ fn event_type(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> O
 
 /// `POST /v1/rules` `{on, emit}` → 201.
 #[utoipa::path(operation_id = "create_rule", post, path = "/v1/rules", tag = "integrations", request_body = RuleCreate,
-    responses((status = 201, body = RuleBody)), security(("bearer" = ["write"])))]
+    responses((status = 201, body = RuleBody),
+        (status = 409, description = "The same rule exists", body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

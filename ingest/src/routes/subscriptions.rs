@@ -1,6 +1,7 @@
 //! `/v1/subscriptions`: where a tenant's events go.
 use super::{path_id, IdPath};
 use crate::auth::Authenticated;
+use crate::body::OptionalJson;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
@@ -21,8 +22,7 @@ pub struct SubscriptionBody {
     #[schema(example = "https://crm.example.com/hooks/hookhub")]
     url: String,
     description: String,
-    /// Exact event types, or `["*"]` for every type.
-    #[schema(example = json!(["appointment.booked", "client.created"]))]
+    #[schema(value_type = EventTypeFilter)]
     event_types: Vec<String>,
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
@@ -49,20 +49,19 @@ impl From<Subscription> for SubscriptionBody {
 
 /// Fields of a create or update; all optional so that missing ones are
 /// reported by name rather than by serde's message. A create needs `url`
-/// and `event_types`; `status` is only for updates.
+/// and `event_types`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionFields {
     /// The HTTPS endpoint deliveries are POSTed to.
     #[schema(example = "https://crm.example.com/hooks/hookhub")]
     url: Option<String>,
-    /// Exact event types, or `["*"]` for every type.
-    #[schema(example = json!(["appointment.booked", "client.created"]))]
+    #[schema(value_type = Option<EventTypeFilter>)]
     event_types: Option<Vec<String>>,
     /// Up to 1,024 characters.
     description: Option<String>,
-    /// `active` or `disabled` (updates only).
-    #[schema(value_type = Option<SubscriptionStatus>)]
+    /// `active` (the default) or `disabled`.
+    #[schema(pattern = "^(active|disabled)$")]
     status: Option<String>,
     /// At most this many deliveries per second to this endpoint, 1 to 10,000; `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
@@ -170,9 +169,6 @@ pub async fn create(
     if checked.event_types.is_none() {
         missing.push(FieldError::new("event_types", "is required: a list of event types, or [\"*\"]"));
     }
-    if checked.status.is_some() {
-        missing.push(FieldError::new("status", "is set with PATCH, not at creation"));
-    }
     let (Some(url), Some(event_types), true) = (checked.url, checked.event_types, missing.is_empty()) else {
         return Err(ApiError::Validation(missing));
     };
@@ -181,6 +177,7 @@ pub async fn create(
         event_types,
         description: checked.description.unwrap_or_default(),
         rate_limit_per_second: checked.rate_limit_per_second.flatten(),
+        status: checked.status.unwrap_or(SubscriptionStatus::Active),
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
@@ -227,7 +224,8 @@ pub async fn secret(
 
 /// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status or rate limit.
 #[utoipa::path(operation_id = "update_subscription", patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
-    request_body = SubscriptionFields, responses((status = 200, body = SubscriptionBody)),
+    request_body = SubscriptionFields, responses((status = 200, body = SubscriptionBody),
+        (status = 409, description = "A listen session's status cannot change", body = crate::error::ErrorBody)),
     security(("bearer" = ["write"])))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -282,10 +280,10 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
-    body: Option<web::Json<RotateBody>>,
+    OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
-    let grace = body.and_then(|b| b.into_inner().grace_period_secs).unwrap_or(DEFAULT_GRACE_SECS);
+    let grace = body.and_then(|b| b.grace_period_secs).unwrap_or(DEFAULT_GRACE_SECS);
     if grace > 7 * 24 * 3600 {
         return Err(ApiError::field("grace_period_secs", "at most 7 days"));
     }
@@ -296,7 +294,9 @@ pub async fn rotate_secret(
 
 /// `POST /v1/subscriptions/{id}/enable`: back on after the breaker (or its owner) disabled it.
 #[utoipa::path(operation_id = "enable_subscription", post, path = "/v1/subscriptions/{id}/enable", tag = "subscriptions", params(IdPath),
-    responses((status = 200, body = SubscriptionBody)), security(("bearer" = ["write"])))]
+    responses((status = 200, body = SubscriptionBody),
+        (status = 409, description = "A listen session's status cannot change", body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
 pub async fn enable(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -19,6 +19,8 @@ pub struct EventType(String);
 
 impl EventType {
     const MAX_LEN: usize = 128;
+    /// What [`FromStr`] accepts, for API documents (the length is checked apart).
+    pub const PATTERN: &'static str = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$";
 
     /// The type name as sent by the platform.
     pub fn as_str(&self) -> &str {
@@ -93,9 +95,54 @@ impl EventTypeFilter {
     }
 }
 
+/// Described once for the OpenAPI document, as the string the parser accepts.
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some("`resource.action`: dot-separated segments of a-z, 0-9 and _"))
+            .pattern(Some(Self::PATTERN))
+            .max_length(Some(Self::MAX_LEN))
+            .examples([serde_json::json!("appointment.booked")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventType {}
+
+/// The API form: `["*"]`, or a non-empty list of event types.
+impl utoipa::PartialSchema for EventTypeFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let item = utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(format!("^(\\*|{})$", EventType::PATTERN.trim_start_matches('^').trim_end_matches('$'))))
+            .max_length(Some(EventType::MAX_LEN));
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(item)
+            .min_items(Some(1))
+            .description(Some("Event types, or `[\"*\"]` for every type"))
+            .examples([serde_json::json!(["appointment.booked", "client.created"])])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventTypeFilter {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_pattern_agrees_with_the_parser() {
+        let pattern = regex::Regex::new(EventType::PATTERN).unwrap();
+        let filter_item = regex::Regex::new(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)+)$").unwrap();
+        let documented = serde_json::to_value(<EventTypeFilter as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(documented["items"]["pattern"], filter_item.as_str());
+        let samples = ["appointment.booked", "a.b.c", "payment_v2.received", "", "booked", "A.b", "a..b", ".a", "a."];
+        for sample in samples.into_iter().chain(["a.b-c", "é.b", "a b.c", "*", "a.b\n"]) {
+            assert_eq!(pattern.is_match(sample), sample.parse::<EventType>().is_ok(), "{sample:?}");
+        }
+    }
 
     #[test]
     fn accepts_dotted_lowercase_names() {

@@ -101,6 +101,8 @@ pub struct NewSubscription {
     pub description: String,
     /// Deliveries per second the endpoint accepts, if limited.
     pub rate_limit_per_second: Option<u32>,
+    /// `Active`, or `Disabled` to set it up paused.
+    pub status: SubscriptionStatus,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -129,14 +131,13 @@ impl Store {
         tenant: &TenantId,
         new: NewSubscription,
     ) -> Result<Subscription, StoreError> {
-        self.insert_subscription(
-            tenant,
-            new.url.to_string(),
-            new.event_types,
-            new.description,
-            SubscriptionStatus::Active,
-        )
-        .await
+        let status = match new.status {
+            SubscriptionStatus::Disabled => SubscriptionStatus::Disabled,
+            // A listen session is made only by `create_listen_subscription`.
+            SubscriptionStatus::Active | SubscriptionStatus::Listening => SubscriptionStatus::Active,
+        };
+        let url = new.url.to_string();
+        self.insert_subscription(tenant, url, new.event_types, new.description, status, new.rate_limit_per_second).await
     }
 
     /// Creates the subscription of a `hookhub listen` session: it has a
@@ -154,6 +155,7 @@ impl Store {
             event_types,
             description,
             SubscriptionStatus::Listening,
+            None,
         )
         .await
     }
@@ -165,6 +167,7 @@ impl Store {
         event_types: EventTypeFilter,
         description: String,
         status: SubscriptionStatus,
+        rate_limit_per_second: Option<u32>,
     ) -> Result<Subscription, StoreError> {
         let at = now();
         let id = SubscriptionId::generate().to_string();
@@ -176,14 +179,14 @@ impl Store {
             description: Set(description),
             event_types: Set(types_json(&event_types)),
             status: Set(status),
-            disabled_reason: Set(None),
+            disabled_reason: Set((status == SubscriptionStatus::Disabled).then(|| "disabled by owner".to_owned())),
             created_at: Set(at),
             updated_at: Set(at),
             previous_secret: Set(None),
             previous_secret_expires_at: Set(None),
             failure_streak: Set(0),
             failing_since: Set(None),
-            rate_limit_per_second: Set(None),
+            rate_limit_per_second: Set(rate_limit_per_second.and_then(|r| i32::try_from(r).ok())),
         };
         Subscription::from_row(self.insert_as_tenant(tenant, model).await?, self.cipher())
     }

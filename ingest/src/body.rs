@@ -1,0 +1,59 @@
+//! Request bodies read by hand: the exact bytes (signatures cover them) and
+//! optional JSON bodies, which must still be valid when present.
+use crate::ApiError;
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+
+/// Reads the whole body, refusing more than [`crate::MAX_BODY_BYTES`].
+pub(crate) async fn read_limited(
+    mut payload: impl Stream<Item = Result<web::Bytes, PayloadError>> + Unpin,
+) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if body.len() + chunk.len() > crate::MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge { limit: crate::MAX_BODY_BYTES });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A JSON body the caller may leave out. `Option<web::Json<T>>` would also
+/// turn a malformed body into `None`, so that `POST .../redeliver` with a
+/// broken `{subscription_id}` would quietly redeliver to every
+/// subscription; here an empty body or `null` is `None` and anything else
+/// must parse.
+pub(crate) struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase())
+            .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+        let payload = payload.take();
+        Box::pin(async move {
+            let raw = read_limited(payload).await?;
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(None));
+            }
+            if !json_type {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            // `null` is no body too; errors map as for every required JSON body.
+            serde_json::from_slice(&raw).map(Self).map_err(|e| JsonPayloadError::Deserialize(e).into())
+        })
+    }
+}
