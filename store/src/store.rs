@@ -1,5 +1,6 @@
 use crate::cipher::Cipher;
 use crate::migration::Migrator;
+use crate::repo::IngestQueue;
 use crate::StoreError;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait,
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub struct Store {
     db: DatabaseConnection,
     cipher: Arc<Cipher>,
+    ingest_queue: IngestQueue,
 }
 
 impl Store {
@@ -38,7 +40,7 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
                 .await?;
         }
-        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()) })
+        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()), ingest_queue: IngestQueue::default() })
     }
 
     /// Seals secrets and payloads with `cipher` from now on.
@@ -93,6 +95,11 @@ impl Store {
         let row = select.one(&txn).await?;
         txn.commit().await?;
         Ok(row)
+    }
+
+    /// Events waiting for their tenant's next ingest transaction.
+    pub(crate) fn ingest_queue(&self) -> &IngestQueue {
+        &self.ingest_queue
     }
 
     /// Applies every pending migration.

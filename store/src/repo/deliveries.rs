@@ -405,7 +405,7 @@ impl Store {
             idempotency_key: None,
             created_at: now(),
         };
-        super::events::insert_with_outbox(txn, &event, cipher).await
+        super::events::insert_events(txn, std::slice::from_ref(&event), cipher).await.map(drop)
     }
 
     /// Moves a pending delivery's next attempt to `until` without counting
