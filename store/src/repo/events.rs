@@ -10,7 +10,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// An accepted event.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,13 +130,20 @@ impl Store {
             .and_then(|m| Event::from_row(m, self.cipher()))
     }
 
-    /// An event by id alone, for the dispatcher, which works across tenants.
-    pub async fn event_for_delivery(&self, id: &EventId) -> Result<Event, StoreError> {
-        event::Entity::find_by_id(id.as_str())
-            .one(self.db())
-            .await?
-            .ok_or(StoreError::NotFound("event"))
-            .and_then(|m| Event::from_row(m, self.cipher()))
+    /// Events by id, for the dispatcher, which works across tenants; keyed by
+    /// id, missing ones left out.
+    pub async fn events_for_delivery(&self, ids: &[EventId]) -> Result<HashMap<String, Event>, StoreError> {
+        let mut events = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows = event::Entity::find()
+                .filter(event::Column::Id.is_in(chunk.iter().map(EventId::as_str)))
+                .all(self.db())
+                .await?;
+            for m in rows {
+                events.insert(m.id.clone(), Event::from_row(m, self.cipher())?);
+            }
+        }
+        Ok(events)
     }
 
     /// The tenant's events, newest first (read under row-level security).
