@@ -10,7 +10,8 @@ use crate::entity::{access_token, api_key, oauth_app, tenant};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -156,14 +157,22 @@ impl Store {
     }
 
     /// Who a presented API key acts for, if it is valid.
+    ///
+    /// One query with its tenant joined: it runs on every API request.
     pub async fn principal_by_api_key(&self, key: &ApiKey) -> Result<Option<Principal>, StoreError> {
-        let Some(row) =
-            api_key::Entity::find().filter(api_key::Column::KeyHash.eq(key.hash().as_str())).one(self.db()).await?
+        let of_tenant =
+            api_key::Entity::belongs_to(tenant::Entity).from(api_key::Column::TenantId).to(tenant::Column::Id).into();
+        let Some((row, tenant)) = api_key::Entity::find()
+            .join(JoinType::InnerJoin, of_tenant)
+            .select_also(tenant::Entity)
+            .filter(api_key::Column::KeyHash.eq(key.hash().as_str()))
+            .one(self.db())
+            .await?
         else {
             return Ok(None);
         };
         Ok(Some(Principal {
-            tenant: self.tenant_row(&row.tenant_id).await?,
+            tenant: tenant.ok_or(StoreError::NotFound("tenant"))?.try_into()?,
             scope: scope_of(&row.scope, &row.id)?,
             credential: row.id,
         }))
