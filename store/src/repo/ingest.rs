@@ -1,17 +1,28 @@
 //! Ingest: events and their outbox rows, group-committed per tenant under
 //! row-level security.
+use super::event_types::merge;
 use super::events::{insert_events, Event, IngestOutcome, NewEvent};
-use super::ingest_queue::{Committer, Job};
+use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
 use super::rules::Rule;
 use crate::domain::{now, EventId, EventType, TenantId};
-use crate::entity::event;
+use crate::entity::{event, event_type};
 use crate::{Store, StoreError};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
 
+/// How often an event is sent back for a schema before giving up: more
+/// than once means the type's schema changed between two batches.
+const MAX_SCHEMA_ROUNDS: usize = 3;
+
+/// An event waiting in a batch, with what its data was checked against.
+type Pending = (NewEvent, SchemaCheck);
+
 /// Where one event of a batch stands before the commit.
 enum Slot {
+    /// Its type requires this schema, which it was not checked against.
+    NeedsSchema(Value),
     /// Its idempotency key belongs to an event committed earlier.
     Earlier(String),
     /// A new event: index into the batch's fresh events.
@@ -22,15 +33,53 @@ enum Slot {
 
 impl Store {
     /// Writes the event and its outbox row, and the events its tenant's
-    /// rules derive from it, in one transaction.
+    /// rules derive from it, in one transaction; the type's validation
+    /// setting does not apply (events from inbound sources).
     ///
     /// Either all rows exist or none does: an accepted event is always on
     /// its way to the broker, and nothing reaches the broker that was not
     /// accepted. Concurrent calls for one tenant share the transaction
     /// (group commit); the answer comes after the commit.
     pub async fn ingest_event(&self, tenant: &TenantId, new: NewEvent) -> Result<IngestOutcome, StoreError> {
+        match self.submit(tenant, new, SchemaCheck::Exempt).await? {
+            Admission::Done(outcome) => Ok(outcome),
+            Admission::NeedsSchema(_) => Err(StoreError::Conflict("an exempt event was sent back for a schema".into())),
+        }
+    }
+
+    /// Like [`Self::ingest_event`], but when the tenant turned validation on
+    /// for the event's type, its data must pass `check` against the type's
+    /// JSON Schema; `check`'s error comes back as the inner `Err`.
+    ///
+    /// The setting is read in the transaction that writes the event, once
+    /// per batch rather than once per request, so it is never stale: an
+    /// event whose type requires a schema it was not checked against comes
+    /// back, is checked, and is queued again.
+    pub async fn ingest_checked_event<E>(
+        &self,
+        tenant: &TenantId,
+        new: NewEvent,
+        check: impl Fn(&Value, &Value) -> Result<(), E>,
+    ) -> Result<Result<IngestOutcome, E>, StoreError> {
+        let mut checked = SchemaCheck::Unchecked;
+        for _ in 0..MAX_SCHEMA_ROUNDS {
+            match self.submit(tenant, new.clone(), checked).await? {
+                Admission::Done(outcome) => return Ok(Ok(outcome)),
+                Admission::NeedsSchema(schema) => {
+                    if let Err(e) = check(&schema, &new.data) {
+                        return Ok(Err(e));
+                    }
+                    checked = SchemaCheck::Against(schema);
+                }
+            }
+        }
+        Err(StoreError::Conflict("the event type's schema kept changing; try again".into()))
+    }
+
+    /// Queues an event for its tenant's next transaction and waits for the answer.
+    async fn submit(&self, tenant: &TenantId, new: NewEvent, check: SchemaCheck) -> Result<Admission, StoreError> {
         let (reply, answer) = oneshot::channel();
-        if let Some(committer) = self.ingest_queue().push(tenant, Job { new, reply }) {
+        if let Some(committer) = self.ingest_queue().push(tenant, Job { new, check, reply }) {
             // A task of its own, not this request's: if this client goes
             // away, the batch of everyone else still commits.
             tokio::spawn(self.clone().commit_queued(committer));
@@ -41,8 +90,9 @@ impl Store {
     /// Commits the tenant's queued events batch by batch until none is left.
     async fn commit_queued(self, mut committer: Committer) {
         while let Some(batch) = committer.next_batch() {
-            let (news, replies): (Vec<NewEvent>, Vec<_>) = batch.into_iter().map(|j| (j.new, j.reply)).unzip();
-            let outcomes = self.ingest_batch(committer.tenant(), &news).await;
+            let (items, replies): (Vec<Pending>, Vec<_>) =
+                batch.into_iter().map(|j| ((j.new, j.check), j.reply)).unzip();
+            let outcomes = self.ingest_batch(committer.tenant(), &items).await;
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A caller that went away no longer needs its answer.
                 let _ = reply.send(outcome);
@@ -52,15 +102,15 @@ impl Store {
 
     /// One transaction for the batch; if it fails, each event alone, so one
     /// event's failure cannot fail its neighbours.
-    async fn ingest_batch(&self, tenant: &TenantId, news: &[NewEvent]) -> Vec<Result<IngestOutcome, StoreError>> {
-        match self.try_ingest_batch(tenant, news).await {
+    async fn ingest_batch(&self, tenant: &TenantId, items: &[Pending]) -> Vec<Result<Admission, StoreError>> {
+        match self.try_ingest_batch(tenant, items).await {
             Ok(outcomes) => outcomes,
-            Err(e) if news.len() == 1 => vec![Err(e)],
+            Err(e) if items.len() == 1 => vec![Err(e)],
             Err(e) => {
-                tracing::warn!(error = %e, events = news.len(), "ingest batch failed; writing its events one by one");
-                let mut outcomes = Vec::with_capacity(news.len());
-                for new in news {
-                    let one = self.try_ingest_batch(tenant, std::slice::from_ref(new)).await;
+                tracing::warn!(error = %e, events = items.len(), "ingest batch failed; writing its events one by one");
+                let mut outcomes = Vec::with_capacity(items.len());
+                for item in items {
+                    let one = self.try_ingest_batch(tenant, std::slice::from_ref(item)).await;
                     outcomes.push(one.and_then(|mut v| v.pop().ok_or(StoreError::Abandoned)?));
                 }
                 outcomes
@@ -73,17 +123,28 @@ impl Store {
     async fn try_ingest_batch(
         &self,
         tenant: &TenantId,
-        news: &[NewEvent],
-    ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
+        items: &[Pending],
+    ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
         let txn = self.tenant_scope(tenant).await?;
-        let keys: Vec<&str> = news.iter().filter_map(|n| n.idempotency_key.as_deref()).collect();
+        let required = Self::required_schemas(&txn, tenant, items).await?;
+        let keys: Vec<&str> = items.iter().filter_map(|(n, _)| n.idempotency_key.as_deref()).collect();
         let mut earlier = self.events_by_keys(&txn, tenant, &keys).await?;
         let created_at = now();
-        let mut fresh: Vec<Event> = Vec::with_capacity(news.len());
+        let mut fresh: Vec<Event> = Vec::with_capacity(items.len());
         let mut fresh_by_key: HashMap<&str, usize> = HashMap::new();
-        let slots: Vec<Slot> = news
+        let slots: Vec<Slot> = items
             .iter()
-            .map(|new| {
+            .map(|(new, check)| {
+                if let Some(schema) = required.get(new.event_type.as_str()) {
+                    let passed = match check {
+                        SchemaCheck::Exempt => true,
+                        SchemaCheck::Unchecked => false,
+                        SchemaCheck::Against(checked) => checked == schema,
+                    };
+                    if !passed {
+                        return Slot::NeedsSchema(schema.clone());
+                    }
+                }
                 let key = new.idempotency_key.as_deref();
                 if let Some(k) = key.filter(|k| earlier.contains_key(*k)) {
                     return Slot::Earlier(k.to_owned());
@@ -122,21 +183,49 @@ impl Store {
         txn.commit().await?;
         let replay = |key: Option<&str>| {
             key.and_then(|k| earlier.get(k))
-                .map(|event| IngestOutcome { event: event.clone(), replayed: true })
+                .map(|event| Admission::Done(IngestOutcome { event: event.clone(), replayed: true }))
                 .ok_or_else(|| StoreError::Conflict("idempotency key".into()))
         };
+        let done = |event: &Event, replayed| Ok(Admission::Done(IngestOutcome { event: event.clone(), replayed }));
         Ok(slots
             .into_iter()
             .map(|slot| match slot {
+                Slot::NeedsSchema(schema) => Ok(Admission::NeedsSchema(schema)),
                 Slot::Earlier(key) => replay(Some(&key)),
-                Slot::Fresh(i) if inserted.contains(fresh[i].id.as_str()) => {
-                    Ok(IngestOutcome { event: fresh[i].clone(), replayed: false })
-                }
+                Slot::Fresh(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], false),
                 Slot::Fresh(i) => replay(fresh[i].idempotency_key.as_deref()),
-                Slot::SameAs(i) if inserted.contains(fresh[i].id.as_str()) => {
-                    Ok(IngestOutcome { event: fresh[i].clone(), replayed: true })
-                }
+                Slot::SameAs(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], true),
                 Slot::SameAs(i) => replay(fresh[i].idempotency_key.as_deref()),
+            })
+            .collect())
+    }
+
+    /// The schemas the batch's event types require, by type name: those
+    /// the tenant turned validation on for (exempt events do not ask).
+    async fn required_schemas(
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        items: &[Pending],
+    ) -> Result<HashMap<String, Value>, StoreError> {
+        let names: HashSet<&str> = items
+            .iter()
+            .filter(|(_, check)| *check != SchemaCheck::Exempt)
+            .map(|(new, _)| new.event_type.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = event_type::Entity::find()
+            .filter(event_type::Column::TenantId.eq(tenant.as_str()))
+            .filter(event_type::Column::Name.is_in(names.iter().copied()))
+            .all(db)
+            .await?;
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let info = merge(rows.iter().find(|r| r.name == name), name)?;
+                let schema = info.schema.filter(|_| info.validate)?;
+                Some((name.to_owned(), schema))
             })
             .collect())
     }

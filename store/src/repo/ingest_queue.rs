@@ -8,6 +8,7 @@
 use super::events::{IngestOutcome, NewEvent};
 use crate::domain::TenantId;
 use crate::StoreError;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -19,12 +20,33 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// fills while the other commits.
 const COMMITTERS_PER_TENANT: usize = 2;
 
+/// What the caller checked an event's data against before queueing it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum SchemaCheck {
+    /// Nothing, and its type's validation setting does not apply (inbound sources).
+    Exempt,
+    /// Nothing yet: if its type requires a schema, the event comes back.
+    Unchecked,
+    /// This schema; if its type now requires another, the event comes back.
+    Against(Value),
+}
+
+/// What became of a queued event.
+pub(crate) enum Admission {
+    /// Written, or answered as a replay.
+    Done(IngestOutcome),
+    /// Not written: its type requires this schema, which it was not checked against.
+    NeedsSchema(Value),
+}
+
 /// One queued event and where its answer goes.
 pub(crate) struct Job {
     /// The event to write.
     pub new: NewEvent,
+    /// What its data was checked against.
+    pub check: SchemaCheck,
     /// The waiting caller.
-    pub reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+    pub reply: oneshot::Sender<Result<Admission, StoreError>>,
 }
 
 #[derive(Default)]
