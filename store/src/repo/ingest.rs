@@ -82,7 +82,7 @@ impl Store {
         if let Some(committer) = self.ingest_queue().push(tenant, Job { new, check, reply }) {
             // A task of its own, not this request's: if this client goes
             // away, the batch of everyone else still commits.
-            tokio::spawn(self.clone().commit_queued(committer));
+            self.ingest_queue().spawn(self.clone().commit_queued(committer));
         }
         answer.await.map_err(|_| StoreError::Abandoned)?
     }

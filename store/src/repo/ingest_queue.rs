@@ -56,8 +56,21 @@ struct TenantQueue {
 }
 
 /// Events waiting for their tenant's next transaction, per tenant.
-#[derive(Clone, Default)]
-pub(crate) struct IngestQueue(Arc<Mutex<HashMap<TenantId, TenantQueue>>>);
+#[derive(Clone)]
+pub(crate) struct IngestQueue {
+    queues: Arc<Mutex<HashMap<TenantId, TenantQueue>>>,
+    /// The runtime the store was opened on, which lives as long as the
+    /// process: committers run there, not on the runtime of the request that
+    /// started them (an HTTP worker's, which stops earlier at shutdown while
+    /// the committer may still carry other workers' events).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for IngestQueue {
+    fn default() -> Self {
+        Self { queues: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
+    }
+}
 
 impl std::fmt::Debug for IngestQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,7 +82,15 @@ impl IngestQueue {
     fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, TenantQueue>> {
         // The map stays consistent across a panic (every change is one
         // statement), so a poisoned lock is still usable.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs a committer on the store's runtime (or, outside one, the caller's).
+    pub(crate) fn spawn(&self, committer: impl std::future::Future<Output = ()> + Send + 'static) {
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(committer)),
+            None => drop(tokio::spawn(committer)),
+        }
     }
 
     /// Queues `job`; returns a committer when the caller must start one.
