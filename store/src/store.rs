@@ -54,6 +54,11 @@ impl Store {
         &self.cipher
     }
 
+    /// Events waiting for their tenant's next ingest transaction.
+    pub(crate) fn ingest_queue(&self) -> &IngestQueue {
+        &self.ingest_queue
+    }
+
     /// A transaction in which the database itself shows only `tenant`'s
     /// rows: on PostgreSQL it runs as `hookhub_tenant` with `app.tenant_id`
     /// set, under the row-level security policies of migration m0006.
@@ -96,11 +101,6 @@ impl Store {
         let row = select.one(&txn).await?;
         txn.commit().await?;
         Ok(row)
-    }
-
-    /// Events waiting for their tenant's next ingest transaction.
-    pub(crate) fn ingest_queue(&self) -> &IngestQueue {
-        &self.ingest_queue
     }
 
     /// Applies every pending migration.

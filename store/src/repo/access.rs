@@ -10,8 +10,7 @@ use crate::entity::{access_token, api_key, oauth_app, tenant};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -160,6 +159,7 @@ impl Store {
     ///
     /// One query with its tenant joined: it runs on every API request.
     pub async fn principal_by_api_key(&self, key: &ApiKey) -> Result<Option<Principal>, StoreError> {
+        use sea_orm::{JoinType, QuerySelect};
         let of_tenant =
             api_key::Entity::belongs_to(tenant::Entity).from(api_key::Column::TenantId).to(tenant::Column::Id).into();
         let Some((row, tenant)) = api_key::Entity::find()
