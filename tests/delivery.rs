@@ -28,6 +28,7 @@ on_both_backends!(
     gone_disables_the_subscription,
     exhausted_retries_leave_a_failed_delivery,
     idempotency_key_returns_the_original_event,
+    concurrent_posts_share_batches_and_keys_stay_unique,
     redeliver_sends_again_with_the_same_id,
 );
 
@@ -181,6 +182,36 @@ async fn exhausted_retries_leave_a_failed_delivery(backend: Backend) {
     // The subscription stays active: failing is not the same as gone.
     let (_, sub_now) = hub.get(&format!("/v1/subscriptions/{sub_id}")).await;
     assert_eq!(sub_now["status"], "active");
+    hub.stop().await;
+}
+
+/// Concurrent POSTs are group-committed: repeated keys within one batch,
+/// and across batches, still give one event per key and one delivery each.
+async fn concurrent_posts_share_batches_and_keys_stay_unique(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(backend).await;
+    hub.subscribe(&receiver.url("/many"), &["*"]).await;
+    let posts = (0..60).map(|i| {
+        let body = json!({"type": "payment.received", "data": {"n": i}, "idempotency_key": format!("k{}", i % 6)});
+        let req = hub.request(reqwest::Method::POST, "/v1/events").json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::ACCEPTED);
+            let replayed = res.headers()["idempotent-replayed"] == "true";
+            let body: serde_json::Value = res.json().await.unwrap();
+            (i % 6, body["id"].as_str().unwrap().to_owned(), replayed)
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    for key in 0..6 {
+        let of_key: Vec<_> = answers.iter().filter(|(k, _, _)| *k == key).collect();
+        assert!(of_key.iter().all(|(_, id, _)| *id == of_key[0].1), "one event per key");
+        assert_eq!(of_key.iter().filter(|(_, _, replayed)| !replayed).count(), 1, "one original per key");
+    }
+    receiver.wait_for("/many", 6).await;
+    // A seventh would be a key that made a second event; give it time to show.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(receiver.wait_for("/many", 6).await.len(), 6);
     hub.stop().await;
 }
 

@@ -1,17 +1,23 @@
-//! Fan-out: one consumed event → one durable delivery per matching subscription.
+//! Fan-out: consumed events → one durable delivery per matching subscription.
 //!
-//! The message is acked only after the deliveries are committed: from then
-//! on the store's due times carry them, so an ack never loses anything.
+//! Messages are handled in batches: whatever arrived while the previous
+//! batch was being written goes in one multi-row `INSERT`. A message is
+//! acked only after its deliveries are committed: from then on the store's
+//! due times carry them, so an ack never loses anything.
 use crate::outbox_relay::error_backoff;
-use crate::queue::{Consumer, EventMessage, Incoming};
-use hookhub_store::domain::{now, EventId, EventType, TenantId};
-use hookhub_store::repo::DeliveryWork;
+use crate::queue::{Acker, Consumer, EventMessage, Incoming};
+use hookhub_store::domain::{now, EventId, EventType, SubscriptionId, TenantId};
+use hookhub_store::repo::{DeliveryWork, Subscription};
 use hookhub_store::{Store, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Batches written at once: one fills while others commit.
+const WRITERS: usize = 4;
 
 /// Why a message could not be fanned out.
 #[derive(Debug, thiserror::Error)]
@@ -24,97 +30,155 @@ pub enum FanoutError {
     Store(#[from] StoreError),
 }
 
+/// A message's ids, parsed.
+struct Target {
+    tenant: TenantId,
+    event: EventId,
+    event_type: EventType,
+}
+
+impl TryFrom<&EventMessage> for Target {
+    type Error = FanoutError;
+    fn try_from(msg: &EventMessage) -> Result<Self, FanoutError> {
+        let malformed = |what: &str| FanoutError::Malformed(format!("{what} in {msg:?}"));
+        Ok(Self {
+            tenant: msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?,
+            event: msg.event_id.parse().map_err(|_| malformed("event id"))?,
+            event_type: msg.event_type.parse().map_err(|_| malformed("event type"))?,
+        })
+    }
+}
+
 /// Consumes events and creates their deliveries.
 pub struct Fanout {
     store: Store,
     lease: Duration,
     work: mpsc::Sender<DeliveryWork>,
-    concurrency: usize,
+    batch: usize,
 }
 
 impl Fanout {
     /// Fan-out that hands new deliveries, loaded, to `work` (the delivery
     /// loop), leasing them for `lease` so the retry poller leaves them alone;
-    /// up to `concurrency` messages are handled at once.
-    pub fn new(store: Store, lease: Duration, work: mpsc::Sender<DeliveryWork>, concurrency: usize) -> Self {
-        Self { store, lease, work, concurrency: concurrency.max(1) }
+    /// up to `batch` messages are written at once.
+    pub fn new(store: Store, lease: Duration, work: mpsc::Sender<DeliveryWork>, batch: usize) -> Self {
+        Self { store, lease, work, batch: batch.max(1) }
     }
 
     /// Creates the deliveries of one event; returns those that are new,
-    /// with the event and subscription the attempt needs, so the delivery
-    /// loop does not read them again.
+    /// with the event and subscription the attempt needs.
     pub async fn fan_out(&self, msg: &EventMessage) -> Result<Vec<DeliveryWork>, FanoutError> {
-        let malformed = |what: &str| FanoutError::Malformed(format!("{what} in {msg:?}"));
-        let tenant: TenantId = msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?;
-        let event: EventId = msg.event_id.parse().map_err(|_| malformed("event id"))?;
-        let event_type: EventType = msg.event_type.parse().map_err(|_| malformed("event type"))?;
-        let subs = self.store.matching_subscriptions(&tenant, &event_type).await?;
-        if subs.is_empty() {
+        Ok(self.fan_out_all(&[Target::try_from(msg)?]).await?)
+    }
+
+    /// Creates the deliveries of several events with one `INSERT` (per
+    /// chunk) and one read of the new deliveries' events; returns those that
+    /// are new, so the delivery loop does not read them again.
+    async fn fan_out_all(&self, targets: &[Target]) -> Result<Vec<DeliveryWork>, StoreError> {
+        let mut matching: HashMap<(&TenantId, &EventType), Vec<Subscription>> = HashMap::new();
+        for t in targets {
+            if let std::collections::hash_map::Entry::Vacant(slot) = matching.entry((&t.tenant, &t.event_type)) {
+                slot.insert(self.store.matching_subscriptions(&t.tenant, &t.event_type).await?);
+            }
+        }
+        let pairs: Vec<(TenantId, EventId, SubscriptionId)> = targets
+            .iter()
+            .flat_map(|t| {
+                let subs = matching.get(&(&t.tenant, &t.event_type)).map(Vec::as_slice).unwrap_or_default();
+                subs.iter().map(|s| (t.tenant.clone(), t.event.clone(), s.id.clone()))
+            })
+            .collect();
+        if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<_> = subs.iter().map(|s| s.id.clone()).collect();
         let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(60));
-        let created = self.store.fan_out(&tenant, &event, &ids, now() + lease).await?;
+        let created = self.store.fan_out_pairs(&pairs, now() + lease).await?;
         if created.is_empty() {
             return Ok(Vec::new());
         }
-        let event = self.store.event_for_delivery(&event).await?;
+        let event_ids: Vec<EventId> = created.iter().map(|d| d.event_id.clone()).collect();
+        let events = self.store.events_for_delivery(&event_ids).await?;
+        let subs: HashMap<&SubscriptionId, &Subscription> = matching.values().flatten().map(|s| (&s.id, s)).collect();
+        // An event purged meanwhile has nothing to send; its leased delivery
+        // comes due and is abandoned by the retry path.
         Ok(created
             .into_iter()
             .filter_map(|delivery| {
-                let subscription = subs.iter().find(|s| s.id == delivery.subscription_id)?.clone();
-                Some(DeliveryWork { delivery, event: event.clone(), subscription })
+                let event = events.get(delivery.event_id.as_str())?.clone();
+                let subscription = (*subs.get(&delivery.subscription_id)?).clone();
+                Some(DeliveryWork { delivery, event, subscription })
             })
             .collect())
     }
 
-    /// Consumes until the queue closes or `shutdown` fires, handling up to
-    /// `concurrency` messages at once: each is a short transaction, and one
-    /// at a time would leave the database idle between round trips.
-    pub async fn run(self, mut consumer: impl Consumer, shutdown: CancellationToken) {
+    /// Consumes until the queue closes or `shutdown` fires. A feeder task
+    /// moves messages into a channel, so a batch takes whatever has arrived
+    /// without waiting; up to [`WRITERS`] batches are written at once.
+    pub async fn run(self, mut consumer: impl Consumer + 'static, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let permits = Arc::new(Semaphore::new(this.concurrency));
+        let (tx, mut rx) = mpsc::channel(this.batch);
+        let feeder = tokio::spawn(async move {
+            while let Some(incoming) = consumer.next().await {
+                if tx.send(incoming).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let permits = Arc::new(Semaphore::new(WRITERS));
         let tasks = TaskTracker::new();
-        while let Some(incoming) = consumer.next().await {
+        while let Some(first) = rx.recv().await {
+            // Waiting for a writer lets the next batch fill up.
             let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            let mut batch = vec![first];
+            while batch.len() < this.batch {
+                match rx.try_recv() {
+                    Ok(incoming) => batch.push(incoming),
+                    Err(_) => break,
+                }
+            }
             let (this, shutdown) = (this.clone(), shutdown.clone());
             tasks.spawn(async move {
-                this.handle(incoming, &shutdown).await;
+                this.handle(batch, &shutdown).await;
                 drop(permit);
             });
         }
+        let _ = feeder.await;
         tasks.close();
         tasks.wait().await;
         tracing::info!("fan-out stopped");
     }
 
-    /// Fans one message out and settles it.
+    /// Fans a batch out and settles its messages.
     ///
-    /// A store failure holds the message and retries with backoff instead of
-    /// nacking it, so a database outage never burns through a queue's
-    /// redelivery limit; on shutdown the unacked message goes back to the broker.
-    async fn handle(&self, incoming: Incoming, shutdown: &CancellationToken) {
-        let msg = match incoming.message {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::error!(error = %e, "dropping unparsable message");
-                incoming.acker.reject().await;
-                return;
-            }
-        };
-        let mut failures = 0;
-        let created = loop {
-            match self.fan_out(&msg).await {
-                Ok(created) => break created,
-                Err(FanoutError::Malformed(e)) => {
+    /// A store failure holds the messages and retries with backoff instead
+    /// of nacking them, so a database outage never burns through a queue's
+    /// redelivery limit; on shutdown the unacked messages go back to the broker.
+    async fn handle(&self, batch: Vec<Incoming>, shutdown: &CancellationToken) {
+        let mut targets = Vec::with_capacity(batch.len());
+        let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            match incoming.message.map_err(FanoutError::Malformed).and_then(|m| Target::try_from(&m)) {
+                Ok(target) => {
+                    targets.push(target);
+                    ackers.push(incoming.acker);
+                }
+                Err(e) => {
                     tracing::error!(error = %e, "dropping message");
                     incoming.acker.reject().await;
-                    return;
                 }
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let mut failures = 0;
+        let created = loop {
+            match self.fan_out_all(&targets).await {
+                Ok(created) => break created,
                 Err(e) => {
                     failures += 1;
                     let wait = error_backoff(failures);
-                    tracing::warn!(event_id = %msg.event_id, error = %e, ?wait, "fan-out failed; retrying");
+                    tracing::warn!(messages = targets.len(), error = %e, ?wait, "fan-out failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -122,8 +186,10 @@ impl Fanout {
                 }
             }
         };
-        incoming.acker.ack().await;
-        tracing::debug!(event_id = %msg.event_id, deliveries = created.len(), "fanned out");
+        for acker in ackers {
+            acker.ack().await;
+        }
+        tracing::debug!(messages = targets.len(), deliveries = created.len(), "fanned out");
         for work in created {
             // Backpressure: a saturated delivery loop slows consumption.
             // If it has stopped, the leased rows come due by themselves.

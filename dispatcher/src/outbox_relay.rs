@@ -52,9 +52,9 @@ impl OutboxRelay {
         let messages: Vec<EventMessage> = items
             .iter()
             .map(|i| EventMessage {
-                event_id: i.event.id.to_string(),
-                tenant_id: i.event.tenant_id.to_string(),
-                event_type: i.event.event_type.to_string(),
+                event_id: i.event_id.to_string(),
+                tenant_id: i.tenant_id.to_string(),
+                event_type: i.event_type.to_string(),
             })
             .collect();
         if let Err(e) = self.publisher.publish(&messages).await {

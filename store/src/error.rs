@@ -15,6 +15,9 @@ pub enum StoreError {
     /// A sealed value did not open (wrong or missing key, or tampering).
     #[error("encrypted value: {0}")]
     Sealed(#[from] crate::cipher::OpenError),
+    /// A queued write was dropped before it ran (the process is shutting down).
+    #[error("the write was abandoned before it ran")]
+    Abandoned,
     /// The database itself failed (connection lost, constraint, syntax).
     #[error("database error: {0}")]
     Db(#[from] DbErr),

@@ -1,5 +1,6 @@
 use crate::cipher::Cipher;
 use crate::migration::Migrator;
+use crate::repo::IngestQueue;
 use crate::StoreError;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub struct Store {
     db: DatabaseConnection,
     cipher: Arc<Cipher>,
+    ingest_queue: IngestQueue,
 }
 
 impl Store {
@@ -39,7 +41,7 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
                 .await?;
         }
-        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()) })
+        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()), ingest_queue: IngestQueue::default() })
     }
 
     /// Seals secrets and payloads with `cipher` from now on.
@@ -53,6 +55,11 @@ impl Store {
         &self.cipher
     }
 
+    /// Events waiting for their tenant's next ingest transaction.
+    pub(crate) fn ingest_queue(&self) -> &IngestQueue {
+        &self.ingest_queue
+    }
+
     /// A transaction in which the database itself shows only `tenant`'s
     /// rows: on PostgreSQL it runs as `hookhub_tenant` with `app.tenant_id`
     /// set, under the row-level security policies of migration m0006.
@@ -62,10 +69,11 @@ impl Store {
     pub async fn tenant_scope(&self, tenant: &crate::domain::TenantId) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db.begin().await?;
         if self.backend() == DatabaseBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL ROLE hookhub_tenant").await?;
+            // `set_config('role', .., true)` is `SET LOCAL ROLE`: both
+            // settings in one round trip, which every ingest batch pays.
             txn.execute(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                "SELECT set_config('app.tenant_id', $1, true)",
+                "SELECT set_config('role', 'hookhub_tenant', true), set_config('app.tenant_id', $1, true)",
                 [tenant.to_string().into()],
             ))
             .await?;

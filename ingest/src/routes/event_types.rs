@@ -159,21 +159,10 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(EventTypeBody::from(updated)))
 }
 
-/// Rejects `data` that does not match its type's schema, when the tenant
-/// turned validation on for that type.
-pub async fn validate_event(
-    state: &AppState,
-    tenant: &hookhub_store::domain::TenantId,
-    event_type: &EventType,
-    data: &Value,
-) -> Result<(), ApiError> {
-    let Some(info) = state.store.event_type(tenant, event_type.as_str()).await? else {
-        return Ok(());
-    };
-    let (true, Some(schema)) = (info.validate, info.schema) else {
-        return Ok(());
-    };
-    let validator = jsonschema::validator_for(&schema).map_err(|_| ApiError::Internal)?;
+/// Rejects `data` that does not match `schema` (a type's schema, when the
+/// tenant turned validation on for it), naming up to 20 problems.
+pub fn check_data(schema: &Value, data: &Value) -> Result<(), ApiError> {
+    let validator = jsonschema::validator_for(schema).map_err(|_| ApiError::Internal)?;
     let errors: Vec<FieldError> = validator
         .iter_errors(data)
         .take(20)

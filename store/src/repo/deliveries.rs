@@ -11,9 +11,14 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    TryInsertResult,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, Statement, TransactionTrait, Value,
 };
+use std::collections::{HashMap, HashSet};
+
+/// Delivery rows per multi-row `INSERT` (12 parameters each), well below
+/// either backend's parameter limit.
+const FAN_OUT_CHUNK: usize = 500;
 
 /// The delivery of one event to one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -163,38 +168,94 @@ impl Delivery {
     }
 }
 
+/// Attempts per multi-row statement when recording (7 parameters each in
+/// the `UPDATE`, 12 in the `INSERT`).
+const RECORD_CHUNK: usize = 200;
+
+/// What an attempt writes to its delivery.
+struct DeliveryUpdate {
+    id: String,
+    status: DeliveryStatus,
+    attempt_count: i32,
+    retry_index: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+}
+
+impl DeliveryUpdate {
+    fn of(item: &RecordedAttempt) -> Self {
+        let d = &item.work.delivery;
+        let (status, next_attempt_at, retry_index) = match item.next {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
+            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
+            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None, d.retry_index + 1),
+        };
+        Self {
+            id: d.id.to_string(),
+            status,
+            attempt_count: d.attempt_count + 1,
+            retry_index,
+            next_attempt_at,
+            last_status_code: item.attempt.status_code.map(i32::from),
+            last_error: item.attempt.error.clone(),
+        }
+    }
+}
+
+/// The attempt row of a recorded attempt.
+fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
+    let (d, a) = (&item.work.delivery, &item.attempt);
+    attempt::ActiveModel {
+        id: Set(AttemptId::generate().to_string()),
+        tenant_id: Set(d.tenant_id.to_string()),
+        delivery_id: Set(d.id.to_string()),
+        event_id: Set(d.event_id.to_string()),
+        subscription_id: Set(d.subscription_id.to_string()),
+        attempt_number: Set(d.attempt_count + 1),
+        attempted_at: Set(a.attempted_at),
+        status_code: Set(a.status_code.map(i32::from)),
+        latency_ms: Set(a.latency_ms),
+        outcome: Set(item.next.outcome()),
+        error: Set(a.error.clone()),
+        response_body: Set(a.response_body.clone()),
+    }
+}
+
 impl Store {
-    /// Creates one pending delivery per subscription, leased to the caller
-    /// until `lease_until`, and returns those that did not exist yet.
+    /// Creates one pending delivery per (tenant, event, subscription),
+    /// leased to the caller until `lease_until`, and returns those that did
+    /// not exist yet.
     ///
-    /// The (event, subscription) pair is unique, so a broker redelivery of
-    /// the same event creates nothing new: what was created before is
-    /// already durably scheduled.
-    pub async fn fan_out(
+    /// One multi-row `INSERT` per chunk. The (event, subscription) pair is
+    /// unique, so a broker redelivery creates nothing new: what was created
+    /// before is already durably scheduled, and what a failed call left
+    /// behind comes due when its lease ends.
+    pub async fn fan_out_pairs(
         &self,
-        tenant: &TenantId,
-        event: &EventId,
-        subscriptions: &[SubscriptionId],
+        pairs: &[(TenantId, EventId, SubscriptionId)],
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let txn = self.db().begin().await?;
-        let mut created = Vec::with_capacity(subscriptions.len());
-        for sub in subscriptions {
-            let delivery = Delivery::new(tenant, event, sub, lease_until);
-            let result = delivery::Entity::insert(delivery.to_row())
-                .on_conflict(
-                    OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId])
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .do_nothing()
-                .exec_without_returning(&txn)
-                .await?;
-            if matches!(result, TryInsertResult::Inserted(n) if n > 0) {
-                created.push(delivery);
+        let mut created = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(FAN_OUT_CHUNK) {
+            let mut fresh: HashMap<String, Delivery> = chunk
+                .iter()
+                .map(|(tenant, event, sub)| {
+                    let d = Delivery::new(tenant, event, sub, lease_until);
+                    (d.id.to_string(), d)
+                })
+                .collect();
+            let mut insert = delivery::Entity::insert_many(fresh.values().map(Delivery::to_row)).on_conflict(
+                OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId])
+                    .do_nothing()
+                    .to_owned(),
+            );
+            insert.query().returning_col(delivery::Column::Id);
+            for row in self.db().query_all(insert.build(self.backend())).await? {
+                let id: String = row.try_get("", "id")?;
+                created.extend(fresh.remove(&id));
             }
         }
-        txn.commit().await?;
         Ok(created)
     }
 
@@ -262,6 +323,9 @@ impl Store {
 
     /// Records a batch of attempts in one transaction: one commit (one disk
     /// flush) for many webhooks, which is what bounds delivery throughput.
+    /// On PostgreSQL the deliveries move on in one `UPDATE ... FROM (VALUES
+    /// ...)` and the attempts go in one multi-row `INSERT`, so a batch costs
+    /// a few round trips, not two per webhook.
     /// Returns, per attempt, whether it was recorded (see [`Self::record_attempt`]).
     pub async fn record_attempts(
         &self,
@@ -269,78 +333,126 @@ impl Store {
         breaker: BreakerPolicy,
     ) -> Result<Vec<bool>, StoreError> {
         let txn = self.db().begin().await?;
-        let mut recorded = Vec::with_capacity(batch.len());
-        for item in batch {
-            recorded.push(Self::record_in(&txn, item, breaker, self.cipher()).await?);
+        let moved = match txn.get_database_backend() {
+            DatabaseBackend::Postgres => Self::move_deliveries_on_pg(&txn, batch).await?,
+            // SQLite runs in-process: a statement is a function call, not a round trip.
+            _ => {
+                let mut moved = HashSet::new();
+                for item in batch {
+                    if Self::move_delivery_on(&txn, item).await? {
+                        moved.insert(item.work.delivery.id.to_string());
+                    }
+                }
+                moved
+            }
+        };
+        let recorded: Vec<bool> = batch.iter().map(|item| moved.contains(item.work.delivery.id.as_str())).collect();
+        let attempts: Vec<attempt::ActiveModel> =
+            batch.iter().zip(&recorded).filter(|(_, ok)| **ok).map(|(item, _)| attempt_row(item)).collect();
+        for chunk in attempts.chunks(RECORD_CHUNK) {
+            attempt::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        }
+        for item in batch.iter().zip(&recorded).filter(|(_, ok)| **ok).map(|(item, _)| item) {
+            Self::settle_subscription(&txn, item, breaker, self.cipher()).await?;
         }
         txn.commit().await?;
         Ok(recorded)
     }
 
-    async fn record_in(
+    /// Moves one delivery on, if it is still pending; whether it was.
+    async fn move_delivery_on(txn: &impl ConnectionTrait, item: &RecordedAttempt) -> Result<bool, StoreError> {
+        let u = DeliveryUpdate::of(item);
+        let updated = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, u.status.into())
+            .col_expr(delivery::Column::AttemptCount, u.attempt_count.into())
+            .col_expr(delivery::Column::RetryIndex, u.retry_index.into())
+            .col_expr(delivery::Column::NextAttemptAt, u.next_attempt_at.into())
+            .col_expr(delivery::Column::LastStatusCode, u.last_status_code.into())
+            .col_expr(delivery::Column::LastError, u.last_error.into())
+            .col_expr(delivery::Column::UpdatedAt, now().into())
+            .filter(delivery::Column::Id.eq(u.id))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(txn)
+            .await?;
+        Ok(updated.rows_affected > 0)
+    }
+
+    /// Moves the batch's deliveries on with one `UPDATE ... FROM (VALUES
+    /// ...)` per chunk; returns the ids of those that were still pending.
+    async fn move_deliveries_on_pg(
+        txn: &impl ConnectionTrait,
+        batch: &[RecordedAttempt],
+    ) -> Result<HashSet<String>, StoreError> {
+        let at = now();
+        let mut moved = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(RECORD_CHUNK) {
+            let mut values: Vec<Value> = vec![DeliveryStatus::Pending.to_value().into(), at.into()];
+            let mut rows = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let u = DeliveryUpdate::of(item);
+                let n = values.len();
+                rows.push(format!(
+                    "(${}::text, ${}::text, ${}::int4, ${}::int4, ${}::timestamptz, ${}::int4, ${}::text)",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                ));
+                values.extend([
+                    u.id.into(),
+                    u.status.to_value().into(),
+                    u.attempt_count.into(),
+                    u.retry_index.into(),
+                    u.next_attempt_at.into(),
+                    u.last_status_code.into(),
+                    u.last_error.into(),
+                ]);
+            }
+            let sql = format!(
+                "UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
+                 retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
+                 last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
+                 FROM (VALUES {}) AS v(id, status, attempt_count, retry_index, next_attempt_at, \
+                 last_status_code, last_error) \
+                 WHERE d.id = v.id AND d.status = $1 RETURNING d.id",
+                rows.join(", ")
+            );
+            let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+            for row in txn.query_all(stmt).await? {
+                moved.insert(row.try_get::<String>("", "id")?);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// What a recorded attempt does to its subscription: clears or extends
+    /// its failure streak, and disables it when it is gone or the breaker trips.
+    async fn settle_subscription(
         txn: &impl ConnectionTrait,
         item: &RecordedAttempt,
         breaker: BreakerPolicy,
         cipher: &Cipher,
-    ) -> Result<bool, StoreError> {
-        let RecordedAttempt { work, attempt, next } = item;
-        let (d, next) = (&work.delivery, *next);
-        let (status, next_attempt_at, retry_index) = match next {
-            NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
-            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
-            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None, d.retry_index + 1),
-        };
-        let attempt_number = d.attempt_count + 1;
-        let status_code = attempt.status_code.map(i32::from);
-        let updated = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, status.into())
-            .col_expr(delivery::Column::AttemptCount, attempt_number.into())
-            .col_expr(delivery::Column::RetryIndex, retry_index.into())
-            .col_expr(delivery::Column::NextAttemptAt, next_attempt_at.into())
-            .col_expr(delivery::Column::LastStatusCode, status_code.into())
-            .col_expr(delivery::Column::LastError, attempt.error.clone().into())
-            .col_expr(delivery::Column::UpdatedAt, now().into())
-            .filter(delivery::Column::Id.eq(d.id.as_str()))
-            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .exec(txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            return Ok(false);
-        }
-        attempt::Entity::insert(attempt::ActiveModel {
-            id: Set(AttemptId::generate().to_string()),
-            tenant_id: Set(d.tenant_id.to_string()),
-            delivery_id: Set(d.id.to_string()),
-            event_id: Set(d.event_id.to_string()),
-            subscription_id: Set(d.subscription_id.to_string()),
-            attempt_number: Set(attempt_number),
-            attempted_at: Set(attempt.attempted_at),
-            status_code: Set(status_code),
-            latency_ms: Set(attempt.latency_ms),
-            outcome: Set(next.outcome()),
-            error: Set(attempt.error.clone()),
-            response_body: Set(attempt.response_body.clone()),
-        })
-        .exec_without_returning(txn)
-        .await?;
-        let disabled = match next {
+    ) -> Result<(), StoreError> {
+        let (work, sub) = (&item.work, &item.work.delivery.subscription_id);
+        let disabled = match item.next {
             NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
             NextStep::Succeeded => {
                 // The hot path: a healthy endpoint has nothing to clear.
                 if work.subscription.failure_streak > 0 {
-                    Self::clear_failure_streak(txn, &d.subscription_id).await?;
+                    Self::clear_failure_streak(txn, sub).await?;
                 }
                 None
             }
-            NextStep::RetryAt(_) | NextStep::Failed => {
-                Self::extend_failure_streak(txn, &d.subscription_id, breaker).await?
-            }
+            NextStep::RetryAt(_) | NextStep::Failed => Self::extend_failure_streak(txn, sub, breaker).await?,
         };
         if let Some(reason) = disabled {
-            Self::disable_subscription_in(txn, &d.subscription_id, &reason).await?;
+            Self::disable_subscription_in(txn, sub, &reason).await?;
             Self::announce_disabled(txn, &work.subscription, &reason, cipher).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn clear_failure_streak(txn: &impl ConnectionTrait, sub: &SubscriptionId) -> Result<(), StoreError> {
@@ -405,7 +517,7 @@ impl Store {
             idempotency_key: None,
             created_at: now(),
         };
-        super::events::insert_with_outbox(txn, &event, cipher).await
+        super::events::insert_events(txn, std::slice::from_ref(&event), cipher).await.map(drop)
     }
 
     /// Moves a pending delivery's next attempt to `until` without counting

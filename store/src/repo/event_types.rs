@@ -40,7 +40,7 @@ pub struct NewEventType {
     pub validate: bool,
 }
 
-fn merge(row: Option<&event_type::Model>, name: &str) -> Option<EventTypeInfo> {
+pub(super) fn merge(row: Option<&event_type::Model>, name: &str) -> Option<EventTypeInfo> {
     match (builtin_type(name), row) {
         (Some(b), row) => Some(EventTypeInfo {
             name: b.name.to_owned(),

@@ -1,14 +1,16 @@
 use super::stored;
 use crate::cipher::Cipher;
-use crate::domain::{now, EventId, EventType, TenantId};
+use crate::domain::{EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
+use std::collections::{HashMap, HashSet};
 
 /// An accepted event.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,7 +66,7 @@ pub struct IngestOutcome {
 
 /// The trigger's data, plus `source_event: {id, type}` so a receiver can
 /// tell why a derived event exists.
-fn with_source(trigger: &Event) -> serde_json::Value {
+pub(super) fn with_source(trigger: &Event) -> serde_json::Value {
     let mut data = trigger.data.clone();
     if let Some(map) = data.as_object_mut() {
         map.entry("source_event").or_insert_with(|| serde_json::json!({"id": trigger.id, "type": trigger.event_type}));
@@ -72,98 +74,53 @@ fn with_source(trigger: &Event) -> serde_json::Value {
     data
 }
 
-pub(crate) async fn insert_with_outbox(
+/// Rows per multi-row `INSERT`, well below either backend's parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts events and, for each one that did not exist, its outbox row;
+/// returns the ids inserted. An event whose idempotency key is taken is
+/// skipped (`ON CONFLICT DO NOTHING`), not an error, so one repeated key
+/// cannot abort the transaction it shares with other events.
+pub(crate) async fn insert_events(
     txn: &impl ConnectionTrait,
-    event: &Event,
+    events: &[Event],
     cipher: &Cipher,
-) -> Result<(), StoreError> {
-    event::Entity::insert(event::ActiveModel {
-        id: Set(event.id.to_string()),
-        tenant_id: Set(event.tenant_id.to_string()),
-        event_type: Set(event.event_type.to_string()),
-        data: Set(cipher.seal_json(&event.data, event.id.as_str())),
-        idempotency_key: Set(event.idempotency_key.clone()),
-        created_at: Set(event.created_at),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    outbox::Entity::insert(outbox::ActiveModel {
-        id: NotSet,
-        event_id: Set(event.id.to_string()),
-        tenant_id: Set(event.tenant_id.to_string()),
-        created_at: Set(event.created_at),
-        locked_until: Set(None),
-        published_at: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+) -> Result<HashSet<String>, StoreError> {
+    let mut inserted = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let rows = chunk.iter().map(|event| event::ActiveModel {
+            id: Set(event.id.to_string()),
+            tenant_id: Set(event.tenant_id.to_string()),
+            event_type: Set(event.event_type.to_string()),
+            data: Set(cipher.seal_json(&event.data, event.id.as_str())),
+            idempotency_key: Set(event.idempotency_key.clone()),
+            created_at: Set(event.created_at),
+        });
+        let mut insert = event::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());
+        insert.query().returning_col(event::Column::Id);
+        for row in txn.query_all(insert.build(txn.get_database_backend())).await? {
+            inserted.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    let outbox_rows: Vec<_> = events
+        .iter()
+        .filter(|e| inserted.contains(e.id.as_str()))
+        .map(|event| outbox::ActiveModel {
+            id: NotSet,
+            event_id: Set(event.id.to_string()),
+            tenant_id: Set(event.tenant_id.to_string()),
+            created_at: Set(event.created_at),
+            locked_until: Set(None),
+            published_at: Set(None),
+        })
+        .collect();
+    for chunk in outbox_rows.chunks(INSERT_CHUNK) {
+        outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+    }
+    Ok(inserted)
 }
 
 impl Store {
-    /// Writes the event and its outbox row in one transaction.
-    ///
-    /// Either both rows exist or neither does: an accepted event is always
-    /// on its way to the broker, and nothing reaches the broker that was not
-    /// accepted.
-    pub async fn ingest_event(&self, tenant: &TenantId, new: NewEvent) -> Result<IngestOutcome, StoreError> {
-        if let Some(key) = &new.idempotency_key {
-            if let Some(event) = self.event_by_idempotency_key(tenant, key).await? {
-                return Ok(IngestOutcome { event, replayed: true });
-            }
-        }
-        let event = Event {
-            id: EventId::generate(),
-            tenant_id: tenant.clone(),
-            event_type: new.event_type,
-            data: new.data,
-            idempotency_key: new.idempotency_key,
-            created_at: now(),
-        };
-        let txn = self.db().begin().await?;
-        match insert_with_outbox(&txn, &event, self.cipher()).await {
-            Ok(()) => {}
-            // Two requests with one key raced past the lookup above: the
-            // loser answers with the winner's event.
-            Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
-                txn.rollback().await?;
-                let key = event.idempotency_key.as_deref().unwrap_or_default();
-                let event = self
-                    .event_by_idempotency_key(tenant, key)
-                    .await?
-                    .ok_or_else(|| StoreError::Conflict("idempotency key".into()))?;
-                return Ok(IngestOutcome { event, replayed: true });
-            }
-            Err(e) => return Err(e),
-        }
-        // Rules fire in the same transaction, keyed by (rule, event): the
-        // derived events exist exactly when their trigger does. Derived
-        // events fire no rules themselves, so rules cannot loop.
-        for rule in Self::rules_triggered_by(&txn, tenant, &event.event_type).await? {
-            let derived = Event {
-                id: EventId::generate(),
-                tenant_id: tenant.clone(),
-                event_type: rule.emit.clone(),
-                data: with_source(&event),
-                idempotency_key: Some(format!("rule:{}:{}", rule.id, event.id)),
-                created_at: event.created_at,
-            };
-            insert_with_outbox(&txn, &derived, self.cipher()).await?;
-        }
-        txn.commit().await?;
-        Ok(IngestOutcome { event, replayed: false })
-    }
-
-    async fn event_by_idempotency_key(&self, tenant: &TenantId, key: &str) -> Result<Option<Event>, StoreError> {
-        event::Entity::find()
-            .filter(event::Column::TenantId.eq(tenant.as_str()))
-            .filter(event::Column::IdempotencyKey.eq(key))
-            .one(self.db())
-            .await?
-            .map(|m| Event::from_row(m, self.cipher()))
-            .transpose()
-    }
-
     /// One event of the tenant (read under row-level security).
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
         let select = event::Entity::find_by_id(id.as_str()).filter(event::Column::TenantId.eq(tenant.as_str()));
@@ -173,13 +130,20 @@ impl Store {
             .and_then(|m| Event::from_row(m, self.cipher()))
     }
 
-    /// An event by id alone, for the dispatcher, which works across tenants.
-    pub async fn event_for_delivery(&self, id: &EventId) -> Result<Event, StoreError> {
-        event::Entity::find_by_id(id.as_str())
-            .one(self.db())
-            .await?
-            .ok_or(StoreError::NotFound("event"))
-            .and_then(|m| Event::from_row(m, self.cipher()))
+    /// Events by id, for the dispatcher, which works across tenants; keyed by
+    /// id, missing ones left out.
+    pub async fn events_for_delivery(&self, ids: &[EventId]) -> Result<HashMap<String, Event>, StoreError> {
+        let mut events = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows = event::Entity::find()
+                .filter(event::Column::Id.is_in(chunk.iter().map(EventId::as_str)))
+                .all(self.db())
+                .await?;
+            for m in rows {
+                events.insert(m.id.clone(), Event::from_row(m, self.cipher())?);
+            }
+        }
+        Ok(events)
     }
 
     /// The tenant's events, newest first (read under row-level security).

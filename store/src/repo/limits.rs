@@ -3,8 +3,9 @@
 use crate::domain::{Plan, TenantId};
 use crate::entity::rate_counter;
 use crate::{Store, StoreError};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
+use std::collections::HashMap;
 
 /// What a request did to its tenant's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,36 +29,44 @@ impl Store {
         plan: Plan,
         now: i64,
     ) -> Result<Option<RateStatus>, StoreError> {
+        let windows = plan.windows();
+        if windows.is_empty() {
+            return Ok(None);
+        }
+        let start_of = |secs: i64| now - now.rem_euclid(secs);
+        // One atomic multi-row upsert for every window (one round trip):
+        // concurrent requests on any process see consecutive counts.
+        let mut upsert = rate_counter::Entity::insert_many(windows.iter().map(|w| rate_counter::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            window_secs: Set(w.secs),
+            window_start: Set(start_of(w.secs)),
+            count: Set(1),
+        }))
+        .on_conflict(
+            OnConflict::columns([
+                rate_counter::Column::TenantId,
+                rate_counter::Column::WindowSecs,
+                rate_counter::Column::WindowStart,
+            ])
+            .value(rate_counter::Column::Count, Expr::col((rate_counter::Entity, rate_counter::Column::Count)).add(1))
+            .to_owned(),
+        );
+        upsert
+            .query()
+            .returning(Query::returning().columns([rate_counter::Column::WindowSecs, rate_counter::Column::Count]));
+        let mut counts = HashMap::with_capacity(windows.len());
+        for row in self.db().query_all(upsert.build(self.backend())).await? {
+            counts.insert(row.try_get::<i64>("", "window_secs")?, row.try_get::<i64>("", "count")?);
+        }
         let mut tightest: Option<RateStatus> = None;
-        for window in plan.windows() {
-            let start = now - now.rem_euclid(window.secs);
-            // One atomic upsert per window: concurrent requests on any
-            // process see consecutive counts.
-            let rows = rate_counter::Entity::insert(rate_counter::ActiveModel {
-                tenant_id: Set(tenant.to_string()),
-                window_secs: Set(window.secs),
-                window_start: Set(start),
-                count: Set(1),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    rate_counter::Column::TenantId,
-                    rate_counter::Column::WindowSecs,
-                    rate_counter::Column::WindowStart,
-                ])
-                .value(
-                    rate_counter::Column::Count,
-                    Expr::col((rate_counter::Entity, rate_counter::Column::Count)).add(1),
-                )
-                .to_owned(),
-            )
-            .exec_with_returning(self.db())
-            .await?;
-            let count = rows.count;
+        for window in windows {
+            let count = *counts
+                .get(&window.secs)
+                .ok_or_else(|| StoreError::Corrupt(format!("rate counter of {tenant} for {}s", window.secs)))?;
             let status = RateStatus {
                 limit: window.limit,
                 remaining: (window.limit - count).max(0),
-                reset: start + window.secs,
+                reset: start_of(window.secs) + window.secs,
                 exceeded: count > window.limit,
             };
             // Report the window that bites: an exceeded one, else the one with the fewest left.

@@ -10,6 +10,8 @@ mod deliveries;
 mod event_types;
 mod events;
 mod inbound;
+mod ingest;
+mod ingest_queue;
 mod limits;
 mod maintenance;
 mod outbox;
@@ -27,6 +29,7 @@ pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep, RecordedAt
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use inbound::InboundSource;
+pub(crate) use ingest_queue::IngestQueue;
 pub use limits::RateStatus;
 pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::OutboxItem;

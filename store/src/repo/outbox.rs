@@ -1,19 +1,24 @@
-use super::events::Event;
-use crate::domain::now;
+use super::stored;
+use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
 use chrono::Duration;
 use sea_orm::sea_query::{LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 use std::collections::HashMap;
 
-/// An outbox row claimed by a relay, with the event to publish.
+/// An outbox row claimed by a relay, with what the message names: the
+/// event's ids and type, never its payload, which stays in the store.
 #[derive(Clone, Debug)]
 pub struct OutboxItem {
     /// The outbox row id, to mark published after the broker's confirm.
     pub outbox_id: i64,
     /// The event to publish.
-    pub event: Event,
+    pub event_id: EventId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its type.
+    pub event_type: EventType,
 }
 
 impl Store {
@@ -58,19 +63,26 @@ impl Store {
     }
 
     async fn load_claimed(&self, claimed: Vec<outbox::Model>) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut events: HashMap<String, event::Model> = event::Entity::find()
+        // Only the type: loading (and opening) the payload would be wasted.
+        let mut types: HashMap<String, String> = event::Entity::find()
+            .select_only()
+            .columns([event::Column::Id, event::Column::EventType])
             .filter(event::Column::Id.is_in(claimed.iter().map(|o| o.event_id.clone())))
+            .into_tuple::<(String, String)>()
             .all(self.db())
             .await?
             .into_iter()
-            .map(|e| (e.id.clone(), e))
             .collect();
         let mut items = Vec::with_capacity(claimed.len());
         for row in claimed {
-            let event = events
-                .remove(&row.event_id)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox {} without event", row.id)))?;
-            items.push(OutboxItem { outbox_id: row.id, event: Event::from_row(event, self.cipher())? });
+            let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {}: {what}", row.id));
+            let event_type = types.remove(&row.event_id).ok_or_else(|| corrupt("no event"))?;
+            items.push(OutboxItem {
+                outbox_id: row.id,
+                event_id: stored(&row.event_id)?,
+                tenant_id: stored(&row.tenant_id)?,
+                event_type: event_type.parse().map_err(|_| corrupt("event type"))?,
+            });
         }
         items.sort_by_key(|i| i.outbox_id);
         Ok(items)

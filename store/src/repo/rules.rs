@@ -69,15 +69,15 @@ impl Store {
         Ok(())
     }
 
-    /// The rules an event of this type triggers, inside the ingest transaction.
+    /// The rules events of these types trigger, inside the ingest transaction.
     pub(crate) async fn rules_triggered_by(
         db: &impl ConnectionTrait,
         tenant: &TenantId,
-        event_type: &EventType,
+        event_types: impl IntoIterator<Item = &EventType>,
     ) -> Result<Vec<Rule>, StoreError> {
         rule::Entity::find()
             .filter(rule::Column::TenantId.eq(tenant.as_str()))
-            .filter(rule::Column::OnType.eq(event_type.as_str()))
+            .filter(rule::Column::OnType.is_in(event_types.into_iter().map(EventType::as_str)))
             .order_by_asc(rule::Column::Id)
             .all(db)
             .await?

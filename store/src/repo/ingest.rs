@@ -1,0 +1,283 @@
+//! Ingest: events and their outbox rows, group-committed per tenant under
+//! row-level security.
+use super::event_types::merge;
+use super::events::{insert_events, Event, IngestOutcome, NewEvent};
+use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
+use super::rules::Rule;
+use crate::domain::{now, EventId, EventType, TenantId};
+use crate::entity::{event, event_type};
+use crate::{Store, StoreError};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use tokio::sync::oneshot;
+
+/// How often an event is sent back for a schema before giving up: more
+/// than once means the type's schema changed between two batches.
+const MAX_SCHEMA_ROUNDS: usize = 3;
+
+/// An event waiting in a batch, with what its data was checked against.
+type Pending = (NewEvent, SchemaCheck);
+
+/// Where one event of a batch stands before the commit.
+enum Slot {
+    /// Its type requires this schema, which it was not checked against.
+    NeedsSchema(Value),
+    /// Its idempotency key belongs to an event committed earlier.
+    Earlier(String),
+    /// A new event: index into the batch's fresh events.
+    Fresh(usize),
+    /// Its key repeats that of a fresh event of the same batch.
+    SameAs(usize),
+}
+
+impl Store {
+    /// Writes the event and its outbox row, and the events its tenant's
+    /// rules derive from it, in one transaction; the type's validation
+    /// setting does not apply (events from inbound sources).
+    ///
+    /// Either all rows exist or none does: an accepted event is always on
+    /// its way to the broker, and nothing reaches the broker that was not
+    /// accepted. Concurrent calls for one tenant share the transaction
+    /// (group commit); the answer comes after the commit.
+    pub async fn ingest_event(&self, tenant: &TenantId, new: NewEvent) -> Result<IngestOutcome, StoreError> {
+        match self.submit(tenant, new, SchemaCheck::Exempt).await? {
+            Admission::Done(outcome) => Ok(outcome),
+            Admission::NeedsSchema(_) => Err(StoreError::Conflict("an exempt event was sent back for a schema".into())),
+        }
+    }
+
+    /// Like [`Self::ingest_event`], but when the tenant turned validation on
+    /// for the event's type, its data must pass `check` against the type's
+    /// JSON Schema; `check`'s error comes back as the inner `Err`.
+    ///
+    /// The setting is read in the transaction that writes the event, once
+    /// per batch rather than once per request, so it is never stale: an
+    /// event whose type requires a schema it was not checked against comes
+    /// back, is checked, and is queued again.
+    pub async fn ingest_checked_event<E>(
+        &self,
+        tenant: &TenantId,
+        new: NewEvent,
+        check: impl Fn(&Value, &Value) -> Result<(), E>,
+    ) -> Result<Result<IngestOutcome, E>, StoreError> {
+        let mut checked = SchemaCheck::Unchecked;
+        for _ in 0..MAX_SCHEMA_ROUNDS {
+            match self.submit(tenant, new.clone(), checked).await? {
+                Admission::Done(outcome) => return Ok(Ok(outcome)),
+                Admission::NeedsSchema(schema) => {
+                    if let Err(e) = check(&schema, &new.data) {
+                        return Ok(Err(e));
+                    }
+                    checked = SchemaCheck::Against(schema);
+                }
+            }
+        }
+        Err(StoreError::Conflict("the event type's schema kept changing; try again".into()))
+    }
+
+    /// Queues an event for its tenant's next transaction and waits for the answer.
+    async fn submit(&self, tenant: &TenantId, new: NewEvent, check: SchemaCheck) -> Result<Admission, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if let Some(committer) = self.ingest_queue().push(tenant, Job { new, check, reply }) {
+            // A task of its own, not this request's: if this client goes
+            // away, the batch of everyone else still commits.
+            self.ingest_queue().spawn(self.clone().commit_queued(committer));
+        }
+        answer.await.map_err(|_| StoreError::Abandoned)?
+    }
+
+    /// Commits the tenant's queued events batch by batch until none is left.
+    async fn commit_queued(self, mut committer: Committer) {
+        while let Some(batch) = committer.next_batch() {
+            let (items, replies): (Vec<Pending>, Vec<_>) =
+                batch.into_iter().map(|j| ((j.new, j.check), j.reply)).unzip();
+            let outcomes = self.ingest_batch(committer.tenant(), &items).await;
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // A caller that went away no longer needs its answer.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// One transaction for the batch; if it fails, each event alone, so one
+    /// event's failure cannot fail its neighbours.
+    async fn ingest_batch(&self, tenant: &TenantId, items: &[Pending]) -> Vec<Result<Admission, StoreError>> {
+        match self.try_ingest_batch(tenant, items).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if items.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(error = %e, events = items.len(), "ingest batch failed; writing its events one by one");
+                let mut outcomes = Vec::with_capacity(items.len());
+                for item in items {
+                    let one = self.try_ingest_batch(tenant, std::slice::from_ref(item)).await;
+                    outcomes.push(one.and_then(|mut v| v.pop().ok_or(StoreError::Abandoned)?));
+                }
+                outcomes
+            }
+        }
+    }
+
+    /// Writes a batch in one transaction run as the tenant (row-level
+    /// security on PostgreSQL); per event, its outcome.
+    async fn try_ingest_batch(
+        &self,
+        tenant: &TenantId,
+        items: &[Pending],
+    ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
+        let txn = self.tenant_scope(tenant).await?;
+        let required = Self::required_schemas(&txn, tenant, items).await?;
+        let keys: Vec<&str> = items.iter().filter_map(|(n, _)| n.idempotency_key.as_deref()).collect();
+        let mut earlier = self.events_by_keys(&txn, tenant, &keys).await?;
+        let created_at = now();
+        let mut fresh: Vec<Event> = Vec::with_capacity(items.len());
+        let mut fresh_by_key: HashMap<&str, usize> = HashMap::new();
+        let slots: Vec<Slot> = items
+            .iter()
+            .map(|(new, check)| {
+                if let Some(schema) = required.get(new.event_type.as_str()) {
+                    let passed = match check {
+                        SchemaCheck::Exempt => true,
+                        SchemaCheck::Unchecked => false,
+                        SchemaCheck::Against(checked) => checked == schema,
+                    };
+                    if !passed {
+                        return Slot::NeedsSchema(schema.clone());
+                    }
+                }
+                let key = new.idempotency_key.as_deref();
+                if let Some(k) = key.filter(|k| earlier.contains_key(*k)) {
+                    return Slot::Earlier(k.to_owned());
+                }
+                if let Some(&i) = key.and_then(|k| fresh_by_key.get(k)) {
+                    return Slot::SameAs(i);
+                }
+                if let Some(k) = key {
+                    fresh_by_key.insert(k, fresh.len());
+                }
+                fresh.push(Event {
+                    id: EventId::generate(),
+                    tenant_id: tenant.clone(),
+                    event_type: new.event_type.clone(),
+                    data: new.data.clone(),
+                    idempotency_key: new.idempotency_key.clone(),
+                    created_at,
+                });
+                Slot::Fresh(fresh.len() - 1)
+            })
+            .collect();
+        let inserted = insert_events(&txn, &fresh, self.cipher()).await?;
+        // Another transaction committed one of these keys after our lookup:
+        // those callers get its event, as a replay.
+        let lost: Vec<&str> = fresh
+            .iter()
+            .filter(|e| !inserted.contains(e.id.as_str()))
+            .filter_map(|e| e.idempotency_key.as_deref())
+            .collect();
+        if !lost.is_empty() {
+            earlier.extend(self.events_by_keys(&txn, tenant, &lost).await?);
+        }
+        let triggers: Vec<&Event> = fresh.iter().filter(|e| inserted.contains(e.id.as_str())).collect();
+        let derived = Self::derived_events(&txn, tenant, &triggers).await?;
+        insert_events(&txn, &derived, self.cipher()).await?;
+        txn.commit().await?;
+        let replay = |key: Option<&str>| {
+            key.and_then(|k| earlier.get(k))
+                .map(|event| Admission::Done(IngestOutcome { event: event.clone(), replayed: true }))
+                .ok_or_else(|| StoreError::Conflict("idempotency key".into()))
+        };
+        let done = |event: &Event, replayed| Ok(Admission::Done(IngestOutcome { event: event.clone(), replayed }));
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::NeedsSchema(schema) => Ok(Admission::NeedsSchema(schema)),
+                Slot::Earlier(key) => replay(Some(&key)),
+                Slot::Fresh(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], false),
+                Slot::Fresh(i) => replay(fresh[i].idempotency_key.as_deref()),
+                Slot::SameAs(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], true),
+                Slot::SameAs(i) => replay(fresh[i].idempotency_key.as_deref()),
+            })
+            .collect())
+    }
+
+    /// The schemas the batch's event types require, by type name: those
+    /// the tenant turned validation on for (exempt events do not ask).
+    async fn required_schemas(
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        items: &[Pending],
+    ) -> Result<HashMap<String, Value>, StoreError> {
+        let names: HashSet<&str> = items
+            .iter()
+            .filter(|(_, check)| *check != SchemaCheck::Exempt)
+            .map(|(new, _)| new.event_type.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = event_type::Entity::find()
+            .filter(event_type::Column::TenantId.eq(tenant.as_str()))
+            .filter(event_type::Column::Name.is_in(names.iter().copied()))
+            .all(db)
+            .await?;
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let info = merge(rows.iter().find(|r| r.name == name), name)?;
+                let schema = info.schema.filter(|_| info.validate)?;
+                Some((name.to_owned(), schema))
+            })
+            .collect())
+    }
+
+    /// The tenant's events with these idempotency keys, by key.
+    async fn events_by_keys(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        keys: &[&str],
+    ) -> Result<HashMap<String, Event>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant.as_str()))
+            .filter(event::Column::IdempotencyKey.is_in(keys.iter().copied()))
+            .all(db)
+            .await?;
+        rows.into_iter()
+            .map(|m| {
+                let event = Event::from_row(m, self.cipher())?;
+                Ok((event.idempotency_key.clone().unwrap_or_default(), event))
+            })
+            .collect()
+    }
+
+    /// The events the tenant's rules derive from `triggers`, keyed by (rule,
+    /// trigger) so they exist exactly when their trigger does. Derived
+    /// events fire no rules themselves, so rules cannot loop.
+    async fn derived_events(
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        triggers: &[&Event],
+    ) -> Result<Vec<Event>, StoreError> {
+        if triggers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types: HashSet<&EventType> = triggers.iter().map(|e| &e.event_type).collect();
+        let rules: Vec<Rule> = Self::rules_triggered_by(db, tenant, types).await?;
+        Ok(triggers
+            .iter()
+            .flat_map(|trigger| {
+                rules.iter().filter(|rule| rule.on == trigger.event_type).map(|rule| Event {
+                    id: EventId::generate(),
+                    tenant_id: tenant.clone(),
+                    event_type: rule.emit.clone(),
+                    data: super::events::with_source(trigger),
+                    idempotency_key: Some(format!("rule:{}:{}", rule.id, trigger.id)),
+                    created_at: trigger.created_at,
+                })
+            })
+            .collect())
+    }
+}
