@@ -229,3 +229,56 @@ async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
     assert_eq!(secret["secret"], plain_secret);
     hub.stop().await;
 }
+
+/// Fan-out writes a batch of messages at once; an event in it that cannot
+/// be read (its stored payload no longer opens) must not hold up the rest.
+#[tokio::test]
+async fn an_unreadable_event_does_not_hold_up_its_batch() {
+    use hookhub_dispatcher::fanout::Fanout;
+    use hookhub_dispatcher::queue::{in_process, EventMessage, Publisher};
+    use hookhub_store::repo::{NewEvent, NewSubscription};
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let settings = common::test_settings(Backend::Sqlite).await;
+    let store = settings.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let new_sub = NewSubscription {
+        url: hookhub_store::domain::EndpointUrl::parse("http://127.0.0.1:9/x", true).unwrap(),
+        event_types: hookhub_store::domain::EventTypeFilter::All,
+        description: String::new(),
+        rate_limit_per_second: None,
+        status: hookhub_store::domain::SubscriptionStatus::Active,
+    };
+    store.create_subscription(&tenant.id, new_sub).await.unwrap();
+    let mut messages = Vec::new();
+    for n in 0..2 {
+        let new =
+            NewEvent { event_type: "client.created".parse().unwrap(), data: json!({"n": n}), idempotency_key: None };
+        let event = store.ingest_event(&tenant.id, new).await.unwrap().event;
+        let (event_id, tenant_id) = (event.id.to_string(), tenant.id.to_string());
+        messages.push(EventMessage { event_id, tenant_id, event_type: "client.created".into() });
+    }
+    // The first event's payload is sealed with a key this hub does not have.
+    let unreadable = r#"{"$enc":"v1","kid":"gone","nonce":"AAAAAAAAAAAAAAAA","ct":"AAAA"}"#;
+    let sql = format!("UPDATE events SET data = '{unreadable}' WHERE id = '{}'", messages[0].event_id);
+    store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap();
+
+    let (publisher, consumer) = in_process::channel(16);
+    let (work_tx, mut work_rx) = tokio::sync::mpsc::channel(16);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let fanout = Fanout::new(store.clone(), Duration::from_secs(60), work_tx, 64);
+    let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
+    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages)).await;
+    assert!(matches!(published, Ok(Ok(()))), "both messages were acked: their deliveries are stored");
+    let work = tokio::time::timeout(Duration::from_secs(5), work_rx.recv()).await.unwrap().unwrap();
+    assert_eq!(work.event.id.to_string(), messages[1].event_id, "the readable event goes on to delivery");
+    assert!(work_rx.try_recv().is_err(), "the unreadable one waits for the retry path");
+    let rows = store.db().query_one(Statement::from_string(store.backend(), "SELECT count(*) FROM deliveries")).await;
+    let rows: i64 = rows.unwrap().unwrap().try_get_by_index(0).unwrap();
+    assert_eq!(rows, 2, "both deliveries are durable");
+    shutdown.cancel();
+    drop(publisher);
+    running.await.unwrap();
+    common::drop_test_resources(&settings).await;
+}

@@ -90,7 +90,9 @@ impl Store {
 
     /// One type as the tenant sees it; `None` if it is neither built in nor registered.
     pub async fn event_type(&self, tenant: &TenantId, name: &str) -> Result<Option<EventTypeInfo>, StoreError> {
-        let row = self.event_type_row(self.db(), tenant, name).await?;
+        let txn = self.tenant_scope(tenant).await?;
+        let row = self.event_type_row(&txn, tenant, name).await?;
+        txn.commit().await?;
         Ok(merge(row.as_ref(), name))
     }
 

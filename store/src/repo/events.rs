@@ -131,7 +131,10 @@ impl Store {
     }
 
     /// Events by id, for the dispatcher, which works across tenants; keyed by
-    /// id, missing ones left out.
+    /// id, missing ones left out. So is one whose payload does not open (a
+    /// key taken out of the keyring): it must not fail the fan-out of the
+    /// events read with it. Its deliveries are stored all the same, and the
+    /// retry path, which loads it again, keeps reporting it.
     pub async fn events_for_delivery(&self, ids: &[EventId]) -> Result<HashMap<String, Event>, StoreError> {
         let mut events = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(INSERT_CHUNK) {
@@ -140,7 +143,13 @@ impl Store {
                 .all(self.db())
                 .await?;
             for m in rows {
-                events.insert(m.id.clone(), Event::from_row(m, self.cipher())?);
+                let id = m.id.clone();
+                match Event::from_row(m, self.cipher()) {
+                    Ok(event) => {
+                        events.insert(id, event);
+                    }
+                    Err(e) => tracing::error!(event_id = %id, error = %e, "event cannot be read; its deliveries wait"),
+                }
             }
         }
         Ok(events)
