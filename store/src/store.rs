@@ -122,16 +122,21 @@ impl Store {
         Ok(row)
     }
 
-    /// Runs `delete` as `tenant`; returns how many rows went.
-    pub(crate) async fn delete_as_tenant<E: EntityTrait>(
+    /// Runs `delete` of one resource as `tenant`; `NotFound(what)` when it
+    /// removed nothing (no such id, or another tenant's).
+    pub(crate) async fn delete_one_as_tenant<E: EntityTrait>(
         &self,
         tenant: &crate::domain::TenantId,
         delete: DeleteMany<E>,
-    ) -> Result<u64, StoreError> {
+        what: &'static str,
+    ) -> Result<(), StoreError> {
         let txn = self.tenant_scope(tenant).await?;
         let deleted = delete.exec(&txn).await?.rows_affected;
         txn.commit().await?;
-        Ok(deleted)
+        if deleted == 0 {
+            return Err(StoreError::NotFound(what));
+        }
+        Ok(())
     }
 
     /// Applies every pending migration.

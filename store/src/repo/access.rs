@@ -143,10 +143,7 @@ impl Store {
         let delete = api_key::Entity::delete_many()
             .filter(api_key::Column::TenantId.eq(tenant.as_str()))
             .filter(api_key::Column::Id.eq(id.as_str()));
-        if self.delete_as_tenant(tenant, delete).await? == 0 {
-            return Err(StoreError::NotFound("API key"));
-        }
-        Ok(())
+        self.delete_one_as_tenant(tenant, delete, "API key").await
     }
 
     /// Who a presented API key acts for, if it is valid.

@@ -102,9 +102,6 @@ impl Store {
         let delete = inbound_source::Entity::delete_many()
             .filter(inbound_source::Column::TenantId.eq(tenant.as_str()))
             .filter(inbound_source::Column::Id.eq(id.as_str()));
-        if self.delete_as_tenant(tenant, delete).await? == 0 {
-            return Err(StoreError::NotFound("inbound source"));
-        }
-        Ok(())
+        self.delete_one_as_tenant(tenant, delete, "inbound source").await
     }
 }

@@ -63,10 +63,7 @@ impl Store {
         let delete = rule::Entity::delete_many()
             .filter(rule::Column::TenantId.eq(tenant.as_str()))
             .filter(rule::Column::Id.eq(id.as_str()));
-        if self.delete_as_tenant(tenant, delete).await? == 0 {
-            return Err(StoreError::NotFound("rule"));
-        }
-        Ok(())
+        self.delete_one_as_tenant(tenant, delete, "rule").await
     }
 
     /// The rules events of these types trigger, inside the ingest transaction.
