@@ -6,6 +6,7 @@ mod m0003_reliability;
 mod m0004_access;
 mod m0005_audit_and_limits;
 mod m0006_row_level_security;
+mod m0007_outbox_pending_index;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_access::Migration),
             Box::new(m0005_audit_and_limits::Migration),
             Box::new(m0006_row_level_security::Migration),
+            Box::new(m0007_outbox_pending_index::Migration),
         ]
     }
 }
