@@ -98,7 +98,8 @@ impl Hub {
         }
         if role.dispatcher() {
             let (work_tx, work_rx) = tokio::sync::mpsc::channel(delivery.concurrency * 2);
-            let fanout = Fanout::new(store.clone(), delivery.lease(), work_tx, usize::from(delivery.prefetch));
+            let fanout =
+                Fanout::new(store.clone(), delivery.lease(), work_tx, hookhub_dispatcher::fanout::EVENTS_PER_WRITE);
             let consumer = consumer.expect("set above");
             tasks.push(spawn_part("fan-out", consumer.run_fanout(fanout, shutdown.clone()), &shutdown, &failed));
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);

@@ -1,9 +1,10 @@
 //! Fan-out: consumed events → one durable delivery per matching subscription.
 //!
 //! Messages are handled in batches: whatever arrived while the previous
-//! batch was being written goes in one multi-row `INSERT`. A message is
-//! acked only after its deliveries are committed: from then on the store's
-//! due times carry them, so an ack never loses anything.
+//! batch was being written goes in one multi-row `INSERT`, each message
+//! itself a relay batch of events. A message is acked only after the
+//! deliveries of all its events are committed: from then on the store's due
+//! times carry them, so an ack never loses anything.
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
 use hookhub_store::domain::{now, EventId, EventType, SubscriptionId, TenantId};
@@ -18,6 +19,9 @@ use tokio_util::task::TaskTracker;
 
 /// Batches written at once: one fills while others commit.
 const WRITERS: usize = 4;
+
+/// Events a batch collects before it is written (at least one message's).
+pub const EVENTS_PER_WRITE: usize = 512;
 
 /// Why a message could not be fanned out.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +64,7 @@ pub struct Fanout {
 impl Fanout {
     /// Fan-out that hands new deliveries, loaded, to `work` (the delivery
     /// loop), leasing them for `lease` so the retry poller leaves them alone;
-    /// up to `batch` messages are written at once.
+    /// messages are taken until a batch holds `batch` events.
     pub fn new(store: Store, lease: Duration, work: mpsc::Sender<DeliveryWork>, batch: usize) -> Self {
         Self { store, lease, work, batch: batch.max(1) }
     }
@@ -129,10 +133,14 @@ impl Fanout {
         while let Some(first) = rx.recv().await {
             // Waiting for a writer lets the next batch fill up.
             let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            let mut events = first.events();
             let mut batch = vec![first];
-            while batch.len() < this.batch {
+            while events < this.batch {
                 match rx.try_recv() {
-                    Ok(incoming) => batch.push(incoming),
+                    Ok(incoming) => {
+                        events += incoming.events();
+                        batch.push(incoming);
+                    }
                     Err(_) => break,
                 }
             }
@@ -154,21 +162,31 @@ impl Fanout {
     /// of nacking them, so a database outage never burns through a queue's
     /// redelivery limit; on shutdown the unacked messages go back to the broker.
     async fn handle(&self, batch: Vec<Incoming>, shutdown: &CancellationToken) {
-        let mut targets = Vec::with_capacity(batch.len());
+        let mut targets = Vec::new();
         let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
         for incoming in batch {
-            match incoming.message.map_err(FanoutError::Malformed).and_then(|m| Target::try_from(&m)) {
-                Ok(target) => {
-                    targets.push(target);
+            match incoming.message {
+                Ok(events) => {
+                    // An event that names nothing valid can never be fanned
+                    // out; it is dropped, its neighbours go ahead.
+                    for event in &events {
+                        match Target::try_from(event) {
+                            Ok(target) => targets.push(target),
+                            Err(e) => tracing::error!(error = %e, "dropping event"),
+                        }
+                    }
                     ackers.push(incoming.acker);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "dropping message");
+                    tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
                     incoming.acker.reject().await;
                 }
             }
         }
         if targets.is_empty() {
+            for acker in ackers {
+                acker.ack().await;
+            }
             return;
         }
         let mut failures = 0;
@@ -178,7 +196,7 @@ impl Fanout {
                 Err(e) => {
                     failures += 1;
                     let wait = error_backoff(failures);
-                    tracing::warn!(messages = targets.len(), error = %e, ?wait, "fan-out failed; retrying");
+                    tracing::warn!(events = targets.len(), error = %e, ?wait, "fan-out failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -189,7 +207,7 @@ impl Fanout {
         for acker in ackers {
             acker.ack().await;
         }
-        tracing::debug!(messages = targets.len(), deliveries = created.len(), "fanned out");
+        tracing::debug!(events = targets.len(), deliveries = created.len(), "fanned out");
         for work in created {
             // Backpressure: a saturated delivery loop slows consumption.
             // If it has stopped, the leased rows come due by themselves.

@@ -3,7 +3,7 @@
 //!
 //! Both halves reconnect by themselves: the publisher on its next publish,
 //! the consumer with exponential backoff until it is shut down.
-use super::{Acker, Consumer, EventMessage, Incoming, Publisher, QueueError};
+use super::{decode, encode, Acker, Consumer, EventMessage, Incoming, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE};
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
@@ -99,21 +99,18 @@ impl AmqpPublisher {
     }
 
     async fn publish_on(&self, channel: &Channel, batch: &[EventMessage]) -> Result<(), QueueError> {
-        // Publish the whole batch, then wait for the confirms: one round
-        // trip per batch instead of one per message.
-        let mut confirms = Vec::with_capacity(batch.len());
-        for msg in batch {
-            let body = serde_json::to_vec(msg).expect("EventMessage serialises");
-            let props = BasicProperties::default()
-                .with_delivery_mode(PERSISTENT)
-                .with_content_type("application/json".into())
-                .with_message_id(msg.event_id.as_str().into());
+        // Publish every message, then wait for the confirms: one round trip
+        // per batch instead of one per message.
+        let mut confirms = Vec::new();
+        for chunk in batch.chunks(MAX_EVENTS_PER_MESSAGE) {
+            let props =
+                BasicProperties::default().with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
             let confirm = channel
                 .basic_publish(
                     &self.config.exchange,
                     ROUTING_KEY,
                     BasicPublishOptions { mandatory: true, ..Default::default() },
-                    &body,
+                    &encode(chunk),
                     props,
                 )
                 .await?;
@@ -234,7 +231,7 @@ impl Consumer for AmqpConsumer {
             };
             match next {
                 Some(Ok(delivery)) => {
-                    let message = serde_json::from_slice(&delivery.data).map_err(|e| e.to_string());
+                    let message = decode(&delivery.data);
                     return Some(Incoming { message, acker: Box::new(AmqpAcker(delivery.acker)) });
                 }
                 Some(Err(e)) => {

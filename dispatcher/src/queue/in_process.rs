@@ -3,11 +3,11 @@
 //! Because `publish` waits for the ack, the relay marks an outbox row
 //! published only after the dispatcher durably created its deliveries: a
 //! crash loses nothing even though the channel itself lives in memory.
-use super::{Acker, Consumer, EventMessage, Incoming, Publisher, QueueError};
+use super::{Acker, Consumer, EventMessage, Incoming, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-type Envelope = (EventMessage, oneshot::Sender<()>);
+type Envelope = (Vec<EventMessage>, oneshot::Sender<()>);
 
 /// Creates a connected publisher and consumer.
 pub fn channel(capacity: usize) -> (InProcessPublisher, InProcessConsumer) {
@@ -29,10 +29,10 @@ pub struct InProcessConsumer {
 #[async_trait]
 impl Publisher for InProcessPublisher {
     async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError> {
-        let mut acks = Vec::with_capacity(batch.len());
-        for msg in batch {
+        let mut acks = Vec::new();
+        for chunk in batch.chunks(MAX_EVENTS_PER_MESSAGE) {
             let (ack_tx, ack_rx) = oneshot::channel();
-            self.tx.send((msg.clone(), ack_tx)).await.map_err(|_| QueueError::Closed)?;
+            self.tx.send((chunk.to_vec(), ack_tx)).await.map_err(|_| QueueError::Closed)?;
             acks.push(ack_rx);
         }
         for ack in acks {

@@ -4,6 +4,11 @@
 //! [`in_process`] (a channel, for the embedded single-process mode). In both,
 //! `publish` returns only once every message is safe on the other side:
 //! confirmed by RabbitMQ, or acknowledged by the in-process consumer.
+//!
+//! One queue message carries a relay batch of events, not one event: the
+//! broker's cost is per message (routing, the quorum log, confirm, ack), so
+//! at load this divides RabbitMQ's work by the batch size. The events of a
+//! message are fanned out in one transaction and acked together.
 
 pub mod amqp;
 pub mod in_process;
@@ -21,6 +26,31 @@ pub struct EventMessage {
     pub tenant_id: String,
     /// Its type, to pick subscriptions without loading the event.
     pub event_type: String,
+}
+
+/// Most events in one queue message; larger relay batches are split.
+pub const MAX_EVENTS_PER_MESSAGE: usize = 256;
+
+/// The body of one queue message: a JSON array of events.
+pub fn encode(batch: &[EventMessage]) -> Vec<u8> {
+    serde_json::to_vec(batch).expect("EventMessage serialises")
+}
+
+/// Reads a queue message: an array of events, or the single event object
+/// that relays sent before messages were batched (still in a queue during
+/// an upgrade).
+pub fn decode(body: &[u8]) -> Result<Vec<EventMessage>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        Batch(Vec<EventMessage>),
+        Single(EventMessage),
+    }
+    match serde_json::from_slice(body) {
+        Ok(Body::Batch(batch)) => Ok(batch),
+        Ok(Body::Single(one)) => Ok(vec![one]),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Why the queue failed.
@@ -46,7 +76,8 @@ impl From<lapin::Error> for QueueError {
 /// Sends messages and waits until they are safe.
 #[async_trait]
 pub trait Publisher: Send + Sync {
-    /// Publishes the batch; `Ok` only once every message is confirmed.
+    /// Publishes the batch (as few messages as [`MAX_EVENTS_PER_MESSAGE`]
+    /// allows); `Ok` only once every message is confirmed.
     async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError>;
 }
 
@@ -59,12 +90,19 @@ pub trait Acker: Send {
     async fn reject(self: Box<Self>);
 }
 
-/// One received message: its body (if it parsed) and how to settle it.
+/// One received message: its events (if the body parsed) and how to settle it.
 pub struct Incoming {
-    /// The message, or why its body did not parse.
-    pub message: Result<EventMessage, String>,
+    /// The message's events, or why its body did not parse.
+    pub message: Result<Vec<EventMessage>, String>,
     /// Settles it.
     pub acker: Box<dyn Acker>,
+}
+
+impl Incoming {
+    /// How many events it carries (a body that did not parse counts one).
+    pub fn events(&self) -> usize {
+        self.message.as_ref().map_or(1, Vec::len)
+    }
 }
 
 /// Receives messages with manual acknowledgement.
@@ -72,4 +110,31 @@ pub struct Incoming {
 pub trait Consumer: Send {
     /// The next message; `None` once the queue is closed for good.
     async fn next(&mut self) -> Option<Incoming>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u32) -> EventMessage {
+        EventMessage { event_id: format!("evt_{n}"), tenant_id: "ten_1".into(), event_type: "client.created".into() }
+    }
+
+    #[test]
+    fn a_batch_round_trips() {
+        let batch = vec![event(1), event(2)];
+        assert_eq!(decode(&encode(&batch)).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_single_event_from_an_older_relay_still_reads() {
+        let old = serde_json::to_vec(&event(7)).unwrap();
+        assert_eq!(decode(&old).unwrap(), vec![event(7)]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_an_empty_batch() {
+        assert!(decode(b"not json").is_err());
+        assert!(decode(br#"{"event_id": 1}"#).is_err());
+    }
 }
