@@ -31,6 +31,9 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// HTTP worker threads.
     pub http_workers: usize,
+    /// Milliseconds a verified API key is trusted before it is read again:
+    /// how long a key revoked by another process may still work (0: read on every request).
+    pub credential_cache_ms: u64,
     /// Whether subscription URLs may be `http://` (development); production wants https.
     pub allow_http_endpoints: bool,
     /// Whether endpoints may resolve to loopback or private addresses
@@ -83,6 +86,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             metrics_listen: None,
             http_workers: 2,
+            credential_cache_ms: hookhub_store::DEFAULT_CREDENTIAL_TTL.as_millis() as u64,
             allow_http_endpoints: true,
             allow_private_endpoints: true,
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
@@ -185,7 +189,11 @@ impl Settings {
         if !cipher.is_active() {
             tracing::warn!("HOOKHUB_ENCRYPTION_KEYS is not set: secrets and payloads are stored unencrypted");
         }
-        Ok(Store::connect(&self.database_url).await.context("connecting to the database")?.with_cipher(cipher))
+        Ok(Store::connect(&self.database_url)
+            .await
+            .context("connecting to the database")?
+            .with_cipher(cipher)
+            .with_credential_ttl(Duration::from_millis(self.credential_cache_ms)))
     }
 
     /// How long to keep finished events.

@@ -5,6 +5,7 @@ mod common;
 use common::{Backend, TestHub};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 async fn with(hub: &TestHub, credential: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
     let mut req = reqwest::Client::new().request(method, format!("{}{path}", hub.base)).bearer_auth(credential);
@@ -248,6 +249,57 @@ async fn plan_limits_hold_across_two_ingest_processes_in_both_windows() {
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the day is used up though the 15 minutes are not");
     assert_eq!(resp.headers()["x-ratelimit-limit"], "5000");
     let _ = tenant;
+    a.shutdown().await;
+    b.shutdown().await;
+    common::drop_test_resources(&settings).await;
+}
+
+/// Each ingest process trusts a verified key for `credential_cache_ms`: the
+/// process that revokes it refuses it on the next request, the others once
+/// that time has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_ingest_process_stops_on_the_others_within_the_cache_ttl() {
+    use hookhub::{Hub, Role};
+    let mut settings = common::test_settings(Backend::Postgres).await;
+    settings.credential_cache_ms = 300;
+    let store = hookhub_store::Store::connect(&settings.database_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let a = Hub::start(&settings, Role::Ingest).await.unwrap();
+    let b = Hub::start(&settings, Role::Ingest).await.unwrap();
+    let bases = [a.port().unwrap(), b.port().unwrap()].map(|p| format!("http://127.0.0.1:{p}"));
+    let (_, admin) = store.create_tenant("studio").await.unwrap();
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/v1/api-keys", bases[0]))
+        .bearer_auth(admin.expose())
+        .json(&json!({"name": "zapier", "scope": "read"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let status_on = |i: usize| {
+        let req = client.get(format!("{}/v1/events", bases[i])).bearer_auth(&key).send();
+        async move { req.await.unwrap().status() }
+    };
+    // Both processes have verified (and cached) the key.
+    assert_eq!(status_on(0).await, StatusCode::OK);
+    assert_eq!(status_on(1).await, StatusCode::OK);
+
+    let revoke = client
+        .delete(format!("{}/v1/api-keys/{}", bases[0], created["id"].as_str().unwrap()))
+        .bearer_auth(admin.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    assert_eq!(status_on(0).await, StatusCode::UNAUTHORIZED, "the revoking process forgets the key at once");
+    common::eventually(Duration::from_secs(5), || async {
+        (status_on(1).await == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
     common::drop_test_resources(&settings).await;

@@ -1,6 +1,8 @@
 //! Who is calling, and whether they may: API keys and OAuth access tokens,
-//! each with a scope. Every request looks its credential up again, so a
-//! revoked key or app stops working on the next request.
+//! each with a scope. Access tokens are looked up on every request; API
+//! keys through the store's short-lived credential cache, which a
+//! revocation in this process clears, so a revoked key or app stops
+//! working on the next request.
 use crate::{ApiError, AppState};
 use actix_web::dev::Payload;
 use actix_web::http::Method;

@@ -6,6 +6,7 @@
 //! (row claiming with `FOR UPDATE SKIP LOCKED`) are chosen per backend.
 
 pub mod cipher;
+mod credential_cache;
 pub mod domain;
 pub mod entity;
 mod error;
@@ -16,4 +17,4 @@ mod store;
 
 pub use error::StoreError;
 pub use page::{Cursor, Page, PageRequest};
-pub use store::Store;
+pub use store::{Store, DEFAULT_CREDENTIAL_TTL};

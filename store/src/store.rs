@@ -1,4 +1,5 @@
 use crate::cipher::Cipher;
+use crate::credential_cache::CredentialCache;
 use crate::migration::Migrator;
 use crate::repo::IngestQueue;
 use crate::StoreError;
@@ -17,7 +18,12 @@ pub struct Store {
     db: DatabaseConnection,
     cipher: Arc<Cipher>,
     ingest_queue: IngestQueue,
+    credentials: Arc<CredentialCache>,
 }
+
+/// How long a verified API key is trusted without reading it again, unless
+/// [`Store::with_credential_ttl`] says otherwise.
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Connects to `postgres://...` or `sqlite://...`.
@@ -41,13 +47,31 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
                 .await?;
         }
-        Ok(Self { db, cipher: Arc::new(Cipher::plaintext()), ingest_queue: IngestQueue::default() })
+        Ok(Self {
+            db,
+            cipher: Arc::new(Cipher::plaintext()),
+            ingest_queue: IngestQueue::default(),
+            credentials: Arc::new(CredentialCache::new(DEFAULT_CREDENTIAL_TTL)),
+        })
     }
 
     /// Seals secrets and payloads with `cipher` from now on.
     pub fn with_cipher(mut self, cipher: Cipher) -> Self {
         self.cipher = Arc::new(cipher);
         self
+    }
+
+    /// Trusts a verified API key for `ttl` before reading it again; zero
+    /// reads it on every request. Changes made through this store apply at
+    /// once whatever the ttl; `ttl` bounds how long another process's take.
+    pub fn with_credential_ttl(mut self, ttl: Duration) -> Self {
+        self.credentials = Arc::new(CredentialCache::new(ttl));
+        self
+    }
+
+    /// Recently verified API keys.
+    pub(crate) fn credentials(&self) -> &CredentialCache {
+        &self.credentials
     }
 
     /// The keys secrets and payloads are sealed with.

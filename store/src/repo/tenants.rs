@@ -58,6 +58,8 @@ impl Store {
         if updated.rows_affected == 0 {
             return Err(StoreError::NotFound("tenant"));
         }
+        // Cached principals carry the plan.
+        self.credentials().invalidate();
         Ok(())
     }
 
