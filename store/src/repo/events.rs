@@ -5,10 +5,11 @@ use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select, Statement,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -86,6 +87,7 @@ pub(crate) async fn insert_events(
     events: &[Event],
     cipher: &Cipher,
 ) -> Result<HashSet<String>, StoreError> {
+    let backend = txn.get_database_backend();
     let mut inserted = HashSet::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
         let rows = chunk.iter().map(|event| event::ActiveModel {
@@ -97,25 +99,46 @@ pub(crate) async fn insert_events(
             created_at: Set(event.created_at),
         });
         let mut insert = event::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());
+        if backend == DatabaseBackend::Postgres {
+            // One round trip for both tables, on the ingest path's critical
+            // section: the outbox rows come from what the insert returned,
+            // so an event skipped by its idempotency key gets none.
+            insert.query().returning(Query::returning().columns([
+                event::Column::Id,
+                event::Column::TenantId,
+                event::Column::CreatedAt,
+            ]));
+            let events = insert.build(backend);
+            let sql = format!(
+                "WITH e AS ({}) INSERT INTO outbox (event_id, tenant_id, created_at) \
+                 SELECT id, tenant_id, created_at FROM e RETURNING event_id",
+                events.sql
+            );
+            let both = Statement { sql, ..events };
+            for row in txn.query_all(both).await? {
+                inserted.insert(row.try_get::<String>("", "event_id")?);
+            }
+            continue;
+        }
         insert.query().returning_col(event::Column::Id);
-        for row in txn.query_all(insert.build(txn.get_database_backend())).await? {
+        for row in txn.query_all(insert.build(backend)).await? {
             inserted.insert(row.try_get::<String>("", "id")?);
         }
-    }
-    let outbox_rows: Vec<_> = events
-        .iter()
-        .filter(|e| inserted.contains(e.id.as_str()))
-        .map(|event| outbox::ActiveModel {
-            id: NotSet,
-            event_id: Set(event.id.to_string()),
-            tenant_id: Set(event.tenant_id.to_string()),
-            created_at: Set(event.created_at),
-            locked_until: Set(None),
-            published_at: Set(None),
-        })
-        .collect();
-    for chunk in outbox_rows.chunks(INSERT_CHUNK) {
-        outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        let outbox_rows: Vec<_> = chunk
+            .iter()
+            .filter(|e| inserted.contains(e.id.as_str()))
+            .map(|event| outbox::ActiveModel {
+                id: NotSet,
+                event_id: Set(event.id.to_string()),
+                tenant_id: Set(event.tenant_id.to_string()),
+                created_at: Set(event.created_at),
+                locked_until: Set(None),
+                published_at: Set(None),
+            })
+            .collect();
+        if !outbox_rows.is_empty() {
+            outbox::Entity::insert_many(outbox_rows).exec_without_returning(txn).await?;
+        }
     }
     Ok(inserted)
 }
