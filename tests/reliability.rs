@@ -282,3 +282,88 @@ async fn an_unreadable_event_does_not_hold_up_its_batch() {
     running.await.unwrap();
     common::drop_test_resources(&settings).await;
 }
+
+/// Recording writes the attempt exactly when its delivery moves on, on both
+/// stores (PostgreSQL does both in one statement, without a transaction on
+/// the hot path): a second result for a delivery that is no longer pending
+/// records nothing, and a mixed batch takes the transactional path.
+async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Backend) {
+    use hookhub_dispatcher::fanout::Fanout;
+    use hookhub_dispatcher::queue::EventMessage;
+    use hookhub_store::domain::now;
+    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NewEvent, NewSubscription, NextStep, RecordedAttempt};
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let settings = common::test_settings(backend).await;
+    let store = settings.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    for path in ["a", "b"] {
+        let new_sub = NewSubscription {
+            url: hookhub_store::domain::EndpointUrl::parse(&format!("http://127.0.0.1:9/{path}"), true).unwrap(),
+            event_types: hookhub_store::domain::EventTypeFilter::All,
+            description: String::new(),
+            rate_limit_per_second: None,
+            status: hookhub_store::domain::SubscriptionStatus::Active,
+        };
+        store.create_subscription(&tenant.id, new_sub).await.unwrap();
+    }
+    let new = NewEvent { event_type: "client.created".parse().unwrap(), data: json!({}), idempotency_key: None };
+    let event = store.ingest_event(&tenant.id, new).await.unwrap().event;
+    let (work_tx, _work_rx) = tokio::sync::mpsc::channel(16);
+    let fanout = Fanout::new(store.clone(), Duration::from_secs(60), work_tx, 64);
+    let message = EventMessage {
+        event_id: event.id.to_string(),
+        tenant_id: tenant.id.to_string(),
+        event_type: "client.created".into(),
+    };
+    let work = fanout.fan_out(&message).await.unwrap();
+    assert_eq!(work.len(), 2);
+    let result = |i: usize, next: NextStep| RecordedAttempt {
+        work: work[i].clone(),
+        attempt: NewAttempt {
+            attempted_at: now(),
+            status_code: Some(if next == NextStep::Succeeded { 200 } else { 500 }),
+            latency_ms: 3,
+            error: None,
+            response_body: Some("ok".into()),
+        },
+        next,
+    };
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            let row = store.db().query_one(Statement::from_string(store.backend(), sql)).await.unwrap().unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let breaker = BreakerPolicy::default();
+
+    // The hot path: every attempt succeeded.
+    assert_eq!(store.record_attempts(&[result(0, NextStep::Succeeded)], breaker).await.unwrap(), [true]);
+    assert_eq!(count("SELECT count(*) FROM attempts").await, 1);
+    assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await, 1);
+    // The same delivery again: it is no longer pending, nothing is written.
+    assert_eq!(store.record_attempts(&[result(0, NextStep::Succeeded)], breaker).await.unwrap(), [false]);
+    assert_eq!(count("SELECT count(*) FROM attempts").await, 1);
+
+    // A failure settles its subscription, in a transaction with the rest.
+    let retry_at = now() + chrono::Duration::seconds(30);
+    let mixed = [result(0, NextStep::Succeeded), result(1, NextStep::RetryAt(retry_at))];
+    assert_eq!(store.record_attempts(&mixed, breaker).await.unwrap(), [false, true]);
+    assert_eq!(count("SELECT count(*) FROM attempts").await, 2);
+    assert_eq!(count("SELECT count(*) FROM attempts WHERE outcome = 'retrying' AND status_code = 500").await, 1);
+    assert_eq!(count("SELECT count(*) FROM subscriptions WHERE failure_streak = 1").await, 1);
+    assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'pending' AND retry_index = 1").await, 1);
+    common::drop_test_resources(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_sqlite() {
+    an_attempt_is_recorded_exactly_when_its_delivery_moves_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_postgres() {
+    an_attempt_is_recorded_exactly_when_its_delivery_moves_on(Backend::Postgres).await;
+}

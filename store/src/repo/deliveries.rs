@@ -203,6 +203,12 @@ impl DeliveryUpdate {
     }
 }
 
+/// The hot path: a success on an endpoint that was not failing changes
+/// nothing about its subscription.
+fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
+    matches!(item.next, NextStep::Succeeded) && item.work.subscription.failure_streak == 0
+}
+
 /// The attempt row of a recorded attempt.
 fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
     let (d, a) = (&item.work.delivery, &item.attempt);
@@ -321,42 +327,50 @@ impl Store {
         Ok(self.record_attempts(&batch, breaker).await?[0])
     }
 
-    /// Records a batch of attempts in one transaction: one commit (one disk
-    /// flush) for many webhooks, which is what bounds delivery throughput.
-    /// On PostgreSQL the deliveries move on in one `UPDATE ... FROM (VALUES
-    /// ...)` and the attempts go in one multi-row `INSERT`, so a batch costs
-    /// a few round trips, not two per webhook.
+    /// Records a batch of attempts: one commit (one disk flush) for many
+    /// webhooks, which is what bounds delivery throughput.
+    ///
+    /// On PostgreSQL the deliveries move on and their attempts are inserted
+    /// by one statement per chunk (see [`Self::record_on_pg`]). A statement
+    /// is atomic by itself, so when no subscription needs settling (every
+    /// attempt succeeded on an endpoint that was not failing, the hot path)
+    /// it runs without `BEGIN`/`COMMIT`: one round trip per batch.
     /// Returns, per attempt, whether it was recorded (see [`Self::record_attempt`]).
     pub async fn record_attempts(
         &self,
         batch: &[RecordedAttempt],
         breaker: BreakerPolicy,
     ) -> Result<Vec<bool>, StoreError> {
-        let txn = self.db().begin().await?;
-        let moved = match txn.get_database_backend() {
-            DatabaseBackend::Postgres => Self::move_deliveries_on_pg(&txn, batch).await?,
-            // SQLite runs in-process: a statement is a function call, not a round trip.
-            _ => {
-                let mut moved = HashSet::new();
-                for item in batch {
-                    if Self::move_delivery_on(&txn, item).await? {
-                        moved.insert(item.work.delivery.id.to_string());
-                    }
-                }
-                moved
-            }
+        let recorded = |moved: &HashSet<String>| -> Vec<bool> {
+            batch.iter().map(|item| moved.contains(item.work.delivery.id.as_str())).collect()
         };
-        let recorded: Vec<bool> = batch.iter().map(|item| moved.contains(item.work.delivery.id.as_str())).collect();
-        let attempts: Vec<attempt::ActiveModel> =
-            batch.iter().zip(&recorded).filter(|(_, ok)| **ok).map(|(item, _)| attempt_row(item)).collect();
-        for chunk in attempts.chunks(RECORD_CHUNK) {
-            attempt::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        let postgres = self.backend() == DatabaseBackend::Postgres;
+        if postgres && batch.iter().all(leaves_subscription_alone) {
+            return Ok(recorded(&Self::record_on_pg(self.db(), batch).await?));
         }
-        for item in batch.iter().zip(&recorded).filter(|(_, ok)| **ok).map(|(item, _)| item) {
+        let txn = self.db().begin().await?;
+        let moved = if postgres {
+            Self::record_on_pg(&txn, batch).await?
+        } else {
+            // SQLite runs in-process: a statement is a function call, not a round trip.
+            let mut moved = HashSet::new();
+            for item in batch {
+                if Self::move_delivery_on(&txn, item).await? {
+                    moved.insert(item.work.delivery.id.to_string());
+                }
+            }
+            let attempts: Vec<attempt::ActiveModel> =
+                batch.iter().filter(|item| moved.contains(item.work.delivery.id.as_str())).map(attempt_row).collect();
+            for chunk in attempts.chunks(RECORD_CHUNK) {
+                attempt::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+            }
+            moved
+        };
+        for item in batch.iter().filter(|item| moved.contains(item.work.delivery.id.as_str())) {
             Self::settle_subscription(&txn, item, breaker, self.cipher()).await?;
         }
         txn.commit().await?;
-        Ok(recorded)
+        Ok(recorded(&moved))
     }
 
     /// Moves one delivery on, if it is still pending; whether it was.
@@ -377,30 +391,41 @@ impl Store {
         Ok(updated.rows_affected > 0)
     }
 
-    /// Moves the batch's deliveries on with one `UPDATE ... FROM (VALUES
-    /// ...)` per chunk; returns the ids of those that were still pending.
-    async fn move_deliveries_on_pg(
-        txn: &impl ConnectionTrait,
-        batch: &[RecordedAttempt],
-    ) -> Result<HashSet<String>, StoreError> {
+    /// Moves the batch's deliveries on and inserts their attempts, one
+    /// statement per chunk: an `UPDATE ... FROM (VALUES ...)` of the
+    /// deliveries still pending, whose `RETURNING` feeds the attempts'
+    /// `INSERT` in the same statement, so an attempt is recorded exactly when
+    /// its delivery moved. Returns the ids of the deliveries that moved.
+    async fn record_on_pg(db: &impl ConnectionTrait, batch: &[RecordedAttempt]) -> Result<HashSet<String>, StoreError> {
+        // The types of one row of `v`, in the order of its columns below.
+        const CASTS: [&str; 15] = [
+            "text",
+            "text",
+            "int4",
+            "int4",
+            "timestamptz",
+            "int4",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "timestamptz",
+            "int8",
+            "text",
+            "text",
+        ];
         let at = now();
         let mut moved = HashSet::with_capacity(batch.len());
         for chunk in batch.chunks(RECORD_CHUNK) {
             let mut values: Vec<Value> = vec![DeliveryStatus::Pending.to_value().into(), at.into()];
             let mut rows = Vec::with_capacity(chunk.len());
             for item in chunk {
-                let u = DeliveryUpdate::of(item);
-                let n = values.len();
-                rows.push(format!(
-                    "(${}::text, ${}::text, ${}::int4, ${}::int4, ${}::timestamptz, ${}::int4, ${}::text)",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                ));
+                let (u, d, a) = (DeliveryUpdate::of(item), &item.work.delivery, &item.attempt);
+                let first = values.len() + 1;
+                let params: Vec<String> =
+                    CASTS.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
+                rows.push(format!("({})", params.join(", ")));
                 values.extend([
                     u.id.into(),
                     u.status.to_value().into(),
@@ -409,20 +434,34 @@ impl Store {
                     u.next_attempt_at.into(),
                     u.last_status_code.into(),
                     u.last_error.into(),
+                    AttemptId::generate().to_string().into(),
+                    d.tenant_id.to_string().into(),
+                    d.event_id.to_string().into(),
+                    d.subscription_id.to_string().into(),
+                    a.attempted_at.into(),
+                    a.latency_ms.into(),
+                    item.next.outcome().to_value().into(),
+                    a.response_body.clone().into(),
                 ]);
             }
             let sql = format!(
-                "UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
+                "WITH v(id, status, attempt_count, retry_index, next_attempt_at, last_status_code, last_error, \
+                 attempt_id, tenant_id, event_id, subscription_id, attempted_at, latency_ms, outcome, response_body) \
+                 AS (VALUES {}), \
+                 u AS (UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
                  retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
                  last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
-                 FROM (VALUES {}) AS v(id, status, attempt_count, retry_index, next_attempt_at, \
-                 last_status_code, last_error) \
-                 WHERE d.id = v.id AND d.status = $1 RETURNING d.id",
+                 FROM v WHERE d.id = v.id AND d.status = $1 RETURNING d.id) \
+                 INSERT INTO attempts (id, tenant_id, delivery_id, event_id, subscription_id, attempt_number, \
+                 attempted_at, status_code, latency_ms, outcome, error, response_body) \
+                 SELECT v.attempt_id, v.tenant_id, v.id, v.event_id, v.subscription_id, v.attempt_count, \
+                 v.attempted_at, v.last_status_code, v.latency_ms, v.outcome, v.last_error, v.response_body \
+                 FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
                 rows.join(", ")
             );
             let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
-            for row in txn.query_all(stmt).await? {
-                moved.insert(row.try_get::<String>("", "id")?);
+            for row in db.query_all(stmt).await? {
+                moved.insert(row.try_get::<String>("", "delivery_id")?);
             }
         }
         Ok(moved)
@@ -436,14 +475,14 @@ impl Store {
         breaker: BreakerPolicy,
         cipher: &Cipher,
     ) -> Result<(), StoreError> {
+        if leaves_subscription_alone(item) {
+            return Ok(());
+        }
         let (work, sub) = (&item.work, &item.work.delivery.subscription_id);
         let disabled = match item.next {
             NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
             NextStep::Succeeded => {
-                // The hot path: a healthy endpoint has nothing to clear.
-                if work.subscription.failure_streak > 0 {
-                    Self::clear_failure_streak(txn, sub).await?;
-                }
+                Self::clear_failure_streak(txn, sub).await?;
                 None
             }
             NextStep::RetryAt(_) | NextStep::Failed => Self::extend_failure_streak(txn, sub, breaker).await?,
