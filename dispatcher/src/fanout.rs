@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 const WRITERS: usize = 4;
 
 /// Events a batch collects before it is written (at least one message's).
-pub const EVENTS_PER_WRITE: usize = 512;
+pub const EVENTS_PER_WRITE: usize = 128;
 
 /// Why a message could not be fanned out.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ pub struct EventMessage {
 }
 
 /// Most events in one queue message; larger relay batches are split.
-pub const MAX_EVENTS_PER_MESSAGE: usize = 256;
+pub const MAX_EVENTS_PER_MESSAGE: usize = 128;
 
 /// The body of one queue message: a JSON array of events.
 pub fn encode(batch: &[EventMessage]) -> Vec<u8> {
