@@ -36,8 +36,15 @@ fn builtin(
     BuiltinType { name, description, schema: object(required, props), example }
 }
 
-/// Every built-in type, in catalogue order.
-pub fn builtins() -> Vec<BuiltinType> {
+/// Every built-in type, in catalogue order. Built once: ingest looks a
+/// type up for every batch, and building the schemas each time showed up
+/// at ~2.5 % of the hub's CPU under load.
+pub fn builtins() -> &'static [BuiltinType] {
+    static CATALOGUE: std::sync::LazyLock<Vec<BuiltinType>> = std::sync::LazyLock::new(catalogue);
+    &CATALOGUE
+}
+
+fn catalogue() -> Vec<BuiltinType> {
     let id = json!({"type": "string", "minLength": 1});
     let time = json!({"type": "string", "format": "date-time"});
     let money = json!({"type": "integer", "description": "minor units (cents)"});
@@ -124,8 +131,8 @@ pub fn builtins() -> Vec<BuiltinType> {
 }
 
 /// The built-in type of this name, if there is one.
-pub fn builtin_type(name: &str) -> Option<BuiltinType> {
-    builtins().into_iter().find(|t| t.name == name)
+pub fn builtin_type(name: &str) -> Option<&'static BuiltinType> {
+    builtins().iter().find(|t| t.name == name)
 }
 
 #[cfg(test)]
@@ -139,7 +146,7 @@ mod tests {
         assert_eq!(names.len(), 11);
         names.dedup();
         assert_eq!(names.len(), 11);
-        for t in &all {
+        for t in all {
             assert!(t.name.parse::<crate::domain::EventType>().is_ok(), "{}", t.name);
             assert!(t.example.is_object() && t.schema["type"] == "object");
         }

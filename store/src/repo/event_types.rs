@@ -45,8 +45,8 @@ pub(super) fn merge(row: Option<&event_type::Model>, name: &str) -> Option<Event
         (Some(b), row) => Some(EventTypeInfo {
             name: b.name.to_owned(),
             description: b.description.to_owned(),
-            schema: Some(b.schema),
-            example: Some(b.example),
+            schema: Some(b.schema.clone()),
+            example: Some(b.example.clone()),
             builtin: true,
             validate: row.is_some_and(|r| r.validate),
         }),

@@ -223,7 +223,9 @@ impl Store {
         Ok(names
             .into_iter()
             .filter_map(|name| {
-                let info = merge(rows.iter().find(|r| r.name == name), name)?;
+                // Only a row can turn validation on; most types have none.
+                let row = rows.iter().find(|r| r.name == name).filter(|r| r.validate)?;
+                let info = merge(Some(row), name)?;
                 let schema = info.schema.filter(|_| info.validate)?;
                 Some((name.to_owned(), schema))
             })
