@@ -367,3 +367,53 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_sqlite() {
 async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_postgres() {
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on(Backend::Postgres).await;
 }
+
+/// The relay's claim names each event's type (one statement on
+/// PostgreSQL); a row it cannot name is reported, and the batch is handed
+/// back at once instead of waiting out its lease.
+async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
+    use hookhub_store::repo::NewEvent;
+    use sea_orm::{ConnectionTrait, Statement};
+    let settings = common::test_settings(backend).await;
+    let store = settings.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let new = |n: u32| NewEvent {
+        event_type: "client.created".parse().unwrap(),
+        data: json!({"n": n}),
+        idempotency_key: None,
+    };
+    let good = store.ingest_event(&tenant.id, new(1)).await.unwrap().event;
+    let lease = chrono::Duration::seconds(30);
+    let claimed = store.claim_outbox(10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].event_id.clone(), claimed[0].event_type.as_str()), (good.id.clone(), "client.created"));
+    assert!(store.claim_outbox(10, lease).await.unwrap().is_empty(), "a claimed row is leased");
+    store.mark_outbox_published(&[claimed[0].outbox_id]).await.unwrap();
+
+    let bad = store.ingest_event(&tenant.id, new(2)).await.unwrap().event;
+    let sql = format!("UPDATE events SET event_type = 'Not A Type' WHERE id = '{}'", bad.id);
+    store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap();
+    assert!(matches!(store.claim_outbox(10, lease).await, Err(hookhub_store::StoreError::Corrupt(_))));
+    let row = store
+        .db()
+        .query_one(Statement::from_string(
+            store.backend(),
+            "SELECT count(*) FROM outbox WHERE locked_until IS NULL AND published_at IS NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "released, not left to its lease");
+    common::drop_test_resources(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_it_cannot_name_is_handed_back_sqlite() {
+    a_claim_it_cannot_name_is_handed_back(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_it_cannot_name_is_handed_back_postgres() {
+    a_claim_it_cannot_name_is_handed_back(Backend::Postgres).await;
+}

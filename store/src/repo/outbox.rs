@@ -3,8 +3,11 @@ use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
 use chrono::Duration;
-use sea_orm::sea_query::{LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{LockBehavior, LockType, PostgresQueryBuilder, Query, UpdateStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    Statement,
+};
 use std::collections::HashMap;
 
 /// An outbox row claimed by a relay, with what the message names: the
@@ -42,11 +45,13 @@ impl Store {
             .limit(limit)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .to_owned();
-        let claimed = outbox::Entity::update_many()
+        let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
-            .filter(outbox::Column::Id.in_subquery(claimable))
-            .exec_with_returning(self.db())
-            .await?;
+            .filter(outbox::Column::Id.in_subquery(claimable));
+        if self.backend() == DatabaseBackend::Postgres {
+            return self.claim_and_name_on_pg(claim.into_query()).await;
+        }
+        let claimed = claim.exec_with_returning(self.db()).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
@@ -60,6 +65,47 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// The claim and the event types it needs in one statement: the claim's
+    /// `RETURNING` joined to `events`, one round trip per relay round
+    /// instead of two. A row whose event is missing comes back without a
+    /// type and is reported corrupt, as on SQLite.
+    async fn claim_and_name_on_pg(&self, mut claim: UpdateStatement) -> Result<Vec<OutboxItem>, StoreError> {
+        claim.returning(Query::returning().columns([
+            outbox::Column::Id,
+            outbox::Column::EventId,
+            outbox::Column::TenantId,
+        ]));
+        let (sql, values) = claim.build(PostgresQueryBuilder);
+        let sql = format!(
+            "WITH c AS ({sql}) SELECT c.id, c.event_id, c.tenant_id, e.event_type \
+             FROM c LEFT JOIN events e ON e.id = c.event_id ORDER BY c.id"
+        );
+        let rows = self.db().query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+        let items: Result<Vec<OutboxItem>, StoreError> = rows
+            .iter()
+            .map(|row| {
+                let outbox_id: i64 = row.try_get("", "id")?;
+                let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {outbox_id}: {what}"));
+                let event_type: Option<String> = row.try_get("", "event_type")?;
+                Ok(OutboxItem {
+                    outbox_id,
+                    event_id: stored(&row.try_get::<String>("", "event_id")?)?,
+                    tenant_id: stored(&row.try_get::<String>("", "tenant_id")?)?,
+                    event_type: event_type
+                        .ok_or_else(|| corrupt("no event"))?
+                        .parse()
+                        .map_err(|_| corrupt("event type"))?,
+                })
+            })
+            .collect();
+        if items.is_err() {
+            // As on SQLite: hand the batch back now rather than after the lease.
+            let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get("", "id").ok()).collect();
+            let _ = self.release_outbox(&ids).await;
+        }
+        items
     }
 
     async fn load_claimed(&self, claimed: Vec<outbox::Model>) -> Result<Vec<OutboxItem>, StoreError> {
