@@ -7,21 +7,7 @@ use common::{verify_with_reference, Backend, TestHub};
 use reqwest::StatusCode;
 use serde_json::json;
 
-/// Runs one scenario on each backend, as two tests that run in parallel.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await }) *
-        }
-        mod postgres_rabbitmq {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await }) *
-        }
-    };
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     delivers_a_signed_webhook,
     fans_out_by_event_type,
     retries_after_server_errors_then_succeeds,

@@ -8,6 +8,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
+crate::on_both_backends!(
+    an_unreadable_event_does_not_hold_up_its_batch,
+    an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
+    a_claim_it_cannot_name_is_handed_back,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_signs_with_both_secrets_during_the_grace_period() {
     let receiver = Receiver::start().await;
@@ -232,14 +238,13 @@ async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
 
 /// Fan-out writes a batch of messages at once; an event in it that cannot
 /// be read (its stored payload no longer opens) must not hold up the rest.
-#[tokio::test]
-async fn an_unreadable_event_does_not_hold_up_its_batch() {
+async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
     use hookhub_dispatcher::fanout::Fanout;
     use hookhub_dispatcher::queue::{in_process, EventMessage, Publisher};
     use hookhub_store::repo::{NewEvent, NewSubscription};
     use sea_orm::{ConnectionTrait, Statement};
 
-    let settings = common::test_settings(Backend::Sqlite).await;
+    let settings = common::test_settings(backend).await;
     let store = settings.store().await.unwrap();
     store.migrate().await.unwrap();
     let (tenant, _) = store.create_tenant("t").await.unwrap();
@@ -358,16 +363,6 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
     common::drop_test_resources(&settings).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_sqlite() {
-    an_attempt_is_recorded_exactly_when_its_delivery_moves_on(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on_postgres() {
-    an_attempt_is_recorded_exactly_when_its_delivery_moves_on(Backend::Postgres).await;
-}
-
 /// The relay's claim names each event's type (one statement on
 /// PostgreSQL); a row it cannot name is reported, and the batch is handed
 /// back at once instead of waiting out its lease.
@@ -406,14 +401,4 @@ async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
         .unwrap();
     assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "released, not left to its lease");
     common::drop_test_resources(&settings).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_it_cannot_name_is_handed_back_sqlite() {
-    a_claim_it_cannot_name_is_handed_back(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_it_cannot_name_is_handed_back_postgres() {
-    a_claim_it_cannot_name_is_handed_back(Backend::Postgres).await;
 }

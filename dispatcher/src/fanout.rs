@@ -96,12 +96,7 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(60));
-        let created = self.store.fan_out_pairs(&pairs, now() + lease).await?;
-        if created.is_empty() {
-            return Ok(Vec::new());
-        }
-        let event_ids: Vec<EventId> = created.iter().map(|d| d.event_id.clone()).collect();
-        let events = self.store.events_for_delivery(&event_ids).await?;
+        let (created, events) = self.store.fan_out_pairs(&pairs, now() + lease).await?;
         let subs: HashMap<&SubscriptionId, &Subscription> = matching.values().flatten().map(|s| (&s.id, s)).collect();
         // An event purged meanwhile has nothing to send; its leased delivery
         // comes due and is abandoned by the retry path.

@@ -278,3 +278,18 @@ pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs one scenario on each backend, as two tests that run in parallel.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await }) *
+        }
+        mod postgres_rabbitmq {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await }) *
+        }
+    };
+}

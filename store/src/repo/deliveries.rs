@@ -231,9 +231,13 @@ fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
 impl Store {
     /// Creates one pending delivery per (tenant, event, subscription),
     /// leased to the caller until `lease_until`, and returns those that did
-    /// not exist yet.
+    /// not exist yet, with their events by id (an event that is gone, or
+    /// whose payload does not open, is left out: see
+    /// [`Store::events_for_delivery`]).
     ///
-    /// One multi-row `INSERT` per chunk. The (event, subscription) pair is
+    /// One multi-row `INSERT` per chunk; on PostgreSQL its `RETURNING` is
+    /// joined to `events` in the same statement, one round trip per batch
+    /// on the way to the first attempt. The (event, subscription) pair is
     /// unique, so a broker redelivery creates nothing new: what was created
     /// before is already durably scheduled, and what a failed call left
     /// behind comes due when its lease ends.
@@ -241,8 +245,10 @@ impl Store {
         &self,
         pairs: &[(TenantId, EventId, SubscriptionId)],
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<(Vec<Delivery>, HashMap<String, Event>), StoreError> {
+        let postgres = self.backend() == DatabaseBackend::Postgres;
         let mut created = Vec::with_capacity(pairs.len());
+        let mut events = HashMap::new();
         for chunk in pairs.chunks(FAN_OUT_CHUNK) {
             let mut fresh: HashMap<String, Delivery> = chunk
                 .iter()
@@ -256,13 +262,35 @@ impl Store {
                     .do_nothing()
                     .to_owned(),
             );
-            insert.query().returning_col(delivery::Column::Id);
-            for row in self.db().query_all(insert.build(self.backend())).await? {
-                let id: String = row.try_get("", "id")?;
-                created.extend(fresh.remove(&id));
+            if postgres {
+                insert.query().returning(Query::returning().columns([delivery::Column::Id, delivery::Column::EventId]));
+                let inserted = insert.build(DatabaseBackend::Postgres);
+                let sql = format!(
+                    "WITH d AS ({}) SELECT d.id AS delivery_id, e.* FROM d JOIN events e ON e.id = d.event_id",
+                    inserted.sql
+                );
+                for row in self.db().query_all(Statement { sql, ..inserted }).await? {
+                    let id: String = row.try_get("", "delivery_id")?;
+                    created.extend(fresh.remove(&id));
+                    let event_id: String = row.try_get("", "id")?;
+                    if !events.contains_key(&event_id) {
+                        let model = <event::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+                        events.extend(super::events::readable(model, self.cipher()).map(|e| (event_id, e)));
+                    }
+                }
+            } else {
+                insert.query().returning_col(delivery::Column::Id);
+                for row in self.db().query_all(insert.build(self.backend())).await? {
+                    let id: String = row.try_get("", "id")?;
+                    created.extend(fresh.remove(&id));
+                }
             }
         }
-        Ok(created)
+        if !postgres {
+            let ids: Vec<EventId> = created.iter().map(|d| d.event_id.clone()).collect();
+            events = self.events_for_delivery(&ids).await?;
+        }
+        Ok((created, events))
     }
 
     /// Claims up to `limit` pending deliveries that are due, pushing their

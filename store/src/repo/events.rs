@@ -143,6 +143,16 @@ pub(crate) async fn insert_events(
     Ok(inserted)
 }
 
+/// The event of a row, or `None` (logged) when its payload does not open:
+/// the dispatcher goes on with the others, and the retry path, which loads
+/// it again, keeps reporting it.
+pub(crate) fn readable(row: event::Model, cipher: &Cipher) -> Option<Event> {
+    let id = row.id.clone();
+    Event::from_row(row, cipher)
+        .map_err(|e| tracing::error!(event_id = %id, error = %e, "event cannot be read; its deliveries wait"))
+        .ok()
+}
+
 impl Store {
     /// One event of the tenant (read under row-level security).
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
@@ -167,12 +177,7 @@ impl Store {
                 .await?;
             for m in rows {
                 let id = m.id.clone();
-                match Event::from_row(m, self.cipher()) {
-                    Ok(event) => {
-                        events.insert(id, event);
-                    }
-                    Err(e) => tracing::error!(event_id = %id, error = %e, "event cannot be read; its deliveries wait"),
-                }
+                events.extend(readable(m, self.cipher()).map(|event| (id, event)));
             }
         }
         Ok(events)
