@@ -269,16 +269,9 @@ async fn a_key_revoked_through_one_ingest_process_stops_on_the_others_within_the
     let bases = [a.port().unwrap(), b.port().unwrap()].map(|p| format!("http://127.0.0.1:{p}"));
     let (_, admin) = store.create_tenant("studio").await.unwrap();
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{}/v1/api-keys", bases[0]))
-        .bearer_auth(admin.expose())
-        .json(&json!({"name": "zapier", "scope": "read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys_url = format!("{}/v1/api-keys", bases[0]);
+    let created =
+        common::post_json(&client, &keys_url, admin.expose(), json!({"name": "zapier", "scope": "read"})).await;
     let key = created["key"].as_str().unwrap().to_owned();
     let status_on = |i: usize| {
         let req = client.get(format!("{}/v1/events", bases[i])).bearer_auth(&key).send();

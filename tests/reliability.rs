@@ -178,16 +178,8 @@ async fn payloads_secrets_and_keys_never_reach_the_logs() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     eventually(Duration::from_secs(20), || async { client.get(format!("{base}/readyz")).send().await.ok() }).await;
-    let sub: serde_json::Value = client
-        .post(format!("{base}/v1/subscriptions"))
-        .bearer_auth(&key)
-        .json(&json!({"url": receiver.url("/crm"), "event_types": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let subscribe = json!({"url": receiver.url("/crm"), "event_types": ["*"]});
+    let sub = common::post_json(&client, &format!("{base}/v1/subscriptions"), &key, subscribe).await;
     let event = json!({"type": "consent.signed", "data": {"client_id": "c1", "form": MARKER}});
     client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&event).send().await.unwrap();
     receiver.wait_for("/crm", 2).await; // a failed attempt and its retry, both logged
@@ -241,26 +233,13 @@ async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
 async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
     use hookhub_dispatcher::fanout::Fanout;
     use hookhub_dispatcher::queue::{in_process, EventMessage, Publisher};
-    use hookhub_store::repo::{NewEvent, NewSubscription};
     use sea_orm::{ConnectionTrait, Statement};
 
-    let settings = common::test_settings(backend).await;
-    let store = settings.store().await.unwrap();
-    store.migrate().await.unwrap();
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
-    let new_sub = NewSubscription {
-        url: hookhub_store::domain::EndpointUrl::parse("http://127.0.0.1:9/x", true).unwrap(),
-        event_types: hookhub_store::domain::EventTypeFilter::All,
-        description: String::new(),
-        rate_limit_per_second: None,
-        status: hookhub_store::domain::SubscriptionStatus::Active,
-    };
-    store.create_subscription(&tenant.id, new_sub).await.unwrap();
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/x").await;
     let mut messages = Vec::new();
     for n in 0..2 {
-        let new =
-            NewEvent { event_type: "client.created".parse().unwrap(), data: json!({"n": n}), idempotency_key: None };
-        let event = store.ingest_event(&tenant.id, new).await.unwrap().event;
+        let event = store.ingest_event(&tenant.id, common::client_created(json!({"n": n}))).await.unwrap().event;
         let (event_id, tenant_id) = (event.id.to_string(), tenant.id.to_string());
         messages.push(EventMessage { event_id, tenant_id, event_type: "client.created".into() });
     }
@@ -279,9 +258,7 @@ async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
     let work = tokio::time::timeout(Duration::from_secs(5), work_rx.recv()).await.unwrap().unwrap();
     assert_eq!(work.event.id.to_string(), messages[1].event_id, "the readable event goes on to delivery");
     assert!(work_rx.try_recv().is_err(), "the unreadable one waits for the retry path");
-    let rows = store.db().query_one(Statement::from_string(store.backend(), "SELECT count(*) FROM deliveries")).await;
-    let rows: i64 = rows.unwrap().unwrap().try_get_by_index(0).unwrap();
-    assert_eq!(rows, 2, "both deliveries are durable");
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM deliveries").await, 2, "both deliveries are durable");
     shutdown.cancel();
     drop(publisher);
     running.await.unwrap();
@@ -296,25 +273,13 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
     use hookhub_dispatcher::fanout::Fanout;
     use hookhub_dispatcher::queue::EventMessage;
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NewEvent, NewSubscription, NextStep, RecordedAttempt};
-    use sea_orm::{ConnectionTrait, Statement};
+    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
 
-    let settings = common::test_settings(backend).await;
-    let store = settings.store().await.unwrap();
-    store.migrate().await.unwrap();
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b"] {
-        let new_sub = NewSubscription {
-            url: hookhub_store::domain::EndpointUrl::parse(&format!("http://127.0.0.1:9/{path}"), true).unwrap(),
-            event_types: hookhub_store::domain::EventTypeFilter::All,
-            description: String::new(),
-            rate_limit_per_second: None,
-            status: hookhub_store::domain::SubscriptionStatus::Active,
-        };
-        store.create_subscription(&tenant.id, new_sub).await.unwrap();
+        common::subscribe_in_store(&store, &tenant, &format!("http://127.0.0.1:9/{path}")).await;
     }
-    let new = NewEvent { event_type: "client.created".parse().unwrap(), data: json!({}), idempotency_key: None };
-    let event = store.ingest_event(&tenant.id, new).await.unwrap().event;
+    let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
     let (work_tx, _work_rx) = tokio::sync::mpsc::channel(16);
     let fanout = Fanout::new(store.clone(), Duration::from_secs(60), work_tx, 64);
     let message = EventMessage {
@@ -335,31 +300,30 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
         },
         next,
     };
-    let count = |sql: &'static str| {
-        let store = store.clone();
-        async move {
-            let row = store.db().query_one(Statement::from_string(store.backend(), sql)).await.unwrap().unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
-    };
     let breaker = BreakerPolicy::default();
 
     // The hot path: every attempt succeeded.
     assert_eq!(store.record_attempts(&[result(0, NextStep::Succeeded)], breaker).await.unwrap(), [true]);
-    assert_eq!(count("SELECT count(*) FROM attempts").await, 1);
-    assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await, 1);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts").await, 1);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await, 1);
     // The same delivery again: it is no longer pending, nothing is written.
     assert_eq!(store.record_attempts(&[result(0, NextStep::Succeeded)], breaker).await.unwrap(), [false]);
-    assert_eq!(count("SELECT count(*) FROM attempts").await, 1);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts").await, 1);
 
     // A failure settles its subscription, in a transaction with the rest.
     let retry_at = now() + chrono::Duration::seconds(30);
     let mixed = [result(0, NextStep::Succeeded), result(1, NextStep::RetryAt(retry_at))];
     assert_eq!(store.record_attempts(&mixed, breaker).await.unwrap(), [false, true]);
-    assert_eq!(count("SELECT count(*) FROM attempts").await, 2);
-    assert_eq!(count("SELECT count(*) FROM attempts WHERE outcome = 'retrying' AND status_code = 500").await, 1);
-    assert_eq!(count("SELECT count(*) FROM subscriptions WHERE failure_streak = 1").await, 1);
-    assert_eq!(count("SELECT count(*) FROM deliveries WHERE status = 'pending' AND retry_index = 1").await, 1);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts").await, 2);
+    assert_eq!(
+        common::scalar(&store, "SELECT count(*) FROM attempts WHERE outcome = 'retrying' AND status_code = 500").await,
+        1
+    );
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM subscriptions WHERE failure_streak = 1").await, 1);
+    assert_eq!(
+        common::scalar(&store, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND retry_index = 1").await,
+        1
+    );
     common::drop_test_resources(&settings).await;
 }
 
@@ -367,17 +331,9 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
 /// PostgreSQL); a row it cannot name is reported, and the batch is handed
 /// back at once instead of waiting out its lease.
 async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
-    use hookhub_store::repo::NewEvent;
     use sea_orm::{ConnectionTrait, Statement};
-    let settings = common::test_settings(backend).await;
-    let store = settings.store().await.unwrap();
-    store.migrate().await.unwrap();
-    let (tenant, _) = store.create_tenant("t").await.unwrap();
-    let new = |n: u32| NewEvent {
-        event_type: "client.created".parse().unwrap(),
-        data: json!({"n": n}),
-        idempotency_key: None,
-    };
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let new = |n: u32| common::client_created(json!({"n": n}));
     let good = store.ingest_event(&tenant.id, new(1)).await.unwrap().event;
     let lease = chrono::Duration::seconds(30);
     let claimed = store.claim_outbox(10, lease).await.unwrap();
@@ -390,15 +346,7 @@ async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
     let sql = format!("UPDATE events SET event_type = 'Not A Type' WHERE id = '{}'", bad.id);
     store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap();
     assert!(matches!(store.claim_outbox(10, lease).await, Err(hookhub_store::StoreError::Corrupt(_))));
-    let row = store
-        .db()
-        .query_one(Statement::from_string(
-            store.backend(),
-            "SELECT count(*) FROM outbox WHERE locked_until IS NULL AND published_at IS NULL",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "released, not left to its lease");
+    let released = "SELECT count(*) FROM outbox WHERE locked_until IS NULL AND published_at IS NULL";
+    assert_eq!(common::scalar(&store, released).await, 1, "released, not left to its lease");
     common::drop_test_resources(&settings).await;
 }

@@ -92,6 +92,46 @@ pub async fn test_settings(backend: Backend) -> Settings {
     s
 }
 
+/// A migrated store of its own with one tenant, for tests below the API;
+/// `drop_test_resources(&settings)` removes it.
+pub async fn test_store(backend: Backend) -> (Settings, hookhub_store::Store, hookhub_store::repo::Tenant) {
+    let settings = test_settings(backend).await;
+    let store = settings.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    (settings, store, tenant)
+}
+
+/// Subscribes `tenant` to every event type at `url`, straight in the store.
+pub async fn subscribe_in_store(store: &hookhub_store::Store, tenant: &hookhub_store::repo::Tenant, url: &str) {
+    use hookhub_store::domain::{EndpointUrl, EventTypeFilter, SubscriptionStatus};
+    let new = hookhub_store::repo::NewSubscription {
+        url: EndpointUrl::parse(url, true).unwrap(),
+        event_types: EventTypeFilter::All,
+        description: String::new(),
+        rate_limit_per_second: None,
+        status: SubscriptionStatus::Active,
+    };
+    store.create_subscription(&tenant.id, new).await.unwrap();
+}
+
+/// A `client.created` event with this `data`, to ingest straight in the store.
+pub fn client_created(data: Value) -> hookhub_store::repo::NewEvent {
+    hookhub_store::repo::NewEvent { event_type: "client.created".parse().unwrap(), data, idempotency_key: None }
+}
+
+/// The one number `sql` selects.
+pub async fn scalar(store: &hookhub_store::Store, sql: &str) -> i64 {
+    let sql = sea_orm::Statement::from_string(store.backend(), sql);
+    let row = store.db().query_one(sql).await.unwrap().unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+/// POSTs `body` as JSON with a bearer `key` and reads the JSON answer.
+pub async fn post_json(client: &reqwest::Client, url: &str, key: &str, body: Value) -> Value {
+    client.post(url).bearer_auth(key).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
 /// Drops what `test_settings` created on the servers.
 pub async fn drop_test_resources(settings: &Settings) {
     if let Some(name) = settings.database_url.strip_prefix(&format!("{}/", pg_server_url())) {
