@@ -24,6 +24,28 @@ pub struct OutboxItem {
     pub event_type: EventType,
 }
 
+/// A claimed row as read back, with its event's type once named (`None`
+/// when the event is missing).
+struct Claimed {
+    outbox_id: i64,
+    event_id: String,
+    tenant_id: String,
+    event_type: Option<String>,
+}
+
+impl Claimed {
+    fn into_item(self) -> Result<OutboxItem, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {}: {what}", self.outbox_id));
+        let event_type = self.event_type.as_deref().ok_or_else(|| corrupt("no event"))?;
+        Ok(OutboxItem {
+            outbox_id: self.outbox_id,
+            event_id: stored(&self.event_id)?,
+            tenant_id: stored(&self.tenant_id)?,
+            event_type: event_type.parse().map_err(|_| corrupt("event type"))?,
+        })
+    }
+}
+
 impl Store {
     /// Claims up to `limit` unpublished rows for `lease`, oldest first.
     ///
@@ -31,7 +53,8 @@ impl Store {
     /// open across the publish: no connection waits on the broker, and a
     /// relay that dies mid-batch simply lets its lease run out. On
     /// PostgreSQL the inner `FOR UPDATE SKIP LOCKED` lets several relays
-    /// claim side by side without blocking or taking the same rows.
+    /// claim side by side without blocking or taking the same rows, and the
+    /// claim names its events' types in the same statement.
     pub async fn claim_outbox(&self, limit: u64, lease: Duration) -> Result<Vec<OutboxItem>, StoreError> {
         let at = now();
         let claimable = Query::select()
@@ -48,30 +71,42 @@ impl Store {
         let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
             .filter(outbox::Column::Id.in_subquery(claimable));
-        if self.backend() == DatabaseBackend::Postgres {
-            return self.claim_and_name_on_pg(claim.into_query()).await;
-        }
-        let claimed = claim.exec_with_returning(self.db()).await?;
+        let postgres = self.backend() == DatabaseBackend::Postgres;
+        let claimed = if postgres {
+            self.claim_and_name_on_pg(claim.into_query()).await?
+        } else {
+            let rows = claim.exec_with_returning(self.db()).await?;
+            let unnamed = |o: outbox::Model| Claimed {
+                outbox_id: o.id,
+                event_id: o.event_id,
+                tenant_id: o.tenant_id,
+                event_type: None,
+            };
+            rows.into_iter().map(unnamed).collect()
+        };
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = claimed.iter().map(|o| o.id).collect();
-        match self.load_claimed(claimed).await {
-            Ok(items) => Ok(items),
-            Err(e) => {
-                // Without this the claimed rows would wait out their lease
-                // (30 s) before any relay tried them again.
-                let _ = self.release_outbox(&ids).await;
-                Err(e)
-            }
+        let ids: Vec<i64> = claimed.iter().map(|c| c.outbox_id).collect();
+        let items = async {
+            let claimed = if postgres { claimed } else { self.name_claimed(claimed).await? };
+            let mut items = claimed.into_iter().map(Claimed::into_item).collect::<Result<Vec<_>, _>>()?;
+            items.sort_by_key(|i| i.outbox_id);
+            Ok(items)
         }
+        .await;
+        if items.is_err() {
+            // Without this the claimed rows would wait out their lease
+            // (30 s) before any relay tried them again.
+            let _ = self.release_outbox(&ids).await;
+        }
+        items
     }
 
-    /// The claim and the event types it needs in one statement: the claim's
+    /// The claim with its events' types in one statement: the claim's
     /// `RETURNING` joined to `events`, one round trip per relay round
-    /// instead of two. A row whose event is missing comes back without a
-    /// type and is reported corrupt, as on SQLite.
-    async fn claim_and_name_on_pg(&self, mut claim: UpdateStatement) -> Result<Vec<OutboxItem>, StoreError> {
+    /// instead of two.
+    async fn claim_and_name_on_pg(&self, mut claim: UpdateStatement) -> Result<Vec<Claimed>, StoreError> {
         claim.returning(Query::returning().columns([
             outbox::Column::Id,
             outbox::Column::EventId,
@@ -80,58 +115,37 @@ impl Store {
         let (sql, values) = claim.build(PostgresQueryBuilder);
         let sql = format!(
             "WITH c AS ({sql}) SELECT c.id, c.event_id, c.tenant_id, e.event_type \
-             FROM c LEFT JOIN events e ON e.id = c.event_id ORDER BY c.id"
+             FROM c LEFT JOIN events e ON e.id = c.event_id"
         );
         let rows = self.db().query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
-        let items: Result<Vec<OutboxItem>, StoreError> = rows
-            .iter()
+        rows.iter()
             .map(|row| {
-                let outbox_id: i64 = row.try_get("", "id")?;
-                let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {outbox_id}: {what}"));
-                let event_type: Option<String> = row.try_get("", "event_type")?;
-                Ok(OutboxItem {
-                    outbox_id,
-                    event_id: stored(&row.try_get::<String>("", "event_id")?)?,
-                    tenant_id: stored(&row.try_get::<String>("", "tenant_id")?)?,
-                    event_type: event_type
-                        .ok_or_else(|| corrupt("no event"))?
-                        .parse()
-                        .map_err(|_| corrupt("event type"))?,
+                Ok(Claimed {
+                    outbox_id: row.try_get("", "id")?,
+                    event_id: row.try_get("", "event_id")?,
+                    tenant_id: row.try_get("", "tenant_id")?,
+                    event_type: row.try_get("", "event_type")?,
                 })
             })
-            .collect();
-        if items.is_err() {
-            // As on SQLite: hand the batch back now rather than after the lease.
-            let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get("", "id").ok()).collect();
-            let _ = self.release_outbox(&ids).await;
-        }
-        items
+            .collect()
     }
 
-    async fn load_claimed(&self, claimed: Vec<outbox::Model>) -> Result<Vec<OutboxItem>, StoreError> {
-        // Only the type: loading (and opening) the payload would be wasted.
+    /// Names the claimed rows' event types with one read (only the type:
+    /// loading and opening the payloads would be wasted).
+    async fn name_claimed(&self, mut claimed: Vec<Claimed>) -> Result<Vec<Claimed>, StoreError> {
         let mut types: HashMap<String, String> = event::Entity::find()
             .select_only()
             .columns([event::Column::Id, event::Column::EventType])
-            .filter(event::Column::Id.is_in(claimed.iter().map(|o| o.event_id.clone())))
+            .filter(event::Column::Id.is_in(claimed.iter().map(|c| c.event_id.clone())))
             .into_tuple::<(String, String)>()
             .all(self.db())
             .await?
             .into_iter()
             .collect();
-        let mut items = Vec::with_capacity(claimed.len());
-        for row in claimed {
-            let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {}: {what}", row.id));
-            let event_type = types.remove(&row.event_id).ok_or_else(|| corrupt("no event"))?;
-            items.push(OutboxItem {
-                outbox_id: row.id,
-                event_id: stored(&row.event_id)?,
-                tenant_id: stored(&row.tenant_id)?,
-                event_type: event_type.parse().map_err(|_| corrupt("event type"))?,
-            });
+        for row in &mut claimed {
+            row.event_type = types.remove(&row.event_id);
         }
-        items.sort_by_key(|i| i.outbox_id);
-        Ok(items)
+        Ok(claimed)
     }
 
     /// Marks rows published; call only after the broker confirmed them.
