@@ -425,35 +425,50 @@ impl Store {
     /// `INSERT` in the same statement, so an attempt is recorded exactly when
     /// its delivery moved. Returns the ids of the deliveries that moved.
     async fn record_on_pg(db: &impl ConnectionTrait, batch: &[RecordedAttempt]) -> Result<HashSet<String>, StoreError> {
-        // The types of one row of `v`, in the order of its columns below.
-        const CASTS: [&str; 15] = [
-            "text",
-            "text",
-            "int4",
-            "int4",
-            "timestamptz",
-            "int4",
-            "text",
-            "text",
-            "text",
-            "text",
-            "text",
-            "timestamptz",
-            "int8",
-            "text",
-            "text",
+        // `v`'s columns with their types: what moves the delivery on (from
+        // `DeliveryUpdate`), then the attempt row (from `attempt_row`, the
+        // one description of an attempt both stores write), prefixed `a_`.
+        const MOVED: [(&str, &str); 7] = [
+            ("id", "text"),
+            ("status", "text"),
+            ("attempt_count", "int4"),
+            ("retry_index", "int4"),
+            ("next_attempt_at", "timestamptz"),
+            ("last_status_code", "int4"),
+            ("last_error", "text"),
         ];
+        const ATTEMPT: [(attempt::Column, &str); 12] = [
+            (attempt::Column::Id, "text"),
+            (attempt::Column::TenantId, "text"),
+            (attempt::Column::DeliveryId, "text"),
+            (attempt::Column::EventId, "text"),
+            (attempt::Column::SubscriptionId, "text"),
+            (attempt::Column::AttemptNumber, "int4"),
+            (attempt::Column::AttemptedAt, "timestamptz"),
+            (attempt::Column::StatusCode, "int4"),
+            (attempt::Column::LatencyMs, "int8"),
+            (attempt::Column::Outcome, "text"),
+            (attempt::Column::Error, "text"),
+            (attempt::Column::ResponseBody, "text"),
+        ];
+        let casts: Vec<&str> = MOVED.iter().map(|(_, t)| *t).chain(ATTEMPT.iter().map(|(_, t)| *t)).collect();
+        let attempt_columns: Vec<&str> = ATTEMPT.iter().map(|(c, _)| sea_orm::IdenStatic::as_str(c)).collect();
+        let v_columns: Vec<String> = MOVED
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .chain(attempt_columns.iter().map(|name| format!("a_{name}")))
+            .collect();
         let at = now();
         let mut moved = HashSet::with_capacity(batch.len());
         for chunk in batch.chunks(RECORD_CHUNK) {
             let mut values: Vec<Value> = vec![DeliveryStatus::Pending.to_value().into(), at.into()];
             let mut rows = Vec::with_capacity(chunk.len());
             for item in chunk {
-                let (u, d, a) = (DeliveryUpdate::of(item), &item.work.delivery, &item.attempt);
                 let first = values.len() + 1;
                 let params: Vec<String> =
-                    CASTS.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
+                    casts.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
                 rows.push(format!("({})", params.join(", ")));
+                let u = DeliveryUpdate::of(item);
                 values.extend([
                     u.id.into(),
                     u.status.to_value().into(),
@@ -462,30 +477,24 @@ impl Store {
                     u.next_attempt_at.into(),
                     u.last_status_code.into(),
                     u.last_error.into(),
-                    AttemptId::generate().to_string().into(),
-                    d.tenant_id.to_string().into(),
-                    d.event_id.to_string().into(),
-                    d.subscription_id.to_string().into(),
-                    a.attempted_at.into(),
-                    a.latency_ms.into(),
-                    item.next.outcome().to_value().into(),
-                    a.response_body.clone().into(),
                 ]);
+                let attempt = attempt_row(item);
+                for (column, _) in ATTEMPT {
+                    let value = sea_orm::ActiveModelTrait::get(&attempt, column).into_value();
+                    values.push(value.expect("attempt_row sets every column"));
+                }
             }
             let sql = format!(
-                "WITH v(id, status, attempt_count, retry_index, next_attempt_at, last_status_code, last_error, \
-                 attempt_id, tenant_id, event_id, subscription_id, attempted_at, latency_ms, outcome, response_body) \
-                 AS (VALUES {}), \
+                "WITH v({}) AS (VALUES {}), \
                  u AS (UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
                  retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
                  last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
                  FROM v WHERE d.id = v.id AND d.status = $1 RETURNING d.id) \
-                 INSERT INTO attempts (id, tenant_id, delivery_id, event_id, subscription_id, attempt_number, \
-                 attempted_at, status_code, latency_ms, outcome, error, response_body) \
-                 SELECT v.attempt_id, v.tenant_id, v.id, v.event_id, v.subscription_id, v.attempt_count, \
-                 v.attempted_at, v.last_status_code, v.latency_ms, v.outcome, v.last_error, v.response_body \
-                 FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
-                rows.join(", ")
+                 INSERT INTO attempts ({}) SELECT {} FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
+                v_columns.join(", "),
+                rows.join(", "),
+                attempt_columns.join(", "),
+                attempt_columns.iter().map(|name| format!("v.a_{name}")).collect::<Vec<_>>().join(", "),
             );
             let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
             for row in db.query_all(stmt).await? {
