@@ -225,9 +225,7 @@ impl Store {
             .filter_map(|name| {
                 // Only a row can turn validation on; most types have none.
                 let row = rows.iter().find(|r| r.name == name).filter(|r| r.validate)?;
-                let info = merge(Some(row), name)?;
-                let schema = info.schema.filter(|_| info.validate)?;
-                Some((name.to_owned(), schema))
+                Some((name.to_owned(), merge(Some(row), name)?.schema?))
             })
             .collect())
     }
