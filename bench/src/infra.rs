@@ -9,6 +9,28 @@ use serde::Serialize;
 pub struct PgDatabase {
     server: String,
     name: String,
+    sslmode: SslMode,
+}
+
+/// libpq's `sslmode` values the hub's connections can use.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it.
+    Prefer,
+    /// TLS or no connection.
+    Require,
+}
+
+impl SslMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+        }
+    }
 }
 
 /// PostgreSQL settings that bound write throughput, as the server reports them.
@@ -22,6 +44,9 @@ pub struct PgSettings {
     pub synchronous_commit: String,
     /// `SHOW max_connections`.
     pub max_connections: String,
+    /// The `sslmode` the hub connects with, and whether such a connection
+    /// did use TLS (`pg_stat_ssl`).
+    pub hub_connection: String,
 }
 
 async fn show(conn: &DatabaseConnection, setting: &str) -> anyhow::Result<String> {
@@ -32,20 +57,29 @@ async fn show(conn: &DatabaseConnection, setting: &str) -> anyhow::Result<String
     Ok(row.try_get::<String>("", setting)?)
 }
 
+async fn connection_uses_tls(conn: &DatabaseConnection) -> anyhow::Result<bool> {
+    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let row = conn
+        .query_one(Statement::from_string(conn.get_database_backend(), sql))
+        .await?
+        .context("pg_stat_ssl has no row for this connection")?;
+    Ok(row.try_get::<bool>("", "ssl")?)
+}
+
 impl PgDatabase {
     /// Creates `hh_bench_<uuid>` through the server's `postgres` admin database.
     /// `server` is like `postgres://postgres@127.0.0.1:5432`.
-    pub async fn create(server: &str) -> anyhow::Result<Self> {
+    pub async fn create(server: &str, sslmode: SslMode) -> anyhow::Result<Self> {
         let name = format!("hh_bench_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(format!("{server}/postgres")).await.context("connecting to PostgreSQL")?;
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
         admin.close().await?;
-        Ok(Self { server: server.to_owned(), name })
+        Ok(Self { server: server.to_owned(), name, sslmode })
     }
 
     /// The URL the hub connects to.
     pub fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
+        format!("{}/{}?sslmode={}", self.server, self.name, self.sslmode.as_str())
     }
 
     /// The server settings in force.
@@ -56,6 +90,11 @@ impl PgDatabase {
             shared_buffers: show(&conn, "shared_buffers").await?,
             synchronous_commit: show(&conn, "synchronous_commit").await?,
             max_connections: show(&conn, "max_connections").await?,
+            hub_connection: format!(
+                "sslmode={}, tls {}",
+                self.sslmode.as_str(),
+                if connection_uses_tls(&conn).await? { "on" } else { "off" }
+            ),
         };
         conn.close().await?;
         Ok(settings)

@@ -280,6 +280,7 @@ impl Report {
             rows.push(("postgres", pg.server_version.clone()));
             rows.push(("  shared_buffers", pg.shared_buffers.clone()));
             rows.push(("  synchronous_commit", pg.synchronous_commit.clone()));
+            rows.push(("  hub connection", pg.hub_connection.clone()));
             rows.push(("  max_connections", pg.max_connections.clone()));
         }
         if let Some(v) = &self.rabbitmq_version {
