@@ -94,9 +94,14 @@ async fn samples_show_the_example_then_real_events_newest_first() {
     hub.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_type_catalogue_custom_types_and_schema_validation() {
-    let hub = TestHub::start(Backend::Postgres).await;
+// The ingest transaction reads schemas and rules in its own way per store.
+crate::on_both_backends!(
+    event_type_catalogue_custom_types_and_schema_validation,
+    cancelled_subscription_archives_the_client_exactly_once
+);
+
+async fn event_type_catalogue_custom_types_and_schema_validation(backend: Backend) {
+    let hub = TestHub::start(backend).await;
     let (status, catalogue) = hub.get("/v1/event-types").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<_> = catalogue["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -246,10 +251,9 @@ async fn generic_sources_verify_standard_webhooks_signatures() {
     hub.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_subscription_archives_the_client_exactly_once() {
+async fn cancelled_subscription_archives_the_client_exactly_once(backend: Backend) {
     let crm = Receiver::start().await;
-    let hub = TestHub::start(Backend::Postgres).await;
+    let hub = TestHub::start(backend).await;
     let (status, rule) =
         hub.post("/v1/rules", json!({"on": "subscription.cancelled", "emit": "client.archived"})).await;
     assert_eq!(status, StatusCode::CREATED, "{rule}");

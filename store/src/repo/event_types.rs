@@ -40,7 +40,7 @@ pub struct NewEventType {
     pub validate: bool,
 }
 
-pub(super) fn merge(row: Option<&event_type::Model>, name: &str) -> Option<EventTypeInfo> {
+fn merge(row: Option<&event_type::Model>, name: &str) -> Option<EventTypeInfo> {
     match (builtin_type(name), row) {
         (Some(b), row) => Some(EventTypeInfo {
             name: b.name.to_owned(),
@@ -59,6 +59,15 @@ pub(super) fn merge(row: Option<&event_type::Model>, name: &str) -> Option<Event
             validate: r.validate,
         }),
         (None, None) => None,
+    }
+}
+
+/// The schema events of `name` are validated against when the tenant turned
+/// validation on: the built-in one, else the custom type's own.
+pub(super) fn validation_schema(name: &str, custom: Option<serde_json::Value>) -> Option<serde_json::Value> {
+    match builtin_type(name) {
+        Some(b) => Some(b.schema.clone()),
+        None => custom,
     }
 }
 

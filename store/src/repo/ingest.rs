@@ -1,13 +1,13 @@
 //! Ingest: events and their outbox rows, group-committed per tenant under
 //! row-level security.
-use super::event_types::merge;
+use super::event_types::validation_schema;
 use super::events::{insert_events, Event, IngestOutcome, NewEvent};
 use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
 use super::rules::Rule;
 use crate::domain::{now, EventId, EventType, TenantId};
-use crate::entity::{event, event_type};
+use crate::entity::{event, event_type, rule};
 use crate::{Store, StoreError};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
@@ -18,6 +18,14 @@ const MAX_SCHEMA_ROUNDS: usize = 3;
 
 /// An event waiting in a batch, with what its data was checked against.
 type Pending = (NewEvent, SchemaCheck);
+
+/// What a batch's transaction reads before it writes.
+struct BatchContext {
+    /// The schemas the batch's checked types require, by type name.
+    required: HashMap<String, Value>,
+    /// The tenant's rules the batch's types trigger, oldest first.
+    rules: Vec<Rule>,
+}
 
 /// Where one event of a batch stands before the commit.
 enum Slot {
@@ -126,7 +134,7 @@ impl Store {
         items: &[Pending],
     ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
         let txn = self.tenant_scope(tenant).await?;
-        let required = Self::required_schemas(&txn, tenant, items).await?;
+        let BatchContext { required, rules } = Self::batch_context(&txn, tenant, items).await?;
         let keys: Vec<&str> = items.iter().filter_map(|(n, _)| n.idempotency_key.as_deref()).collect();
         let mut earlier = self.events_by_keys(&txn, tenant, &keys).await?;
         let created_at = now();
@@ -178,7 +186,7 @@ impl Store {
             earlier.extend(self.events_by_keys(&txn, tenant, &lost).await?);
         }
         let triggers: Vec<&Event> = fresh.iter().filter(|e| inserted.contains(e.id.as_str())).collect();
-        let derived = Self::derived_events(&txn, tenant, &triggers).await?;
+        let derived = Self::derived_events(tenant, &rules, &triggers);
         insert_events(&txn, &derived, self.cipher()).await?;
         txn.commit().await?;
         let replay = |key: Option<&str>| {
@@ -200,34 +208,85 @@ impl Store {
             .collect())
     }
 
-    /// The schemas the batch's event types require, by type name: those
-    /// the tenant turned validation on for (exempt events do not ask).
-    async fn required_schemas(
+    /// What the batch's transaction reads before it writes: the schemas
+    /// its types require (for the tenant's validating types; exempt events
+    /// do not ask) and the rules its types trigger. On PostgreSQL one
+    /// statement, since every round trip here delays every event of the batch.
+    async fn batch_context(
         db: &impl ConnectionTrait,
         tenant: &TenantId,
         items: &[Pending],
-    ) -> Result<HashMap<String, Value>, StoreError> {
-        let names: HashSet<&str> = items
+    ) -> Result<BatchContext, StoreError> {
+        let checked: HashSet<&str> = items
             .iter()
             .filter(|(_, check)| *check != SchemaCheck::Exempt)
             .map(|(new, _)| new.event_type.as_str())
             .collect();
-        if names.is_empty() {
-            return Ok(HashMap::new());
+        let types: HashSet<&EventType> = items.iter().map(|(new, _)| &new.event_type).collect();
+        if db.get_database_backend() == DatabaseBackend::Postgres {
+            return Self::batch_context_on_pg(db, tenant, &checked, &types).await;
         }
-        let rows = event_type::Entity::find()
-            .filter(event_type::Column::TenantId.eq(tenant.as_str()))
-            .filter(event_type::Column::Name.is_in(names.iter().copied()))
-            .all(db)
-            .await?;
-        Ok(names
-            .into_iter()
-            .filter_map(|name| {
-                // Only a row can turn validation on; most types have none.
-                let row = rows.iter().find(|r| r.name == name).filter(|r| r.validate)?;
-                Some((name.to_owned(), merge(Some(row), name)?.schema?))
-            })
-            .collect())
+        let required = if checked.is_empty() {
+            HashMap::new()
+        } else {
+            event_type::Entity::find()
+                .filter(event_type::Column::TenantId.eq(tenant.as_str()))
+                .filter(event_type::Column::Validate.eq(true))
+                .filter(event_type::Column::Name.is_in(checked.iter().copied()))
+                .all(db)
+                .await?
+                .into_iter()
+                .filter_map(|row| Some((row.name.clone(), validation_schema(&row.name, row.schema)?)))
+                .collect()
+        };
+        let rules = Self::rules_triggered_by(db, tenant, types).await?;
+        Ok(BatchContext { required, rules })
+    }
+
+    /// [`Self::batch_context`] as one `UNION ALL` of the two reads.
+    async fn batch_context_on_pg(
+        db: &impl ConnectionTrait,
+        tenant: &TenantId,
+        checked: &HashSet<&str>,
+        types: &HashSet<&EventType>,
+    ) -> Result<BatchContext, StoreError> {
+        let mut values: Vec<sea_orm::Value> = vec![tenant.as_str().into()];
+        let mut list = |names: Vec<&str>| {
+            let start = values.len() + 1;
+            values.extend(names.iter().map(|&n| n.into()));
+            let placeholders: Vec<String> = (start..values.len() + 1).map(|i| format!("${i}")).collect();
+            format!("ARRAY[{}]::text[]", placeholders.join(", "))
+        };
+        let checked = list(checked.iter().copied().collect());
+        let triggers = list(types.iter().map(|t| t.as_str()).collect());
+        let sql = format!(
+            "SELECT 'schema' AS kind, name AS id, name AS on_type, NULL::text AS emit_type, schema, \
+                    NULL::timestamptz AS created_at \
+             FROM event_types WHERE tenant_id = $1 AND validate AND name = ANY({checked}) \
+             UNION ALL \
+             SELECT 'rule', id, on_type, emit_type, NULL::json, created_at \
+             FROM rules WHERE tenant_id = $1 AND on_type = ANY({triggers}) \
+             ORDER BY kind, id"
+        );
+        let rows = db.query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+        let mut context = BatchContext { required: HashMap::new(), rules: Vec::new() };
+        for row in rows {
+            let id: String = row.try_get("", "id")?;
+            if row.try_get::<String>("", "kind")? == "schema" {
+                if let Some(schema) = validation_schema(&id, row.try_get("", "schema")?) {
+                    context.required.insert(id, schema);
+                }
+                continue;
+            }
+            context.rules.push(Rule::try_from(rule::Model {
+                id,
+                tenant_id: tenant.to_string(),
+                on_type: row.try_get("", "on_type")?,
+                emit_type: row.try_get("", "emit_type")?,
+                created_at: row.try_get("", "created_at")?,
+            })?);
+        }
+        Ok(context)
     }
 
     /// The tenant's events with these idempotency keys, by key.
@@ -253,20 +312,11 @@ impl Store {
             .collect()
     }
 
-    /// The events the tenant's rules derive from `triggers`, keyed by (rule,
-    /// trigger) so they exist exactly when their trigger does. Derived
-    /// events fire no rules themselves, so rules cannot loop.
-    async fn derived_events(
-        db: &impl ConnectionTrait,
-        tenant: &TenantId,
-        triggers: &[&Event],
-    ) -> Result<Vec<Event>, StoreError> {
-        if triggers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let types: HashSet<&EventType> = triggers.iter().map(|e| &e.event_type).collect();
-        let rules: Vec<Rule> = Self::rules_triggered_by(db, tenant, types).await?;
-        Ok(triggers
+    /// The events `rules` derive from `triggers`, keyed by (rule, trigger)
+    /// so they exist exactly when their trigger does. Derived events fire
+    /// no rules themselves, so rules cannot loop.
+    fn derived_events(tenant: &TenantId, rules: &[Rule], triggers: &[&Event]) -> Vec<Event> {
+        triggers
             .iter()
             .flat_map(|trigger| {
                 rules.iter().filter(|rule| rule.on == trigger.event_type).map(|rule| Event {
@@ -278,6 +328,6 @@ impl Store {
                     created_at: trigger.created_at,
                 })
             })
-            .collect())
+            .collect()
     }
 }
