@@ -12,6 +12,7 @@ crate::on_both_backends!(
     an_unreadable_event_does_not_hold_up_its_batch,
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
     a_claim_it_cannot_name_is_handed_back,
+    an_event_reads_back_exactly_as_ingested,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,4 +350,34 @@ async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
     let released = "SELECT count(*) FROM outbox WHERE locked_until IS NULL AND published_at IS NULL";
     assert_eq!(common::scalar(&store, released).await, 1, "released, not left to its lease");
     common::drop_test_resources(&settings).await;
+}
+
+/// On PostgreSQL a batch of events travels as one JSON text (see
+/// `store::repo::recordset`): escapes, non-ASCII text, large numbers and the
+/// idempotency key must come back unchanged, sealed or not.
+async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
+    for encrypted in [false, true] {
+        let mut settings = common::test_settings(backend).await;
+        if !encrypted {
+            settings.encryption_keys = String::new();
+        }
+        let store = settings.store().await.unwrap();
+        store.migrate().await.unwrap();
+        let (tenant, _) = store.create_tenant("t").await.unwrap();
+        let data = json!({
+            "name": "Zoë \"Z\" O'Brien \\ 東京 🏋️", "note": "line\nbreak\ttab\u{0001}",
+            "big": 9_007_199_254_740_993_u64, "ratio": 0.1, "nested": {"list": [1, null, true, {}], "empty": ""}
+        });
+        let new = hookhub_store::repo::NewEvent {
+            event_type: "client.created".parse().unwrap(),
+            data: data.clone(),
+            idempotency_key: Some("key 'with' \"quotes\" ✓".into()),
+        };
+        let accepted = store.ingest_event(&tenant.id, new).await.unwrap().event;
+        let stored = store.event(&tenant.id, &accepted.id).await.unwrap();
+        assert_eq!(stored.data, data, "encrypted: {encrypted}");
+        assert_eq!(stored.idempotency_key.as_deref(), Some("key 'with' \"quotes\" ✓"));
+        assert_eq!(stored.created_at, accepted.created_at, "microseconds survive");
+        common::drop_test_resources(&settings).await;
+    }
 }

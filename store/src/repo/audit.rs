@@ -1,10 +1,14 @@
 //! The audit log: who called what, when, and how it went; never bodies.
+use super::recordset::RecordSet;
 use crate::domain::TenantId;
 use crate::entity::audit_entry;
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+};
 
 /// One API call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +59,17 @@ impl Store {
             client_ip: Set(e.client_ip),
             created_at: Set(e.at),
         });
+        if self.backend() == DatabaseBackend::Postgres {
+            let mut set = RecordSet::of_entity::<audit_entry::Entity>()?;
+            for row in rows {
+                set.push_model(&row)?;
+            }
+            let sql = set.insert("audit_log", 1);
+            self.db()
+                .execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]))
+                .await?;
+            return Ok(());
+        }
         audit_entry::Entity::insert_many(rows).exec_without_returning(self.db()).await?;
         Ok(())
     }

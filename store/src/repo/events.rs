@@ -1,3 +1,4 @@
+use super::recordset::RecordSet;
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{EventId, EventType, TenantId};
@@ -5,7 +6,7 @@ use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -98,28 +99,27 @@ pub(crate) async fn insert_events(
             idempotency_key: Set(event.idempotency_key.clone()),
             created_at: Set(event.created_at),
         });
-        let mut insert = event::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());
         if backend == DatabaseBackend::Postgres {
             // One round trip for both tables, on the ingest path's critical
             // section: the outbox rows come from what the insert returned,
             // so an event skipped by its idempotency key gets none.
-            insert.query().returning(Query::returning().columns([
-                event::Column::Id,
-                event::Column::TenantId,
-                event::Column::CreatedAt,
-            ]));
-            let events = insert.build(backend);
+            let mut set = RecordSet::of_entity::<event::Entity>()?;
+            for row in rows {
+                set.push_model(&row)?;
+            }
             let sql = format!(
-                "WITH e AS ({}) INSERT INTO outbox (event_id, tenant_id, created_at) \
+                "WITH e AS ({} ON CONFLICT DO NOTHING RETURNING id, tenant_id, created_at) \
+                 INSERT INTO outbox (event_id, tenant_id, created_at) \
                  SELECT id, tenant_id, created_at FROM e RETURNING event_id",
-                events.sql
+                set.insert("events", 1),
             );
-            let both = Statement { sql, ..events };
+            let both = Statement::from_sql_and_values(backend, sql, [set.into_param()]);
             for row in txn.query_all(both).await? {
                 inserted.insert(row.try_get::<String>("", "event_id")?);
             }
             continue;
         }
+        let mut insert = event::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());
         insert.query().returning_col(event::Column::Id);
         for row in txn.query_all(insert.build(backend)).await? {
             inserted.insert(row.try_get::<String>("", "id")?);

@@ -15,6 +15,7 @@ mod ingest_queue;
 mod limits;
 mod maintenance;
 mod outbox;
+mod recordset;
 mod rules;
 mod subscriptions;
 mod tenants;

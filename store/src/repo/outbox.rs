@@ -153,6 +153,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        if self.backend() == DatabaseBackend::Postgres {
+            // An array literal rather than an `IN` list: one statement text
+            // for any batch size (see `recordset`).
+            let ids = format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            let sql = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::text::int8[])";
+            let values: [sea_orm::Value; 2] = [now().into(), ids.into()];
+            self.db().execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+            return Ok(());
+        }
         outbox::Entity::update_many()
             .col_expr(outbox::Column::PublishedAt, Some(now()).into())
             .filter(outbox::Column::Id.is_in(ids.iter().copied()))
