@@ -1,3 +1,4 @@
+use super::recordset::array_literal;
 use super::stored;
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
@@ -154,11 +155,10 @@ impl Store {
             return Ok(());
         }
         if self.backend() == DatabaseBackend::Postgres {
-            // An array literal rather than an `IN` list: one statement text
-            // for any batch size (see `recordset`).
-            let ids = format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            // An array rather than an `IN` list: one statement text for any
+            // batch size (see `recordset`).
             let sql = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::text::int8[])";
-            let values: [sea_orm::Value; 2] = [now().into(), ids.into()];
+            let values = [now().into(), array_literal(ids)];
             self.db().execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
             return Ok(());
         }
