@@ -7,6 +7,7 @@ mod m0004_access;
 mod m0005_audit_and_limits;
 mod m0006_row_level_security;
 mod m0007_outbox_pending_index;
+mod m0008_drop_attempts_delivery_index;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_audit_and_limits::Migration),
             Box::new(m0006_row_level_security::Migration),
             Box::new(m0007_outbox_pending_index::Migration),
+            Box::new(m0008_drop_attempts_delivery_index::Migration),
         ]
     }
 }
