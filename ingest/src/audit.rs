@@ -11,10 +11,16 @@ use actix_web::{web, HttpMessage};
 use hookhub_store::domain::now;
 use hookhub_store::repo::{AuditEntry, Principal, RateStatus};
 use hookhub_store::Store;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const BATCH: usize = 500;
+
+/// How long the writer gathers calls after the first of a batch: one
+/// statement (and on PostgreSQL one commit) per 20 ms under load, instead
+/// of one per handful of calls (measured: ~12 rows a statement at 4,600
+/// calls/s). Rows appear in the log that much later.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// Where finished API calls go to be recorded.
 #[derive(Clone)]
@@ -29,10 +35,11 @@ impl AuditSink {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
+                let deadline = tokio::time::Instant::now() + LINGER;
                 while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(e)) => batch.push(e),
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 let n = batch.len();
