@@ -1,6 +1,6 @@
 use super::attempts::NewAttempt;
 use super::events::Event;
-use super::recordset::{array_literal, RecordSet};
+use super::recordset::RecordSet;
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::cipher::Cipher;
@@ -169,7 +169,8 @@ impl Delivery {
     }
 }
 
-/// Attempts per multi-row `INSERT` when recording on SQLite (12 parameters each).
+/// Attempts per multi-row statement when recording (7 parameters each in
+/// the `UPDATE`, 12 in the `INSERT`).
 const RECORD_CHUNK: usize = 200;
 
 /// What an attempt writes to its delivery.
@@ -262,15 +263,17 @@ impl Store {
                 for d in fresh.values() {
                     set.push_model(&d.to_row())?;
                 }
-                let event_ids = array_literal(fresh.values().map(|d| &d.event_id));
+                // Each event by its key (`LATERAL ... LIMIT 1` cannot become a
+                // hash join): the statement's generic plan is made once, and a
+                // join planned while `events` was small stayed a sequential
+                // scan as it grew (see `recordset`).
                 let sql = format!(
                     "WITH d AS ({} ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id, event_id) \
-                     SELECT d.id AS delivery_id, e.* FROM d JOIN events e ON e.id = d.event_id \
-                     WHERE e.id = ANY($2::text::text[])",
+                     SELECT d.id AS delivery_id, e.* FROM d \
+                     CROSS JOIN LATERAL (SELECT * FROM events WHERE events.id = d.event_id LIMIT 1) e",
                     set.insert("deliveries", 1),
                 );
-                let stmt =
-                    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param(), event_ids]);
+                let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]);
                 for row in self.db().query_all(stmt).await? {
                     let id: String = row.try_get("", "delivery_id")?;
                     created.extend(fresh.remove(&id));
@@ -426,8 +429,8 @@ impl Store {
         Ok(updated.rows_affected > 0)
     }
 
-    /// Moves the batch's deliveries on and inserts their attempts in one
-    /// statement: an `UPDATE ... FROM` a [`RecordSet`] of the
+    /// Moves the batch's deliveries on and inserts their attempts, one
+    /// statement per chunk: an `UPDATE ... FROM (VALUES ...)` of the
     /// deliveries still pending, whose `RETURNING` feeds the attempts'
     /// `INSERT` in the same statement, so an attempt is recorded exactly when
     /// its delivery moved. Returns the ids of the deliveries that moved.
@@ -458,50 +461,55 @@ impl Store {
             (attempt::Column::Error, "text"),
             (attempt::Column::ResponseBody, "text"),
         ];
+        let casts: Vec<&str> = MOVED.iter().map(|(_, t)| *t).chain(ATTEMPT.iter().map(|(_, t)| *t)).collect();
         let attempt_columns: Vec<&str> = ATTEMPT.iter().map(|(c, _)| sea_orm::IdenStatic::as_str(c)).collect();
-        let prefixed: Vec<String> = attempt_columns.iter().map(|name| format!("a_{name}")).collect();
-        let columns = MOVED.iter().copied().chain(prefixed.iter().map(String::as_str).zip(ATTEMPT.map(|(_, ty)| ty)));
-        let mut set = RecordSet::new(columns);
-        for item in batch {
-            let u = DeliveryUpdate::of(item);
-            let attempt = attempt_row(item);
-            let attempt_values = ATTEMPT.iter().map(|(column, _)| sea_orm::ActiveModelTrait::get(&attempt, *column));
-            let moved: [Value; 7] = [
-                u.id.into(),
-                u.status.to_value().into(),
-                u.attempt_count.into(),
-                u.retry_index.into(),
-                u.next_attempt_at.into(),
-                u.last_status_code.into(),
-                u.last_error.into(),
-            ];
-            let values: Vec<Value> = moved
-                .into_iter()
-                .chain(attempt_values.map(|v| v.into_value().expect("attempt_row sets every column")))
-                .collect();
-            set.push(values)?;
-        }
-        // The ids as an array too, so the deliveries are found through
-        // their key whatever the plan (see `recordset`); the status test is
-        // kept out of index selection for the same reason.
-        let ids = array_literal(batch.iter().map(|item| &item.work.delivery.id));
-        let sql = format!(
-            "WITH v AS (SELECT * FROM {source}), \
-             u AS (UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
-             retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
-             last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
-             FROM v WHERE d.id = v.id AND d.id = ANY($4::text::text[]) AND (d.status = $1) IS TRUE \
-             RETURNING d.id) \
-             INSERT INTO attempts ({}) SELECT {} FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
-            attempt_columns.join(", "),
-            prefixed.iter().map(|name| format!("v.{name}")).collect::<Vec<_>>().join(", "),
-            source = set.source(3),
-        );
-        let values = [DeliveryStatus::Pending.to_value().into(), now().into(), set.into_param(), ids];
-        let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+        let v_columns: Vec<String> = MOVED
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .chain(attempt_columns.iter().map(|name| format!("a_{name}")))
+            .collect();
+        let at = now();
         let mut moved = HashSet::with_capacity(batch.len());
-        for row in db.query_all(stmt).await? {
-            moved.insert(row.try_get::<String>("", "delivery_id")?);
+        for chunk in batch.chunks(RECORD_CHUNK) {
+            let mut values: Vec<Value> = vec![DeliveryStatus::Pending.to_value().into(), at.into()];
+            let mut rows = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let first = values.len() + 1;
+                let params: Vec<String> =
+                    casts.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
+                rows.push(format!("({})", params.join(", ")));
+                let u = DeliveryUpdate::of(item);
+                values.extend([
+                    u.id.into(),
+                    u.status.to_value().into(),
+                    u.attempt_count.into(),
+                    u.retry_index.into(),
+                    u.next_attempt_at.into(),
+                    u.last_status_code.into(),
+                    u.last_error.into(),
+                ]);
+                let attempt = attempt_row(item);
+                for (column, _) in ATTEMPT {
+                    let value = sea_orm::ActiveModelTrait::get(&attempt, column).into_value();
+                    values.push(value.expect("attempt_row sets every column"));
+                }
+            }
+            let sql = format!(
+                "WITH v({}) AS (VALUES {}), \
+                 u AS (UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
+                 retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
+                 last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
+                 FROM v WHERE d.id = v.id AND d.status = $1 RETURNING d.id) \
+                 INSERT INTO attempts ({}) SELECT {} FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
+                v_columns.join(", "),
+                rows.join(", "),
+                attempt_columns.join(", "),
+                attempt_columns.iter().map(|name| format!("v.a_{name}")).collect::<Vec<_>>().join(", "),
+            );
+            let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+            for row in db.query_all(stmt).await? {
+                moved.insert(row.try_get::<String>("", "delivery_id")?);
+            }
         }
         Ok(moved)
     }

@@ -1,4 +1,3 @@
-use super::recordset::array_literal;
 use super::stored;
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
@@ -152,14 +151,6 @@ impl Store {
     /// Marks rows published; call only after the broker confirmed them.
     pub async fn mark_outbox_published(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
-            return Ok(());
-        }
-        if self.backend() == DatabaseBackend::Postgres {
-            // An array rather than an `IN` list: one statement text for any
-            // batch size (see `recordset`).
-            let sql = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::text::int8[])";
-            let values = [now().into(), array_literal(ids)];
-            self.db().execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
             return Ok(());
         }
         outbox::Entity::update_many()
