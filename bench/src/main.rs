@@ -85,9 +85,9 @@ struct Args {
     /// PostgreSQL server (trust auth) whose `postgres` database creates the run's database.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pg_server: String,
-    /// `sslmode` of the hub's PostgreSQL connections. On one box TLS over
-    /// loopback only costs CPU (about 12 % of the maximum rate measured), so
-    /// the default is off; `prefer` is what a bare URL gives.
+    /// `sslmode` of the hub's PostgreSQL connections. Two processes on one
+    /// box have no use for TLS, so the default is off; `prefer` is what a
+    /// bare URL gives.
     #[arg(long, value_enum, default_value = "disable")]
     pg_sslmode: SslMode,
     /// RabbitMQ broker.

@@ -64,7 +64,7 @@ impl Store {
             for row in rows {
                 set.push_model(&row)?;
             }
-            let sql = set.insert("audit_log", 1);
+            let sql = set.insert(1);
             self.db()
                 .execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]))
                 .await?;

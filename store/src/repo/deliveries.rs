@@ -1,6 +1,6 @@
 use super::attempts::NewAttempt;
 use super::events::Event;
-use super::recordset::RecordSet;
+use super::recordset::{pg_type, RecordSet};
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::cipher::Cipher;
@@ -271,7 +271,7 @@ impl Store {
                     "WITH d AS ({} ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id, event_id) \
                      SELECT d.id AS delivery_id, e.* FROM d \
                      CROSS JOIN LATERAL (SELECT * FROM events WHERE events.id = d.event_id LIMIT 1) e",
-                    set.insert("deliveries", 1),
+                    set.insert(1),
                 );
                 let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]);
                 for row in self.db().query_all(stmt).await? {
@@ -435,37 +435,39 @@ impl Store {
     /// `INSERT` in the same statement, so an attempt is recorded exactly when
     /// its delivery moved. Returns the ids of the deliveries that moved.
     async fn record_on_pg(db: &impl ConnectionTrait, batch: &[RecordedAttempt]) -> Result<HashSet<String>, StoreError> {
-        // `v`'s columns with their types: what moves the delivery on (from
-        // `DeliveryUpdate`), then the attempt row (from `attempt_row`, the
-        // one description of an attempt both stores write), prefixed `a_`.
-        const MOVED: [(&str, &str); 7] = [
-            ("id", "text"),
-            ("status", "text"),
-            ("attempt_count", "int4"),
-            ("retry_index", "int4"),
-            ("next_attempt_at", "timestamptz"),
-            ("last_status_code", "int4"),
-            ("last_error", "text"),
+        // `v`'s columns: what moves the delivery on (from `DeliveryUpdate`),
+        // then the attempt row (from `attempt_row`, the one description of an
+        // attempt both stores write), prefixed `a_`; each typed as its table
+        // column was created.
+        const MOVED: [delivery::Column; 7] = [
+            delivery::Column::Id,
+            delivery::Column::Status,
+            delivery::Column::AttemptCount,
+            delivery::Column::RetryIndex,
+            delivery::Column::NextAttemptAt,
+            delivery::Column::LastStatusCode,
+            delivery::Column::LastError,
         ];
-        const ATTEMPT: [(attempt::Column, &str); 12] = [
-            (attempt::Column::Id, "text"),
-            (attempt::Column::TenantId, "text"),
-            (attempt::Column::DeliveryId, "text"),
-            (attempt::Column::EventId, "text"),
-            (attempt::Column::SubscriptionId, "text"),
-            (attempt::Column::AttemptNumber, "int4"),
-            (attempt::Column::AttemptedAt, "timestamptz"),
-            (attempt::Column::StatusCode, "int4"),
-            (attempt::Column::LatencyMs, "int8"),
-            (attempt::Column::Outcome, "text"),
-            (attempt::Column::Error, "text"),
-            (attempt::Column::ResponseBody, "text"),
+        const ATTEMPT: [attempt::Column; 12] = [
+            attempt::Column::Id,
+            attempt::Column::TenantId,
+            attempt::Column::DeliveryId,
+            attempt::Column::EventId,
+            attempt::Column::SubscriptionId,
+            attempt::Column::AttemptNumber,
+            attempt::Column::AttemptedAt,
+            attempt::Column::StatusCode,
+            attempt::Column::LatencyMs,
+            attempt::Column::Outcome,
+            attempt::Column::Error,
+            attempt::Column::ResponseBody,
         ];
-        let casts: Vec<&str> = MOVED.iter().map(|(_, t)| *t).chain(ATTEMPT.iter().map(|(_, t)| *t)).collect();
-        let attempt_columns: Vec<&str> = ATTEMPT.iter().map(|(c, _)| sea_orm::IdenStatic::as_str(c)).collect();
+        let casts: Vec<&str> =
+            MOVED.iter().map(pg_type).chain(ATTEMPT.iter().map(pg_type)).collect::<Result<_, _>>()?;
+        let attempt_columns: Vec<&str> = ATTEMPT.iter().map(sea_orm::IdenStatic::as_str).collect();
         let v_columns: Vec<String> = MOVED
             .iter()
-            .map(|(name, _)| (*name).to_owned())
+            .map(|c| sea_orm::IdenStatic::as_str(c).to_owned())
             .chain(attempt_columns.iter().map(|name| format!("a_{name}")))
             .collect();
         let at = now();
@@ -489,7 +491,7 @@ impl Store {
                     u.last_error.into(),
                 ]);
                 let attempt = attempt_row(item);
-                for (column, _) in ATTEMPT {
+                for column in ATTEMPT {
                     let value = sea_orm::ActiveModelTrait::get(&attempt, column).into_value();
                     values.push(value.expect("attempt_row sets every column"));
                 }

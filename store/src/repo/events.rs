@@ -111,7 +111,7 @@ pub(crate) async fn insert_events(
                 "WITH e AS ({} ON CONFLICT DO NOTHING RETURNING id, tenant_id, created_at) \
                  INSERT INTO outbox (event_id, tenant_id, created_at) \
                  SELECT id, tenant_id, created_at FROM e RETURNING event_id",
-                set.insert("events", 1),
+                set.insert(1),
             );
             let both = Statement::from_sql_and_values(backend, sql, [set.into_param()]);
             for row in txn.query_all(both).await? {

@@ -23,20 +23,20 @@ use chrono::SecondsFormat;
 use sea_orm::sea_query::{ColumnType, Value};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IdenStatic, Iterable};
 
-/// Rows bound as one parameter: `FROM {source}` reads them as table `r`.
+/// Rows of one entity's table bound as one parameter.
 pub(crate) struct RecordSet {
+    table: String,
     columns: Vec<(String, &'static str)>,
     /// The rows so far, as the text of a JSON array without its closing `]`.
     text: Vec<u8>,
 }
 
 impl RecordSet {
-    /// The columns of entity `E`, typed from its definition.
+    /// The table and columns of entity `E`, typed from its definition.
     pub(crate) fn of_entity<E: EntityTrait>() -> Result<Self, StoreError> {
-        let columns = E::Column::iter()
-            .map(|c| Ok((c.as_str().to_owned(), pg_type(c.def().get_column_type())?)))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Self { columns, text: b"[".to_vec() })
+        let columns =
+            E::Column::iter().map(|c| Ok((c.as_str().to_owned(), pg_type(&c)?))).collect::<Result<_, StoreError>>()?;
+        Ok(Self { table: E::default().table_name().to_owned(), columns, text: b"[".to_vec() })
     }
 
     /// Adds a row from its values, in column order.
@@ -66,22 +66,23 @@ impl RecordSet {
         self.push(values)
     }
 
-    /// The column names, comma separated, each prefixed with `prefix`.
-    pub(crate) fn names(&self, prefix: &str) -> String {
-        self.columns.iter().map(|(name, _)| format!("{prefix}\"{name}\"")).collect::<Vec<_>>().join(", ")
+    /// The column names, comma separated.
+    fn names(&self) -> String {
+        self.columns.iter().map(|(name, _)| format!("\"{name}\"")).collect::<Vec<_>>().join(", ")
     }
 
     /// `jsonb_to_recordset($n::jsonb) AS r(col type, ...)`, with the rows
     /// as the `n`th parameter.
-    pub(crate) fn source(&self, n: usize) -> String {
+    fn source(&self, n: usize) -> String {
         let typed: Vec<String> = self.columns.iter().map(|(name, ty)| format!("\"{name}\" {ty}")).collect();
         format!("jsonb_to_recordset(${n}::jsonb) AS r({})", typed.join(", "))
     }
 
-    /// `INSERT INTO {table} (cols) SELECT cols FROM` the set, read from the
+    /// `INSERT INTO table (cols) SELECT cols FROM` the set, read from the
     /// `n`th parameter.
-    pub(crate) fn insert(&self, table: &str, n: usize) -> String {
-        format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {}", self.source(n), columns = self.names(""))
+    pub(crate) fn insert(&self, n: usize) -> String {
+        let (table, columns) = (&self.table, self.names());
+        format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {}", self.source(n))
     }
 
     /// The parameter that [`Self::source`] reads.
@@ -96,10 +97,9 @@ fn unset(column: &str) -> StoreError {
     StoreError::Corrupt(format!("column {column} was not set"))
 }
 
-/// The PostgreSQL type a column of this kind was created with (see
-/// `migration::schema`).
-fn pg_type(ty: &ColumnType) -> Result<&'static str, StoreError> {
-    Ok(match ty {
+/// The PostgreSQL type `column` was created with (see `migration::schema`).
+pub(crate) fn pg_type(column: &impl ColumnTrait) -> Result<&'static str, StoreError> {
+    Ok(match column.def().get_column_type() {
         ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => "text",
         ColumnType::Integer => "int4",
         ColumnType::BigInteger => "int8",
@@ -150,7 +150,7 @@ mod tests {
         };
         set.push_model(&row).unwrap();
         assert_eq!(
-            set.insert("rules", 2),
+            set.insert(2),
             r#"INSERT INTO rules ("id", "tenant_id", "on_type", "emit_type", "created_at") SELECT "id", "tenant_id", "on_type", "emit_type", "created_at" FROM jsonb_to_recordset($2::jsonb) AS r("id" text, "tenant_id" text, "on_type" text, "emit_type" text, "created_at" timestamptz)"#
         );
         let Value::String(Some(text)) = set.into_param() else { panic!("a JSON text parameter") };
