@@ -49,6 +49,9 @@ pub struct Settings {
     pub delivery_concurrency_per_subscription: usize,
     /// How often the dispatcher looks for due retries, in milliseconds.
     pub delivery_poll_interval_ms: u64,
+    /// How long fan-out waits for a new delivery's first attempt before it
+    /// writes the delivery without it, in milliseconds.
+    pub first_attempt_wait_ms: u64,
     /// Consecutive failed attempts that disable a subscription (0: never by count).
     pub breaker_max_failures: u32,
     /// Hours a subscription may fail without one success before it is disabled.
@@ -94,6 +97,7 @@ impl Default for Settings {
             delivery_concurrency: delivery.concurrency,
             delivery_concurrency_per_subscription: delivery.per_subscription_concurrency,
             delivery_poll_interval_ms: delivery.poll_interval.as_millis() as u64,
+            first_attempt_wait_ms: delivery.first_attempt_wait.as_millis() as u64,
             breaker_max_failures: delivery.breaker.max_failures,
             breaker_failing_hours: delivery.breaker.max_failing.num_hours() as u32,
             amqp_prefetch: delivery.prefetch,
@@ -160,6 +164,7 @@ impl Settings {
             concurrency: self.delivery_concurrency.max(1),
             per_subscription_concurrency: self.delivery_concurrency_per_subscription.max(1),
             poll_interval: Duration::from_millis(self.delivery_poll_interval_ms.max(10)),
+            first_attempt_wait: Duration::from_millis(self.first_attempt_wait_ms),
             prefetch: self.amqp_prefetch.max(1),
             allow_private_endpoints: self.allow_private_endpoints,
             breaker: BreakerPolicy {

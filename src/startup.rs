@@ -97,13 +97,12 @@ impl Hub {
             tasks.push(spawn_part("retention", purge, &shutdown, &failed));
         }
         if role.dispatcher() {
-            let (work_tx, work_rx) = tokio::sync::mpsc::channel(delivery.concurrency * 2);
+            let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
             let fanout =
-                Fanout::new(store.clone(), delivery.lease(), work_tx, hookhub_dispatcher::fanout::EVENTS_PER_WRITE);
+                Fanout::new(store.clone(), delivery_loop.clone(), hookhub_dispatcher::fanout::EVENTS_PER_WRITE);
             let consumer = consumer.expect("set above");
             tasks.push(spawn_part("fan-out", consumer.run_fanout(fanout, shutdown.clone()), &shutdown, &failed));
-            let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
-            tasks.push(spawn_part("delivery loop", delivery_loop.run(work_rx, shutdown.clone()), &shutdown, &failed));
+            tasks.push(spawn_part("delivery loop", delivery_loop.run(shutdown.clone()), &shutdown, &failed));
         }
 
         // The API, or for roles without one the probes and metrics alone.

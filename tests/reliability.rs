@@ -10,6 +10,7 @@ use std::time::Duration;
 
 crate::on_both_backends!(
     an_unreadable_event_does_not_hold_up_its_batch,
+    a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again,
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
     a_claim_it_cannot_name_is_handed_back,
     an_event_reads_back_exactly_as_ingested,
@@ -229,37 +230,104 @@ async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
     hub.stop().await;
 }
 
+/// A fan-out over `store` attempting through a delivery loop that may
+/// reach loopback, with the loop's poller and recorder running.
+fn fanout_for_test(
+    store: &hookhub_store::Store,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> hookhub_dispatcher::fanout::Fanout {
+    use hookhub_dispatcher::{DeliveryConfig, DeliveryLoop};
+    let config = DeliveryConfig { allow_private_endpoints: true, ..DeliveryConfig::default() };
+    let deliveries = DeliveryLoop::new(store.clone(), config);
+    tokio::spawn(deliveries.clone().run(shutdown.clone()));
+    hookhub_dispatcher::fanout::Fanout::new(store.clone(), deliveries, 64)
+}
+
+/// The messages of freshly ingested `client.created` events.
+async fn ingested_messages(
+    store: &hookhub_store::Store,
+    tenant: &hookhub_store::repo::Tenant,
+    n: usize,
+) -> Vec<hookhub_dispatcher::queue::EventMessage> {
+    let mut messages = Vec::new();
+    for n in 0..n {
+        let event = store.ingest_event(&tenant.id, common::client_created(json!({"n": n}))).await.unwrap().event;
+        let (event_id, tenant_id) = (event.id.to_string(), tenant.id.to_string());
+        messages.push(hookhub_dispatcher::queue::EventMessage {
+            event_id,
+            tenant_id,
+            event_type: "client.created".into(),
+        });
+    }
+    messages
+}
+
 /// Fan-out writes a batch of messages at once; an event in it that cannot
 /// be read (its stored payload no longer opens) must not hold up the rest.
 async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
-    use hookhub_dispatcher::fanout::Fanout;
-    use hookhub_dispatcher::queue::{in_process, EventMessage, Publisher};
+    use hookhub_dispatcher::queue::{in_process, Publisher};
     use sea_orm::{ConnectionTrait, Statement};
 
+    let receiver = Receiver::start().await;
     let (settings, store, tenant) = common::test_store(backend).await;
-    common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/x").await;
-    let mut messages = Vec::new();
-    for n in 0..2 {
-        let event = store.ingest_event(&tenant.id, common::client_created(json!({"n": n}))).await.unwrap().event;
-        let (event_id, tenant_id) = (event.id.to_string(), tenant.id.to_string());
-        messages.push(EventMessage { event_id, tenant_id, event_type: "client.created".into() });
-    }
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/x")).await;
+    let messages = ingested_messages(&store, &tenant, 2).await;
     // The first event's payload is sealed with a key this hub does not have.
     let unreadable = r#"{"$enc":"v1","kid":"gone","nonce":"AAAAAAAAAAAAAAAA","ct":"AAAA"}"#;
     let sql = format!("UPDATE events SET data = '{unreadable}' WHERE id = '{}'", messages[0].event_id);
     store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap();
 
     let (publisher, consumer) = in_process::channel(16);
-    let (work_tx, mut work_rx) = tokio::sync::mpsc::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let fanout = Fanout::new(store.clone(), Duration::from_secs(60), work_tx, 64);
-    let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
+    let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
     let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages)).await;
     assert!(matches!(published, Ok(Ok(()))), "both messages were acked: their deliveries are stored");
-    let work = tokio::time::timeout(Duration::from_secs(5), work_rx.recv()).await.unwrap().unwrap();
-    assert_eq!(work.event.id.to_string(), messages[1].event_id, "the readable event goes on to delivery");
-    assert!(work_rx.try_recv().is_err(), "the unreadable one waits for the retry path");
+    let got = receiver.wait_for("/x", 1).await;
+    assert_eq!(got[0].header("webhook-id"), messages[1].event_id, "the readable event goes on to delivery");
     assert_eq!(common::scalar(&store, "SELECT count(*) FROM deliveries").await, 2, "both deliveries are durable");
+    let waiting = "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count = 0";
+    assert_eq!(common::scalar(&store, waiting).await, 1, "the unreadable one waits for the retry path");
+    assert_eq!(receiver.all().len(), 1);
+    shutdown.cancel();
+    drop(publisher);
+    running.await.unwrap();
+    common::drop_test_resources(&settings).await;
+}
+
+/// A new delivery is attempted before it is written and written once, with
+/// its attempt; one whose endpoint answers after fan-out stopped waiting is
+/// written pending and its attempt recorded when it comes; and a message
+/// consumed again (a redelivery) sends nothing twice.
+async fn a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again(backend: Backend) {
+    use hookhub_dispatcher::queue::{in_process, Publisher};
+
+    let receiver = Receiver::start().await;
+    // Well past fan-out's wait for first attempts (100 ms).
+    receiver.set_path_delay("/slow", Duration::from_millis(2_000));
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/fast")).await;
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/slow")).await;
+    let messages = ingested_messages(&store, &tenant, 3).await;
+
+    let (publisher, consumer) = in_process::channel(16);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
+    publisher.publish(&messages).await.unwrap();
+    assert_eq!(receiver.received("/fast").len(), 3, "sent before the ack");
+    let settled = "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 1";
+    assert_eq!(common::scalar(&store, settled).await, 3, "written once, already settled");
+    let in_flight = "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempt_count = 0";
+    assert_eq!(common::scalar(&store, in_flight).await, 3, "acked without waiting for the slow endpoint");
+
+    eventually(Duration::from_secs(10), || async { (common::scalar(&store, settled).await == 6).then_some(()) }).await;
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts WHERE attempt_number = 1").await, 6);
+
+    // The same messages again, as after a crash before the ack.
+    publisher.publish(&messages).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.all().len(), 6, "nothing sent twice");
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM deliveries").await, 6);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts").await, 6);
     shutdown.cancel();
     drop(publisher);
     running.await.unwrap();
@@ -271,25 +339,23 @@ async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
 /// the hot path): a second result for a delivery that is no longer pending
 /// records nothing, and a mixed batch takes the transactional path.
 async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Backend) {
-    use hookhub_dispatcher::fanout::Fanout;
-    use hookhub_dispatcher::queue::EventMessage;
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, NewAttempt, NextStep, RecordedAttempt};
 
     let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b"] {
         common::subscribe_in_store(&store, &tenant, &format!("http://127.0.0.1:9/{path}")).await;
     }
     let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
-    let (work_tx, _work_rx) = tokio::sync::mpsc::channel(16);
-    let fanout = Fanout::new(store.clone(), Duration::from_secs(60), work_tx, 64);
-    let message = EventMessage {
-        event_id: event.id.to_string(),
-        tenant_id: tenant.id.to_string(),
-        event_type: "client.created".into(),
-    };
-    let work = fanout.fan_out(&message).await.unwrap();
-    assert_eq!(work.len(), 2);
+    let subs = store.matching_subscriptions(&tenant.id, &"client.created".parse().unwrap()).await.unwrap();
+    let due = now() + chrono::Duration::seconds(60);
+    let fresh: Vec<FreshDelivery> =
+        subs.iter().map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due))).collect();
+    assert_eq!(store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap().len(), 2);
+    let mut work = Vec::new();
+    for f in &fresh {
+        work.push(store.delivery_work(f.id()).await.unwrap().expect("pending"));
+    }
     let result = |i: usize, next: NextStep| RecordedAttempt {
         work: work[i].clone(),
         attempt: NewAttempt {

@@ -34,6 +34,9 @@ pub struct DeliveryConfig {
     pub per_subscription_concurrency: usize,
     /// How often the loop looks for due retries.
     pub poll_interval: Duration,
+    /// How long fan-out waits for a new delivery's first attempt before it
+    /// writes the delivery (and acks its message) without it.
+    pub first_attempt_wait: Duration,
     /// Messages the consumer holds unacknowledged at once.
     pub prefetch: u16,
     /// When a failing subscription is switched off.
@@ -59,6 +62,7 @@ impl Default for DeliveryConfig {
             concurrency: 64,
             per_subscription_concurrency: 8,
             poll_interval: Duration::from_secs(1),
+            first_attempt_wait: Duration::from_millis(100),
             prefetch: 64,
             breaker: BreakerPolicy::default(),
             allow_private_endpoints: false,

@@ -1,17 +1,27 @@
 //! The delivery loop: attempt deliveries as they come from fan-out or come
 //! due for a retry, with a bounded number in flight.
+//!
+//! Fan-out starts a new delivery's first attempt here before the delivery
+//! is written ([`DeliveryLoop::take_on`]) and writes what became of it
+//! ([`Outcome::into_fresh`]); everything else is attempted as a stored
+//! delivery and recorded against it ([`DeliveryLoop::settle`]).
 use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign_with_all;
 use crate::subscription_gate::SubscriptionGate;
 use crate::DeliveryConfig;
-use hookhub_store::domain::{now, DeliveryId, SubscriptionStatus};
-use hookhub_store::repo::{BreakerPolicy, DeliveryWork, NewAttempt, NextStep, RecordedAttempt};
+use chrono::{DateTime, Utc};
+use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus};
+use hookhub_store::repo::{
+    BreakerPolicy, Delivery, DeliveryWork, FreshDelivery, NewAttempt, NextStep, RecordedAttempt,
+};
 use hookhub_store::Store;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,7 +55,7 @@ async fn record_results(
             Ok(recorded) => {
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
-                        observe(&r.work, r.next, r.attempt.status_code, r.attempt.latency_ms as f64 / 1000.0);
+                        observe(r);
                     }
                 }
             }
@@ -59,7 +69,9 @@ async fn record_results(
 }
 
 /// Counts a recorded attempt in the metrics.
-fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f64) {
+pub(crate) fn observe(recorded: &RecordedAttempt) {
+    let (work, next) = (&recorded.work, recorded.next);
+    let (status, seconds) = (recorded.attempt.status_code, recorded.attempt.latency_ms as f64 / 1000.0);
     let m = metrics();
     let outcome = match next {
         NextStep::Succeeded => "succeeded",
@@ -79,11 +91,36 @@ fn observe(work: &DeliveryWork, next: NextStep, status: Option<u16>, seconds: f6
 /// below a struggling one's.
 const GATE_PATIENCE: Duration = Duration::from_millis(200);
 
-/// A delivery to attempt: handed over loaded by fan-out, or claimed by id
-/// from the store when its retry came due.
-enum Job {
-    Loaded(Box<DeliveryWork>),
-    Claimed(DeliveryId),
+/// Why a delivery is failed without an attempt.
+const SUBSCRIPTION_DISABLED: &str = "subscription is disabled";
+
+/// What became of a delivery taken on.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It was attempted.
+    Attempted(RecordedAttempt),
+    /// Its endpoint had no place for it: it is due again then, no attempt counted.
+    Deferred(DeliveryWork, DateTime<Utc>),
+    /// Its subscription is no longer active: it fails unattempted.
+    Abandoned(DeliveryWork),
+}
+
+impl Outcome {
+    /// The delivery as fan-out writes it when it was not stored before.
+    pub fn into_fresh(self) -> FreshDelivery {
+        match self {
+            Self::Attempted(recorded) => FreshDelivery::Attempted(Box::new(recorded)),
+            Self::Deferred(work, until) => {
+                FreshDelivery::Unattempted(Delivery { next_attempt_at: Some(until), ..work.delivery })
+            }
+            Self::Abandoned(work) => FreshDelivery::Unattempted(Delivery {
+                status: DeliveryStatus::Failed,
+                next_attempt_at: None,
+                last_error: Some(SUBSCRIPTION_DISABLED.to_owned()),
+                ..work.delivery
+            }),
+        }
+    }
 }
 
 /// Attempts deliveries.
@@ -97,6 +134,8 @@ pub struct DeliveryLoop {
     /// endpoint's gate; bounds memory and the retry poller's claims.
     queue: Arc<Semaphore>,
     gate: SubscriptionGate,
+    /// Every task it starts, waited for at shutdown.
+    tasks: TaskTracker,
     /// Finished attempts on their way to the store, written in batches.
     results: mpsc::Sender<RecordedAttempt>,
     results_rx: std::sync::Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
@@ -113,16 +152,22 @@ impl DeliveryLoop {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             queue: Arc::new(Semaphore::new(config.concurrency.max(1) * 4)),
             gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
+            tasks: TaskTracker::new(),
             store,
             config,
         })
     }
 
-    /// Runs until `shutdown`, then waits (up to the request timeout) for the
-    /// attempts in flight. An attempt cut off there is not lost: its
-    /// delivery's lease runs out and another worker retries it.
-    pub async fn run(self: Arc<Self>, mut work: mpsc::Receiver<DeliveryWork>, shutdown: CancellationToken) {
-        let tasks = TaskTracker::new();
+    /// How it attempts deliveries.
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.config
+    }
+
+    /// Runs the retry poller and the attempt recorder until `shutdown`, then
+    /// waits (up to the request timeout) for the attempts in flight. An
+    /// attempt cut off there is not lost: its delivery's lease runs out and
+    /// another worker retries it.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let attempts_done = CancellationToken::new();
         let results = self.results_rx.lock().expect("lock is never poisoned").take().expect("run is called once");
         let recorder =
@@ -134,7 +179,6 @@ impl DeliveryLoop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(loaded) = work.recv() => self.spawn_attempt(&tasks, Job::Loaded(Box::new(loaded))).await,
                 _ = tick.tick() => {
                     self.gate.forget_idle();
                     let free = self.queue.available_permits() as u64;
@@ -142,14 +186,22 @@ impl DeliveryLoop {
                         continue;
                     }
                     match self.store.claim_due_deliveries(free, lease).await {
-                        Ok(ids) => for id in ids { self.spawn_attempt(&tasks, Job::Claimed(id)).await },
+                        Ok(ids) => for id in ids {
+                            self.start(move |this| async move {
+                                if let Some(work) = this.load(&id).await {
+                                    this.settle(this.try_attempt(work).await).await;
+                                }
+                            })
+                            .await;
+                        },
                         Err(e) => tracing::warn!(error = %e, "could not claim due deliveries"),
                     }
                 }
             }
         }
-        tasks.close();
-        if tokio::time::timeout(self.config.request_timeout + Duration::from_secs(5), tasks.wait()).await.is_err() {
+        self.tasks.close();
+        if tokio::time::timeout(self.config.request_timeout + Duration::from_secs(5), self.tasks.wait()).await.is_err()
+        {
             tracing::warn!("attempts still in flight at shutdown; their leases will bring them back");
         }
         attempts_done.cancel();
@@ -159,19 +211,42 @@ impl DeliveryLoop {
         tracing::info!("delivery loop stopped");
     }
 
-    async fn spawn_attempt(self: &Arc<Self>, tasks: &TaskTracker, job: Job) {
+    /// Takes a delivery on, waiting while the loop is full (backpressure for
+    /// fan-out), and starts `job` for it.
+    async fn start<F, T>(self: &Arc<Self>, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
         let permit = self.queue.clone().acquire_owned().await.expect("semaphore is never closed");
-        let this = self.clone();
-        tasks.spawn(async move {
-            let work = match job {
-                Job::Loaded(work) => Some(*work),
-                Job::Claimed(id) => this.load(&id).await,
-            };
-            if let Some(work) = work {
-                this.attempt(work).await;
-            }
+        let job = job(self.clone());
+        self.tasks.spawn(async move {
+            let done = job.await;
             drop(permit);
+            done
+        })
+    }
+
+    /// Starts the first attempt of a delivery that is not stored yet; the
+    /// handle yields what became of it, for the caller to write.
+    pub async fn take_on(self: &Arc<Self>, work: DeliveryWork) -> JoinHandle<Outcome> {
+        self.start(move |this| async move { this.try_attempt(work).await }).await
+    }
+
+    /// Records, once it is known, the outcome of an attempt started by
+    /// [`Self::take_on`] whose delivery has been stored since.
+    pub fn follow(self: &Arc<Self>, attempt: JoinHandle<Outcome>) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            if let Ok(outcome) = attempt.await {
+                this.settle(outcome).await;
+            }
         });
+    }
+
+    /// Attempts a stored delivery and records the outcome.
+    pub async fn dispatch(self: &Arc<Self>, work: DeliveryWork) {
+        self.start(move |this| async move { this.settle(this.try_attempt(work).await).await }).await;
     }
 
     async fn load(&self, id: &DeliveryId) -> Option<DeliveryWork> {
@@ -184,14 +259,31 @@ impl DeliveryLoop {
         }
     }
 
-    /// Makes one attempt of a delivery and records it.
-    pub async fn attempt(&self, work: DeliveryWork) {
-        let id = &work.delivery.id;
-        if work.subscription.status != SubscriptionStatus::Active {
-            if let Err(e) = self.store.abandon_delivery(id, "subscription is disabled").await {
-                tracing::warn!(delivery_id = %id, error = %e, "could not abandon delivery");
+    /// Writes an outcome to its stored delivery; attempts go to the recorder.
+    pub async fn settle(&self, outcome: Outcome) {
+        let (id, written) = match outcome {
+            Outcome::Attempted(recorded) => {
+                // The recorder is never closed while attempts run.
+                let _ = self.results.send(recorded).await;
+                return;
             }
-            return;
+            Outcome::Deferred(work, until) => {
+                (work.delivery.id.clone(), self.store.defer_delivery(&work.delivery.id, until).await)
+            }
+            Outcome::Abandoned(work) => {
+                (work.delivery.id.clone(), self.store.abandon_delivery(&work.delivery.id, SUBSCRIPTION_DISABLED).await)
+            }
+        };
+        if let Err(e) = written {
+            tracing::warn!(delivery_id = %id, error = %e, "could not put the delivery back; it comes back after its lease");
+        }
+    }
+
+    /// Makes one attempt of a delivery, unless its subscription is off or
+    /// its endpoint has no place for it.
+    pub async fn try_attempt(&self, work: DeliveryWork) -> Outcome {
+        if work.subscription.status != SubscriptionStatus::Active {
+            return Outcome::Abandoned(work);
         }
         let sub = &work.subscription;
         // Wait for the endpoint's place before taking an in-flight slot, so
@@ -201,10 +293,7 @@ impl DeliveryLoop {
             Err(wait) => {
                 // Not now: give the slot to another endpoint and come back.
                 let until = now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                if let Err(e) = self.store.defer_delivery(id, until).await {
-                    tracing::warn!(delivery_id = %id, error = %e, "could not defer; it comes back after its lease");
-                }
-                return;
+                return Outcome::Deferred(work, until);
             }
         };
         let _in_flight = self.permits.acquire().await.expect("semaphore is never closed");
@@ -215,11 +304,10 @@ impl DeliveryLoop {
             subscription_id = %work.subscription.id,
             attempt = work.delivery.attempt_count + 1,
         );
-        let _enter = span.enter();
-        tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted");
-        drop(_enter);
-        // The recorder is never closed while attempts run.
-        let _ = self.results.send(RecordedAttempt { work, attempt, next }).await;
+        span.in_scope(|| {
+            tracing::info!(status = ?attempt.status_code, latency_ms = attempt.latency_ms, next = ?next, "attempted")
+        });
+        Outcome::Attempted(RecordedAttempt { work, attempt, next })
     }
 
     async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {

@@ -1,26 +1,35 @@
-//! Fan-out: consumed events → one durable delivery per matching subscription.
+//! Fan-out: consumed events → one delivery per matching subscription.
 //!
 //! Messages are handled in batches: whatever arrived while the previous
-//! batch was being written goes in one multi-row `INSERT`, each message
-//! itself a relay batch of events. A message is acked only after the
-//! deliveries of all its events are committed: from then on the store's due
-//! times carry them, so an ack never loses anything.
+//! batch was being written goes in one batch, each message itself a relay
+//! batch of events.
+//!
+//! A new event's deliveries are attempted first and written after, each as
+//! its first attempt left it (see `hookhub_store::repo::FreshDelivery`):
+//! fan-out waits up to `first_attempt_wait` for those attempts, and writes
+//! the ones still running as leased pending deliveries, whose outcome the
+//! delivery loop records when it comes. A message is acked only after its
+//! deliveries are committed: from then on the store carries them, so an ack
+//! never loses anything, and a crash before it sends the finished attempts
+//! again (at least once, same `webhook-id`).
+use crate::delivery_loop::{observe, DeliveryLoop, Outcome};
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
-use hookhub_store::domain::{now, EventId, EventType, SubscriptionId, TenantId};
-use hookhub_store::repo::{DeliveryWork, Subscription};
+use hookhub_store::domain::{now, EventId, EventType, TenantId};
+use hookhub_store::repo::{Delivery, DeliveryWork, FreshDelivery, Subscription};
 use hookhub_store::{Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Batches written at once: one fills while others commit.
+/// Batches read or written at once: one fills while others are in the store.
 const WRITERS: usize = 4;
 
-/// Events a batch collects before it is written (at least one message's).
+/// Events a batch collects before it is handled (at least one message's).
 pub const EVENTS_PER_WRITE: usize = 128;
 
 /// Why a message could not be fanned out.
@@ -29,9 +38,6 @@ pub enum FanoutError {
     /// The message names no valid event; it is dropped.
     #[error("malformed message: {0}")]
     Malformed(String),
-    /// The store failed; the message is retried.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// A message's ids, parsed.
@@ -53,66 +59,90 @@ impl TryFrom<&EventMessage> for Target {
     }
 }
 
+/// A batch's new delivery, and when it is attempted.
+enum Planned {
+    /// A new event's: attempted before it is written.
+    First(DeliveryWork),
+    /// A redelivered event's: written first, attempted only if it was
+    /// missing (its webhook may have gone out before).
+    AfterWrite(DeliveryWork),
+    /// Its event cannot be read: written leased, and abandoned by the
+    /// retry path when it comes due.
+    Unreadable(Delivery),
+}
+
+/// A first attempt fan-out waits for.
+struct Started {
+    delivery: Delivery,
+    attempt: JoinHandle<Outcome>,
+}
+
 /// Consumes events and creates their deliveries.
 pub struct Fanout {
     store: Store,
-    lease: Duration,
-    work: mpsc::Sender<DeliveryWork>,
+    deliveries: Arc<DeliveryLoop>,
     batch: usize,
+    writers: Arc<Semaphore>,
 }
 
 impl Fanout {
-    /// Fan-out that hands new deliveries, loaded, to `work` (the delivery
-    /// loop), leasing them for `lease` so the retry poller leaves them alone;
-    /// messages are taken until a batch holds `batch` events.
-    pub fn new(store: Store, lease: Duration, work: mpsc::Sender<DeliveryWork>, batch: usize) -> Self {
-        Self { store, lease, work, batch: batch.max(1) }
+    /// Fan-out that attempts through `deliveries`; messages are taken until
+    /// a batch holds `batch` events.
+    pub fn new(store: Store, deliveries: Arc<DeliveryLoop>, batch: usize) -> Self {
+        Self { store, deliveries, batch: batch.max(1), writers: Arc::new(Semaphore::new(WRITERS)) }
     }
 
-    /// Creates the deliveries of one event; returns those that are new,
-    /// with the event and subscription the attempt needs.
-    pub async fn fan_out(&self, msg: &EventMessage) -> Result<Vec<DeliveryWork>, FanoutError> {
-        Ok(self.fan_out_all(&[Target::try_from(msg)?]).await?)
-    }
-
-    /// Creates the deliveries of several events with one `INSERT` (per
-    /// chunk) and one read of the new deliveries' events; returns those that
-    /// are new, so the delivery loop does not read them again.
-    async fn fan_out_all(&self, targets: &[Target]) -> Result<Vec<DeliveryWork>, StoreError> {
+    /// The batch's new deliveries: matching subscriptions, and the events
+    /// read in one go.
+    async fn plan(&self, targets: &[Target]) -> Result<Vec<Planned>, StoreError> {
         let mut matching: HashMap<(&TenantId, &EventType), Vec<Subscription>> = HashMap::new();
         for t in targets {
             if let std::collections::hash_map::Entry::Vacant(slot) = matching.entry((&t.tenant, &t.event_type)) {
                 slot.insert(self.store.matching_subscriptions(&t.tenant, &t.event_type).await?);
             }
         }
-        let pairs: Vec<(TenantId, EventId, SubscriptionId)> = targets
+        let subscribed: Vec<&[Subscription]> = targets
             .iter()
-            .flat_map(|t| {
-                let subs = matching.get(&(&t.tenant, &t.event_type)).map(Vec::as_slice).unwrap_or_default();
-                subs.iter().map(|s| (t.tenant.clone(), t.event.clone(), s.id.clone()))
-            })
+            .map(|t| matching.get(&(&t.tenant, &t.event_type)).map(Vec::as_slice).unwrap_or_default())
             .collect();
-        if pairs.is_empty() {
+        let ids: Vec<EventId> = targets
+            .iter()
+            .zip(&subscribed)
+            .filter(|(_, subs)| !subs.is_empty())
+            .map(|(t, _)| t.event.clone())
+            .collect();
+        if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(60));
-        let (created, events) = self.store.fan_out_pairs(&pairs, now() + lease).await?;
-        let subs: HashMap<&SubscriptionId, &Subscription> = matching.values().flatten().map(|s| (&s.id, s)).collect();
-        // An event purged meanwhile has nothing to send; its leased delivery
-        // comes due and is abandoned by the retry path.
-        Ok(created
-            .into_iter()
-            .filter_map(|delivery| {
-                let event = events.get(delivery.event_id.as_str())?.clone();
-                let subscription = (*subs.get(&delivery.subscription_id)?).clone();
-                Some(DeliveryWork { delivery, event, subscription })
-            })
-            .collect())
+        let read = self.store.fan_out_events(&ids).await?;
+        let lease =
+            chrono::Duration::from_std(self.deliveries.config().lease()).unwrap_or(chrono::Duration::minutes(1));
+        let due = now() + lease;
+        let mut planned = Vec::new();
+        for (t, subs) in targets.iter().zip(subscribed) {
+            let event = read.events.get(t.event.as_str());
+            let again = read.fanned_out.contains(t.event.as_str());
+            for sub in subs {
+                let delivery = Delivery::new(&t.tenant, &t.event, &sub.id, due);
+                planned.push(match event {
+                    None => Planned::Unreadable(delivery),
+                    Some(event) => {
+                        let work = DeliveryWork { delivery, event: event.clone(), subscription: sub.clone() };
+                        if again {
+                            Planned::AfterWrite(work)
+                        } else {
+                            Planned::First(work)
+                        }
+                    }
+                });
+            }
+        }
+        Ok(planned)
     }
 
     /// Consumes until the queue closes or `shutdown` fires. A feeder task
     /// moves messages into a channel, so a batch takes whatever has arrived
-    /// without waiting; up to [`WRITERS`] batches are written at once.
+    /// without waiting; up to [`WRITERS`] batches are in the store at once.
     pub async fn run(self, mut consumer: impl Consumer + 'static, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let (tx, mut rx) = mpsc::channel(this.batch);
@@ -123,11 +153,10 @@ impl Fanout {
                 }
             }
         });
-        let permits = Arc::new(Semaphore::new(WRITERS));
         let tasks = TaskTracker::new();
         while let Some(first) = rx.recv().await {
             // Waiting for a writer lets the next batch fill up.
-            let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+            let permit = this.writers.clone().acquire_owned().await.expect("semaphore is never closed");
             let mut events = first.events();
             let mut batch = vec![first];
             while events < this.batch {
@@ -140,10 +169,7 @@ impl Fanout {
                 }
             }
             let (this, shutdown) = (this.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                this.handle(batch, &shutdown).await;
-                drop(permit);
-            });
+            tasks.spawn(async move { this.handle(batch, permit, &shutdown).await });
         }
         let _ = feeder.await;
         tasks.close();
@@ -151,12 +177,38 @@ impl Fanout {
         tracing::info!("fan-out stopped");
     }
 
-    /// Fans a batch out and settles its messages.
+    /// Runs a store call until it succeeds, with backoff; `None` on shutdown.
     ///
-    /// A store failure holds the messages and retries with backoff instead
-    /// of nacking them, so a database outage never burns through a queue's
+    /// A store failure holds the batch's messages and retries instead of
+    /// nacking them, so a database outage never burns through a queue's
     /// redelivery limit; on shutdown the unacked messages go back to the broker.
-    async fn handle(&self, batch: Vec<Incoming>, shutdown: &CancellationToken) {
+    async fn until_stored<T, F: Future<Output = Result<T, StoreError>>>(
+        &self,
+        events: usize,
+        shutdown: &CancellationToken,
+        call: impl Fn() -> F,
+    ) -> Option<T> {
+        let mut failures = 0;
+        loop {
+            match call().await {
+                Ok(done) => return Some(done),
+                Err(e) => {
+                    failures += 1;
+                    let wait = error_backoff(failures);
+                    tracing::warn!(events, error = %e, ?wait, "fan-out failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fans a batch out and settles its messages. `reading` is the writer
+    /// place the batch was formed under: held while the batch is read, not
+    /// while its first attempts run.
+    async fn handle(&self, batch: Vec<Incoming>, reading: OwnedSemaphorePermit, shutdown: &CancellationToken) {
         let mut targets = Vec::new();
         let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
         for incoming in batch {
@@ -178,37 +230,74 @@ impl Fanout {
                 }
             }
         }
-        if targets.is_empty() {
-            for acker in ackers {
-                acker.ack().await;
+        let events = targets.len();
+        let planned = if targets.is_empty() {
+            Vec::new()
+        } else {
+            match self.until_stored(events, shutdown, || self.plan(&targets)).await {
+                Some(planned) => planned,
+                None => return,
             }
-            return;
-        }
-        let mut failures = 0;
-        let created = loop {
-            match self.fan_out_all(&targets).await {
-                Ok(created) => break created,
-                Err(e) => {
-                    failures += 1;
-                    let wait = error_backoff(failures);
-                    tracing::warn!(events = targets.len(), error = %e, ?wait, "fan-out failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
+        };
+        let deadline = tokio::time::Instant::now() + self.deliveries.config().first_attempt_wait;
+        let (mut fresh, mut started, mut after_write) = (Vec::new(), Vec::new(), Vec::new());
+        for p in planned {
+            match p {
+                Planned::First(work) => {
+                    let delivery = work.delivery.clone();
+                    started.push(Started { delivery, attempt: self.deliveries.take_on(work).await });
                 }
+                Planned::AfterWrite(work) => {
+                    fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
+                    after_write.push(work);
+                }
+                Planned::Unreadable(delivery) => fresh.push(FreshDelivery::Unattempted(delivery)),
+            }
+        }
+        drop(reading);
+        let mut running = Vec::new();
+        for Started { delivery, mut attempt } in started {
+            match tokio::time::timeout_at(deadline, &mut attempt).await {
+                Ok(Ok(outcome)) => fresh.push(outcome.into_fresh()),
+                // Panicked: written leased, it comes due again.
+                Ok(Err(_)) => fresh.push(FreshDelivery::Unattempted(delivery)),
+                Err(_) => {
+                    running.push((delivery.id.clone(), attempt));
+                    fresh.push(FreshDelivery::Unattempted(delivery));
+                }
+            }
+        }
+        let written = if fresh.is_empty() {
+            HashSet::new()
+        } else {
+            let _writing = self.writers.acquire().await.expect("semaphore is never closed");
+            let breaker = self.deliveries.config().breaker;
+            match self.until_stored(events, shutdown, || self.store.write_fan_out(&fresh, breaker)).await {
+                Some(written) => written,
+                None => return,
             }
         };
         for acker in ackers {
             acker.ack().await;
         }
-        tracing::debug!(events = targets.len(), deliveries = created.len(), "fanned out");
-        for work in created {
-            // Backpressure: a saturated delivery loop slows consumption.
-            // If it has stopped, the leased rows come due by themselves.
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                sent = self.work.send(work) => if sent.is_err() { return },
+        tracing::debug!(events, deliveries = written.len(), "fanned out");
+        for f in &fresh {
+            if let FreshDelivery::Attempted(recorded) = f {
+                if written.contains(f.id().as_str()) {
+                    observe(recorded);
+                }
+            }
+        }
+        // What a duplicate message raced in first is not followed: its own
+        // fan-out records it.
+        for (id, attempt) in running {
+            if written.contains(id.as_str()) {
+                self.deliveries.follow(attempt);
+            }
+        }
+        for work in after_write {
+            if written.contains(work.delivery.id.as_str()) {
+                self.deliveries.dispatch(work).await;
             }
         }
     }

@@ -1,6 +1,6 @@
 use super::attempts::NewAttempt;
 use super::events::Event;
-use super::recordset::{pg_type, RecordSet};
+use super::recordset::pg_type;
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::cipher::Cipher;
@@ -10,16 +10,12 @@ use crate::domain::{
 use crate::entity::{attempt, delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QueryTrait, Statement, TransactionTrait, Value,
+    Statement, TransactionTrait, Value,
 };
-use std::collections::{HashMap, HashSet};
-
-/// Delivery rows per multi-row `INSERT` (12 parameters each), well below
-/// either backend's parameter limit.
-const FAN_OUT_CHUNK: usize = 500;
+use std::collections::HashSet;
 
 /// The delivery of one event to one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +129,7 @@ impl NextStep {
 
 impl Delivery {
     /// A fresh pending delivery, due at `due`.
-    fn new(tenant: &TenantId, event: &EventId, sub: &SubscriptionId, due: DateTime<Utc>) -> Self {
+    pub fn new(tenant: &TenantId, event: &EventId, sub: &SubscriptionId, due: DateTime<Utc>) -> Self {
         let at = now();
         Self {
             id: DeliveryId::generate(),
@@ -151,7 +147,7 @@ impl Delivery {
         }
     }
 
-    fn to_row(&self) -> delivery::ActiveModel {
+    pub(super) fn to_row(&self) -> delivery::ActiveModel {
         delivery::ActiveModel {
             id: Set(self.id.to_string()),
             tenant_id: Set(self.tenant_id.to_string()),
@@ -173,45 +169,36 @@ impl Delivery {
 /// the `UPDATE`, 12 in the `INSERT`).
 const RECORD_CHUNK: usize = 200;
 
-/// What an attempt writes to its delivery.
-struct DeliveryUpdate {
-    id: String,
-    status: DeliveryStatus,
-    attempt_count: i32,
-    retry_index: i32,
-    next_attempt_at: Option<DateTime<Utc>>,
-    last_status_code: Option<i32>,
-    last_error: Option<String>,
-}
-
-impl DeliveryUpdate {
-    fn of(item: &RecordedAttempt) -> Self {
-        let d = &item.work.delivery;
-        let (status, next_attempt_at, retry_index) = match item.next {
+impl RecordedAttempt {
+    /// Its delivery as the attempt leaves it.
+    pub(crate) fn moved_delivery(&self) -> Delivery {
+        let d = &self.work.delivery;
+        let (status, next_attempt_at, retry_index) = match self.next {
             NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
             NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None, d.retry_index + 1),
         };
-        Self {
-            id: d.id.to_string(),
+        Delivery {
             status,
             attempt_count: d.attempt_count + 1,
             retry_index,
             next_attempt_at,
-            last_status_code: item.attempt.status_code.map(i32::from),
-            last_error: item.attempt.error.clone(),
+            last_status_code: self.attempt.status_code.map(i32::from),
+            last_error: self.attempt.error.clone(),
+            updated_at: now(),
+            ..d.clone()
         }
     }
 }
 
 /// The hot path: a success on an endpoint that was not failing changes
 /// nothing about its subscription.
-fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
+pub(super) fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
     matches!(item.next, NextStep::Succeeded) && item.work.subscription.failure_streak == 0
 }
 
 /// The attempt row of a recorded attempt.
-fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
+pub(super) fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
     let (d, a) = (&item.work.delivery, &item.attempt);
     attempt::ActiveModel {
         id: Set(AttemptId::generate().to_string()),
@@ -230,79 +217,6 @@ fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
 }
 
 impl Store {
-    /// Creates one pending delivery per (tenant, event, subscription),
-    /// leased to the caller until `lease_until`, and returns those that did
-    /// not exist yet, with their events by id (an event that is gone, or
-    /// whose payload does not open, is left out: see
-    /// [`Store::events_for_delivery`]).
-    ///
-    /// One multi-row `INSERT` per chunk; on PostgreSQL its `RETURNING` is
-    /// joined to `events` in the same statement, one round trip per batch
-    /// on the way to the first attempt. The (event, subscription) pair is
-    /// unique, so a broker redelivery creates nothing new: what was created
-    /// before is already durably scheduled, and what a failed call left
-    /// behind comes due when its lease ends.
-    pub async fn fan_out_pairs(
-        &self,
-        pairs: &[(TenantId, EventId, SubscriptionId)],
-        lease_until: DateTime<Utc>,
-    ) -> Result<(Vec<Delivery>, HashMap<String, Event>), StoreError> {
-        let postgres = self.backend() == DatabaseBackend::Postgres;
-        let mut created = Vec::with_capacity(pairs.len());
-        let mut events = HashMap::new();
-        for chunk in pairs.chunks(FAN_OUT_CHUNK) {
-            let mut fresh: HashMap<String, Delivery> = chunk
-                .iter()
-                .map(|(tenant, event, sub)| {
-                    let d = Delivery::new(tenant, event, sub, lease_until);
-                    (d.id.to_string(), d)
-                })
-                .collect();
-            if postgres {
-                let mut set = RecordSet::of_entity::<delivery::Entity>()?;
-                for d in fresh.values() {
-                    set.push_model(&d.to_row())?;
-                }
-                // Each event by its key (`LATERAL ... LIMIT 1` cannot become a
-                // hash join): the statement's generic plan is made once, and a
-                // join planned while `events` was small stayed a sequential
-                // scan as it grew (see `recordset`).
-                let sql = format!(
-                    "WITH d AS ({} ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id, event_id) \
-                     SELECT d.id AS delivery_id, e.* FROM d \
-                     CROSS JOIN LATERAL (SELECT * FROM events WHERE events.id = d.event_id LIMIT 1) e",
-                    set.insert(1),
-                );
-                let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]);
-                for row in self.db().query_all(stmt).await? {
-                    let id: String = row.try_get("", "delivery_id")?;
-                    created.extend(fresh.remove(&id));
-                    let event_id: String = row.try_get("", "id")?;
-                    if !events.contains_key(&event_id) {
-                        let model = <event::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
-                        events.extend(super::events::readable(model, self.cipher()).map(|e| (event_id, e)));
-                    }
-                }
-            } else {
-                let mut insert = delivery::Entity::insert_many(fresh.values().map(Delivery::to_row)).on_conflict(
-                    OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId])
-                        .do_nothing()
-                        .to_owned(),
-                );
-                insert.query().returning_col(delivery::Column::Id);
-                for row in self.db().query_all(insert.build(self.backend())).await? {
-                    let id: String = row.try_get("", "id")?;
-                    created.extend(fresh.remove(&id));
-                }
-            }
-        }
-        if !postgres {
-            let ids: Vec<EventId> = created.iter().map(|d| d.event_id.clone()).collect();
-            events = self.events_for_delivery(&ids).await?;
-        }
-        Ok((created, events))
-    }
-
     /// Claims up to `limit` pending deliveries that are due, pushing their
     /// due time out by `lease` so no other worker takes them meanwhile.
     pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DeliveryId>, StoreError> {
@@ -413,16 +327,16 @@ impl Store {
 
     /// Moves one delivery on, if it is still pending; whether it was.
     async fn move_delivery_on(txn: &impl ConnectionTrait, item: &RecordedAttempt) -> Result<bool, StoreError> {
-        let u = DeliveryUpdate::of(item);
+        let d = item.moved_delivery();
         let updated = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, u.status.into())
-            .col_expr(delivery::Column::AttemptCount, u.attempt_count.into())
-            .col_expr(delivery::Column::RetryIndex, u.retry_index.into())
-            .col_expr(delivery::Column::NextAttemptAt, u.next_attempt_at.into())
-            .col_expr(delivery::Column::LastStatusCode, u.last_status_code.into())
-            .col_expr(delivery::Column::LastError, u.last_error.into())
-            .col_expr(delivery::Column::UpdatedAt, now().into())
-            .filter(delivery::Column::Id.eq(u.id))
+            .col_expr(delivery::Column::Status, d.status.into())
+            .col_expr(delivery::Column::AttemptCount, d.attempt_count.into())
+            .col_expr(delivery::Column::RetryIndex, d.retry_index.into())
+            .col_expr(delivery::Column::NextAttemptAt, d.next_attempt_at.into())
+            .col_expr(delivery::Column::LastStatusCode, d.last_status_code.into())
+            .col_expr(delivery::Column::LastError, d.last_error.into())
+            .col_expr(delivery::Column::UpdatedAt, d.updated_at.into())
+            .filter(delivery::Column::Id.eq(d.id.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
             .exec(txn)
             .await?;
@@ -435,7 +349,7 @@ impl Store {
     /// `INSERT` in the same statement, so an attempt is recorded exactly when
     /// its delivery moved. Returns the ids of the deliveries that moved.
     async fn record_on_pg(db: &impl ConnectionTrait, batch: &[RecordedAttempt]) -> Result<HashSet<String>, StoreError> {
-        // `v`'s columns: what moves the delivery on (from `DeliveryUpdate`),
+        // `v`'s columns: what moves the delivery on (from `moved_delivery`),
         // then the attempt row (from `attempt_row`, the one description of an
         // attempt both stores write), prefixed `a_`; each typed as its table
         // column was created.
@@ -480,16 +394,11 @@ impl Store {
                 let params: Vec<String> =
                     casts.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
                 rows.push(format!("({})", params.join(", ")));
-                let u = DeliveryUpdate::of(item);
-                values.extend([
-                    u.id.into(),
-                    u.status.to_value().into(),
-                    u.attempt_count.into(),
-                    u.retry_index.into(),
-                    u.next_attempt_at.into(),
-                    u.last_status_code.into(),
-                    u.last_error.into(),
-                ]);
+                let moved = item.moved_delivery().to_row();
+                for column in MOVED {
+                    let value = sea_orm::ActiveModelTrait::get(&moved, column).into_value();
+                    values.push(value.expect("to_row sets every column"));
+                }
                 let attempt = attempt_row(item);
                 for column in ATTEMPT {
                     let value = sea_orm::ActiveModelTrait::get(&attempt, column).into_value();
@@ -518,7 +427,7 @@ impl Store {
 
     /// What a recorded attempt does to its subscription: clears or extends
     /// its failure streak, and disables it when it is gone or the breaker trips.
-    async fn settle_subscription(
+    pub(super) async fn settle_subscription(
         txn: &impl ConnectionTrait,
         item: &RecordedAttempt,
         breaker: BreakerPolicy,
