@@ -6,7 +6,10 @@
 //! attempt waits a moment for a place with its endpoint; a fast endpoint
 //! frees one within milliseconds, so its deliveries flow at full speed. A
 //! slow one does not, and its delivery is put back in the store for a
-//! while, giving its place in the queue to someone else.
+//! while, giving its place in the queue to someone else. Once an endpoint
+//! has made an attempt wait in vain, the next ones do not wait until it
+//! frees a place: waiting deliveries hold the dispatcher's queue, and at
+//! load a slow endpoint's share of them starved the healthy ones.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 struct State {
     slots: Arc<Semaphore>,
     next_start: Option<Instant>,
+    /// An attempt waited the whole patience for a place, and none has been
+    /// free since.
+    saturated: bool,
 }
 
 /// How long until the endpoint may take another attempt (its rate limit or
@@ -51,15 +57,23 @@ impl SubscriptionGate {
 
     /// Admits an attempt, or says how long the delivery should wait instead.
     pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<Admission, Duration> {
-        let slots = {
+        let (slots, saturated) = {
             let mut states = self.states.lock().expect("gate lock is never poisoned");
             let state = self.state(&mut states, subscription, None);
             not_before(state, Instant::now())?;
-            state.slots.clone()
+            (state.slots.clone(), state.saturated)
         };
-        let slot = match tokio::time::timeout(self.patience, slots.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => slot,
-            _ => return Err(BUSY_WAIT),
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) if saturated => return Err(BUSY_WAIT),
+            Err(_) => match tokio::time::timeout(self.patience, slots.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    let mut states = self.states.lock().expect("gate lock is never poisoned");
+                    self.state(&mut states, subscription, Some(slots)).saturated = true;
+                    return Err(BUSY_WAIT);
+                }
+            },
         };
         // The rate slot is taken only now that the attempt really starts: an
         // attempt turned away for want of a place must not use up the
@@ -67,6 +81,7 @@ impl SubscriptionGate {
         let now = Instant::now();
         let mut states = self.states.lock().expect("gate lock is never poisoned");
         let state = self.state(&mut states, subscription, Some(slots));
+        state.saturated = false;
         not_before(state, now)?;
         state.next_start = rate_per_second.filter(|r| *r > 0).map(|r| now + Duration::from_secs(1) / r);
         Ok(Admission { _slot: slot })
@@ -83,6 +98,7 @@ impl SubscriptionGate {
         states.entry(subscription.to_owned()).or_insert_with(|| State {
             slots: slots.unwrap_or_else(|| Arc::new(Semaphore::new(self.per_subscription))),
             next_start: None,
+            saturated: false,
         })
     }
 
@@ -118,6 +134,25 @@ mod tests {
         let _b = gate.enter("b", None).await.expect("other endpoints are unaffected");
         drop(a1);
         assert!(gate.enter("a", None).await.is_ok(), "a finished attempt frees its place");
+    }
+
+    #[tokio::test]
+    async fn once_an_attempt_waited_in_vain_the_next_do_not_wait_until_a_place_frees() {
+        let patience = Duration::from_millis(100);
+        let gate = SubscriptionGate::new(1, patience);
+        let first = gate.enter("a", None).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(gate.enter("a", None).await.err(), Some(BUSY_WAIT));
+        assert!(started.elapsed() >= patience, "the first one turned away waited");
+        let started = Instant::now();
+        assert_eq!(gate.enter("a", None).await.err(), Some(BUSY_WAIT));
+        assert!(started.elapsed() < patience, "the next one did not");
+        drop(first);
+        let again = gate.enter("a", None).await.expect("a freed place is taken");
+        let started = Instant::now();
+        assert_eq!(gate.enter("a", None).await.err(), Some(BUSY_WAIT));
+        assert!(started.elapsed() >= patience, "an endpoint that freed a place is waited for again");
+        drop(again);
     }
 
     #[tokio::test]
