@@ -407,7 +407,7 @@ async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].event_id.clone(), claimed[0].event_type.as_str()), (good.id.clone(), "client.created"));
     assert!(store.claim_outbox(10, lease).await.unwrap().is_empty(), "a claimed row is leased");
-    store.mark_outbox_published(&[claimed[0].outbox_id]).await.unwrap();
+    store.delete_published_outbox(&[claimed[0].outbox_id]).await.unwrap();
 
     let bad = store.ingest_event(&tenant.id, new(2)).await.unwrap().event;
     let sql = format!("UPDATE events SET event_type = 'Not A Type' WHERE id = '{}'", bad.id);

@@ -1,7 +1,7 @@
-//! The outbox relay: accepted events → broker, marked published only after
+//! The outbox relay: accepted events → broker, deleted from the outbox only after
 //! the broker confirmed them.
 //!
-//! A crash between the confirm and the mark republishes the batch when the
+//! A crash between the confirm and the delete republishes the batch when the
 //! claim's lease runs out: a duplicate, which fan-out absorbs, never a loss.
 use crate::queue::{EventMessage, Publisher, QueueError};
 use crate::RelayConfig;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// Why a relay round failed; the next round tries again.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// Claiming or marking rows failed.
+    /// Claiming or deleting rows failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The broker did not confirm.
@@ -41,7 +41,7 @@ impl OutboxRelay {
         self.wake.clone()
     }
 
-    /// One round: claim a batch, publish it, mark it. Returns how many were published.
+    /// One round: claim a batch, publish it, delete it. Returns how many were published.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
         let items = self.store.claim_outbox(self.config.batch_size, lease).await?;
@@ -64,7 +64,7 @@ impl OutboxRelay {
             }
             return Err(e.into());
         }
-        self.store.mark_outbox_published(&ids).await?;
+        self.store.delete_published_outbox(&ids).await?;
         crate::metrics::metrics().events_published.inc_by(ids.len() as u64);
         tracing::debug!(count = ids.len(), "published");
         Ok(ids.len())

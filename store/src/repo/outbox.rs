@@ -148,16 +148,18 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Marks rows published; call only after the broker confirmed them.
-    pub async fn mark_outbox_published(&self, ids: &[i64]) -> Result<(), StoreError> {
+    /// Deletes published rows; call only after the broker confirmed them.
+    ///
+    /// A published row has no further use, and a delete only marks the row
+    /// dead, where setting `published_at` wrote a new version of it and its
+    /// index entries, to be deleted by retention later. (`published_at`
+    /// stays in the schema: the claim still skips rows an older relay
+    /// marked that way.)
+    pub async fn delete_published_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::PublishedAt, Some(now()).into())
-            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
-            .exec(self.db())
-            .await?;
+        outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(ids.iter().copied())).exec(self.db()).await?;
         Ok(())
     }
 
