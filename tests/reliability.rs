@@ -11,6 +11,7 @@ use std::time::Duration;
 crate::on_both_backends!(
     an_unreadable_event_does_not_hold_up_its_batch,
     a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again,
+    a_redelivered_message_is_written_before_it_is_attempted,
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
     a_claim_it_cannot_name_is_handed_back,
     an_event_reads_back_exactly_as_ingested,
@@ -331,6 +332,53 @@ async fn a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_not
     shutdown.cancel();
     drop(publisher);
     running.await.unwrap();
+    common::drop_test_resources(&settings).await;
+}
+
+/// A consumer that hands out given messages once, then closes.
+struct Replay(Vec<hookhub_dispatcher::queue::Incoming>);
+
+#[async_trait::async_trait]
+impl hookhub_dispatcher::queue::Consumer for Replay {
+    async fn next(&mut self) -> Option<hookhub_dispatcher::queue::Incoming> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+}
+
+/// Tells when its message was acked.
+struct AckedAt(tokio::sync::oneshot::Sender<std::time::Instant>);
+
+#[async_trait::async_trait]
+impl hookhub_dispatcher::queue::Acker for AckedAt {
+    async fn ack(self: Box<Self>) {
+        let _ = self.0.send(std::time::Instant::now());
+    }
+    async fn reject(self: Box<Self>) {}
+}
+
+/// A message the broker redelivers may still be with a consumer whose
+/// connection closed, its webhooks sent and its write not yet committed:
+/// its deliveries are written before anything is attempted.
+async fn a_redelivered_message_is_written_before_it_is_attempted(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/x")).await;
+    let messages = ingested_messages(&store, &tenant, 1).await;
+    let (acked, acked_at) = tokio::sync::oneshot::channel();
+    let incoming = hookhub_dispatcher::queue::Incoming {
+        message: Ok(messages.clone()),
+        redelivered: true,
+        acker: Box::new(AckedAt(acked)),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    fanout_for_test(&store, &shutdown).run(Replay(vec![incoming]), shutdown.clone()).await;
+    let acked_at = acked_at.await.expect("acked");
+    let got = receiver.wait_for("/x", 1).await;
+    assert!(got[0].at > acked_at, "attempted only after the write that the ack follows");
+    let settled = "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 1";
+    eventually(Duration::from_secs(10), || async { (common::scalar(&store, settled).await == 1).then_some(()) }).await;
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts").await, 1);
+    shutdown.cancel();
     common::drop_test_resources(&settings).await;
 }
 

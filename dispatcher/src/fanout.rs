@@ -45,6 +45,8 @@ struct Target {
     tenant: TenantId,
     event: EventId,
     event_type: EventType,
+    /// Its message came again (see [`Incoming::redelivered`]).
+    redelivered: bool,
 }
 
 impl TryFrom<&EventMessage> for Target {
@@ -55,6 +57,7 @@ impl TryFrom<&EventMessage> for Target {
             tenant: msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?,
             event: msg.event_id.parse().map_err(|_| malformed("event id"))?,
             event_type: msg.event_type.parse().map_err(|_| malformed("event type"))?,
+            redelivered: false,
         })
     }
 }
@@ -63,8 +66,9 @@ impl TryFrom<&EventMessage> for Target {
 enum Planned {
     /// A new event's: attempted before it is written.
     First(DeliveryWork),
-    /// A redelivered event's: written first, attempted only if it was
-    /// missing (its webhook may have gone out before).
+    /// An event fanned out before, or of a redelivered message: written
+    /// first, attempted only if it was missing (its webhook may have gone
+    /// out before).
     AfterWrite(DeliveryWork),
     /// Its event cannot be read: written leased, and abandoned by the
     /// retry path when it comes due.
@@ -121,7 +125,11 @@ impl Fanout {
         let mut planned = Vec::new();
         for (t, subs) in targets.iter().zip(subscribed) {
             let event = read.events.get(t.event.as_str());
-            let again = read.fanned_out.contains(t.event.as_str());
+            // A redelivered message may still be in the hands of a consumer
+            // whose connection closed: its attempts sent, its write not yet
+            // committed. Writing before attempting sends nothing twice when
+            // that write lands first, as it usually does.
+            let again = t.redelivered || read.fanned_out.contains(t.event.as_str());
             for sub in subs {
                 let delivery = Delivery::new(&t.tenant, &t.event, &sub.id, due);
                 planned.push(match event {
@@ -218,7 +226,7 @@ impl Fanout {
                     // out; it is dropped, its neighbours go ahead.
                     for event in &events {
                         match Target::try_from(event) {
-                            Ok(target) => targets.push(target),
+                            Ok(target) => targets.push(Target { redelivered: incoming.redelivered, ..target }),
                             Err(e) => tracing::error!(error = %e, "dropping event"),
                         }
                     }

@@ -232,7 +232,8 @@ impl Consumer for AmqpConsumer {
             match next {
                 Some(Ok(delivery)) => {
                     let message = decode(&delivery.data);
-                    return Some(Incoming { message, acker: Box::new(AmqpAcker(delivery.acker)) });
+                    let redelivered = delivery.redelivered;
+                    return Some(Incoming { message, redelivered, acker: Box::new(AmqpAcker(delivery.acker)) });
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer lost its channel; reconnecting")

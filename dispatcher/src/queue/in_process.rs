@@ -60,6 +60,6 @@ impl Acker for InProcessAcker {
 impl Consumer for InProcessConsumer {
     async fn next(&mut self) -> Option<Incoming> {
         let (message, ack) = self.rx.recv().await?;
-        Some(Incoming { message: Ok(message), acker: Box::new(InProcessAcker(ack)) })
+        Some(Incoming { message: Ok(message), redelivered: false, acker: Box::new(InProcessAcker(ack)) })
     }
 }

@@ -94,6 +94,9 @@ pub trait Acker: Send {
 pub struct Incoming {
     /// The message's events, or why its body did not parse.
     pub message: Result<Vec<EventMessage>, String>,
+    /// The broker delivered it before, to a consumer that did not ack it
+    /// (its connection closed, or it crashed).
+    pub redelivered: bool,
     /// Settles it.
     pub acker: Box<dyn Acker>,
 }
