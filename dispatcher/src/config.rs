@@ -52,6 +52,11 @@ impl DeliveryConfig {
     pub fn lease(&self) -> Duration {
         self.request_timeout * 2 + Duration::from_secs(1)
     }
+
+    /// [`Self::lease`] as the store counts time.
+    pub fn lease_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease()).unwrap_or(chrono::Duration::minutes(1))
+    }
 }
 
 impl Default for DeliveryConfig {

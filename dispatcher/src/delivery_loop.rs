@@ -174,7 +174,7 @@ impl DeliveryLoop {
             tokio::spawn(record_results(self.store.clone(), self.config.breaker, results, attempts_done.clone()));
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let lease = chrono::Duration::from_std(self.config.lease()).unwrap_or(chrono::Duration::minutes(1));
+        let lease = self.config.lease_span();
         loop {
             tokio::select! {
                 biased;

@@ -15,7 +15,7 @@
 use crate::delivery_loop::{observe, DeliveryLoop, Outcome};
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
-use hookhub_store::domain::{now, EventId, EventType, TenantId};
+use hookhub_store::domain::{now, DeliveryId, EventId, EventType, TenantId};
 use hookhub_store::repo::{Delivery, DeliveryWork, FreshDelivery, Subscription};
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -75,10 +75,15 @@ enum Planned {
     Unreadable(Delivery),
 }
 
-/// A first attempt fan-out waits for.
-struct Started {
-    delivery: Delivery,
-    attempt: JoinHandle<Outcome>,
+/// A batch's deliveries on their way to the store.
+#[derive(Default)]
+struct Round {
+    /// Every new delivery, in the state it is written in.
+    fresh: Vec<FreshDelivery>,
+    /// First attempts still running at the write, by delivery.
+    running: Vec<(DeliveryId, JoinHandle<Outcome>)>,
+    /// Deliveries attempted only once written, and only if they were new.
+    after_write: Vec<DeliveryWork>,
 }
 
 /// Consumes events and creates their deliveries.
@@ -119,9 +124,7 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let read = self.store.fan_out_events(&ids).await?;
-        let lease =
-            chrono::Duration::from_std(self.deliveries.config().lease()).unwrap_or(chrono::Duration::minutes(1));
-        let due = now() + lease;
+        let due = now() + self.deliveries.config().lease_span();
         let mut planned = Vec::new();
         for (t, subs) in targets.iter().zip(subscribed) {
             let event = read.events.get(t.event.as_str());
@@ -217,27 +220,7 @@ impl Fanout {
     /// place the batch was formed under: held while the batch is read, not
     /// while its first attempts run.
     async fn handle(&self, batch: Vec<Incoming>, reading: OwnedSemaphorePermit, shutdown: &CancellationToken) {
-        let mut targets = Vec::new();
-        let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            match incoming.message {
-                Ok(events) => {
-                    // An event that names nothing valid can never be fanned
-                    // out; it is dropped, its neighbours go ahead.
-                    for event in &events {
-                        match Target::try_from(event) {
-                            Ok(target) => targets.push(Target { redelivered: incoming.redelivered, ..target }),
-                            Err(e) => tracing::error!(error = %e, "dropping event"),
-                        }
-                    }
-                    ackers.push(incoming.acker);
-                }
-                Err(e) => {
-                    tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
-                    incoming.acker.reject().await;
-                }
-            }
-        }
+        let (targets, ackers) = unpack(batch).await;
         let events = targets.len();
         let planned = if targets.is_empty() {
             Vec::new()
@@ -247,40 +230,13 @@ impl Fanout {
                 None => return,
             }
         };
-        let deadline = tokio::time::Instant::now() + self.deliveries.config().first_attempt_wait;
-        let (mut fresh, mut started, mut after_write) = (Vec::new(), Vec::new(), Vec::new());
-        for p in planned {
-            match p {
-                Planned::First(work) => {
-                    let delivery = work.delivery.clone();
-                    started.push(Started { delivery, attempt: self.deliveries.take_on(work).await });
-                }
-                Planned::AfterWrite(work) => {
-                    fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
-                    after_write.push(work);
-                }
-                Planned::Unreadable(delivery) => fresh.push(FreshDelivery::Unattempted(delivery)),
-            }
-        }
-        drop(reading);
-        let mut running = Vec::new();
-        for Started { delivery, mut attempt } in started {
-            match tokio::time::timeout_at(deadline, &mut attempt).await {
-                Ok(Ok(outcome)) => fresh.push(outcome.into_fresh()),
-                // Panicked: written leased, it comes due again.
-                Ok(Err(_)) => fresh.push(FreshDelivery::Unattempted(delivery)),
-                Err(_) => {
-                    running.push((delivery.id.clone(), attempt));
-                    fresh.push(FreshDelivery::Unattempted(delivery));
-                }
-            }
-        }
-        let written = if fresh.is_empty() {
+        let round = self.attempt_first(planned, reading).await;
+        let written = if round.fresh.is_empty() {
             HashSet::new()
         } else {
             let _writing = self.writers.acquire().await.expect("semaphore is never closed");
             let breaker = self.deliveries.config().breaker;
-            match self.until_stored(events, shutdown, || self.store.write_fan_out(&fresh, breaker)).await {
+            match self.until_stored(events, shutdown, || self.store.write_fan_out(&round.fresh, breaker)).await {
                 Some(written) => written,
                 None => return,
             }
@@ -289,24 +245,89 @@ impl Fanout {
             acker.ack().await;
         }
         tracing::debug!(events, deliveries = written.len(), "fanned out");
-        for f in &fresh {
+        self.hand_over(round, &written).await;
+    }
+
+    /// Starts the batch's first attempts and collects them until
+    /// `first_attempt_wait` runs out.
+    async fn attempt_first(&self, planned: Vec<Planned>, reading: OwnedSemaphorePermit) -> Round {
+        let deadline = tokio::time::Instant::now() + self.deliveries.config().first_attempt_wait;
+        let mut round = Round::default();
+        let mut started = Vec::new();
+        for p in planned {
+            match p {
+                Planned::First(work) => {
+                    let delivery = work.delivery.clone();
+                    started.push((delivery, self.deliveries.take_on(work).await));
+                }
+                Planned::AfterWrite(work) => {
+                    round.fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
+                    round.after_write.push(work);
+                }
+                Planned::Unreadable(delivery) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+            }
+        }
+        drop(reading);
+        for (delivery, mut attempt) in started {
+            match tokio::time::timeout_at(deadline, &mut attempt).await {
+                Ok(Ok(outcome)) => round.fresh.push(outcome.into_fresh()),
+                // Panicked: written leased, it comes due again.
+                Ok(Err(_)) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+                Err(_) => {
+                    round.running.push((delivery.id.clone(), attempt));
+                    round.fresh.push(FreshDelivery::Unattempted(delivery));
+                }
+            }
+        }
+        round
+    }
+
+    /// After the write: counts the attempts written with their deliveries,
+    /// and gives the delivery loop the rest of what was `written`. What a
+    /// duplicate message wrote first is left to its own fan-out.
+    async fn hand_over(&self, round: Round, written: &HashSet<String>) {
+        for f in &round.fresh {
             if let FreshDelivery::Attempted(recorded) = f {
                 if written.contains(f.id().as_str()) {
                     observe(recorded);
                 }
             }
         }
-        // What a duplicate message raced in first is not followed: its own
-        // fan-out records it.
-        for (id, attempt) in running {
+        for (id, attempt) in round.running {
             if written.contains(id.as_str()) {
                 self.deliveries.follow(attempt);
             }
         }
-        for work in after_write {
+        for work in round.after_write {
             if written.contains(work.delivery.id.as_str()) {
                 self.deliveries.dispatch(work).await;
             }
         }
     }
+}
+
+/// A batch's messages as events to fan out, and how to settle them; a
+/// message that does not parse is rejected, an event that names nothing
+/// valid is dropped, and their neighbours go ahead.
+async fn unpack(batch: Vec<Incoming>) -> (Vec<Target>, Vec<Box<dyn Acker>>) {
+    let mut targets = Vec::new();
+    let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
+    for incoming in batch {
+        match incoming.message {
+            Ok(events) => {
+                for event in &events {
+                    match Target::try_from(event) {
+                        Ok(target) => targets.push(Target { redelivered: incoming.redelivered, ..target }),
+                        Err(e) => tracing::error!(error = %e, "dropping event"),
+                    }
+                }
+                ackers.push(incoming.acker);
+            }
+            Err(e) => {
+                tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
+                incoming.acker.reject().await;
+            }
+        }
+    }
+    (targets, ackers)
 }
