@@ -1,6 +1,6 @@
 use super::attempts::NewAttempt;
 use super::events::Event;
-use super::recordset::pg_type;
+use super::recordset::{pg_type, values_of};
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::cipher::Cipher;
@@ -362,23 +362,11 @@ impl Store {
             delivery::Column::LastStatusCode,
             delivery::Column::LastError,
         ];
-        const ATTEMPT: [attempt::Column; 12] = [
-            attempt::Column::Id,
-            attempt::Column::TenantId,
-            attempt::Column::DeliveryId,
-            attempt::Column::EventId,
-            attempt::Column::SubscriptionId,
-            attempt::Column::AttemptNumber,
-            attempt::Column::AttemptedAt,
-            attempt::Column::StatusCode,
-            attempt::Column::LatencyMs,
-            attempt::Column::Outcome,
-            attempt::Column::Error,
-            attempt::Column::ResponseBody,
-        ];
+        // Every column of the attempt row.
+        let attempt_cols: Vec<attempt::Column> = <attempt::Column as sea_orm::Iterable>::iter().collect();
         let casts: Vec<&str> =
-            MOVED.iter().map(pg_type).chain(ATTEMPT.iter().map(pg_type)).collect::<Result<_, _>>()?;
-        let attempt_columns: Vec<&str> = ATTEMPT.iter().map(sea_orm::IdenStatic::as_str).collect();
+            MOVED.iter().map(pg_type).chain(attempt_cols.iter().map(pg_type)).collect::<Result<_, _>>()?;
+        let attempt_columns: Vec<&str> = attempt_cols.iter().map(sea_orm::IdenStatic::as_str).collect();
         let v_columns: Vec<String> = MOVED
             .iter()
             .map(|c| sea_orm::IdenStatic::as_str(c).to_owned())
@@ -394,16 +382,8 @@ impl Store {
                 let params: Vec<String> =
                     casts.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
                 rows.push(format!("({})", params.join(", ")));
-                let moved = item.moved_delivery().to_row();
-                for column in MOVED {
-                    let value = sea_orm::ActiveModelTrait::get(&moved, column).into_value();
-                    values.push(value.expect("to_row sets every column"));
-                }
-                let attempt = attempt_row(item);
-                for column in ATTEMPT {
-                    let value = sea_orm::ActiveModelTrait::get(&attempt, column).into_value();
-                    values.push(value.expect("attempt_row sets every column"));
-                }
+                values.extend(values_of(&item.moved_delivery().to_row(), MOVED)?);
+                values.extend(values_of(&attempt_row(item), attempt_cols.iter().copied())?);
             }
             let sql = format!(
                 "WITH v({}) AS (VALUES {}), \

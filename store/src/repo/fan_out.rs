@@ -38,11 +38,11 @@ pub enum FreshDelivery {
 }
 
 impl FreshDelivery {
-    /// The delivery as it is written.
-    fn delivery(&self) -> Delivery {
+    /// The delivery's row as it is written.
+    fn row(&self) -> delivery::ActiveModel {
         match self {
-            Self::Attempted(item) => item.moved_delivery(),
-            Self::Unattempted(d) => d.clone(),
+            Self::Attempted(item) => item.moved_delivery().to_row(),
+            Self::Unattempted(d) => d.to_row(),
         }
     }
 
@@ -153,7 +153,7 @@ async fn write_chunks_on_pg(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) 
         let mut deliveries = RecordSet::of_entity::<delivery::Entity>()?;
         let mut attempts = RecordSet::of_entity::<attempt::Entity>()?;
         for f in chunk {
-            deliveries.push_model(&f.delivery().to_row())?;
+            deliveries.push_model(&f.row())?;
             if let FreshDelivery::Attempted(item) = f {
                 attempts.push_model(&attempt_row(item))?;
             }
@@ -179,7 +179,7 @@ async fn write_chunks_on_pg(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) 
 async fn write_chunks(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) -> Result<HashSet<String>, StoreError> {
     let mut written = HashSet::with_capacity(fresh.len());
     for chunk in fresh.chunks(FAN_OUT_CHUNK) {
-        let mut insert = delivery::Entity::insert_many(chunk.iter().map(|f| f.delivery().to_row())).on_conflict(
+        let mut insert = delivery::Entity::insert_many(chunk.iter().map(FreshDelivery::row)).on_conflict(
             OnConflict::columns([delivery::Column::EventId, delivery::Column::SubscriptionId]).do_nothing().to_owned(),
         );
         insert.query().returning_col(delivery::Column::Id);

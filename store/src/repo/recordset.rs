@@ -59,11 +59,9 @@ impl RecordSet {
 
     /// Adds an active model's row; every column of the set must be set.
     pub(crate) fn push_model<A: ActiveModelTrait>(&mut self, model: &A) -> Result<(), StoreError> {
-        let values = <A::Entity as EntityTrait>::Column::iter()
-            .filter(|c| self.columns.iter().any(|(name, _)| name == c.as_str()))
-            .map(|c| model.get(c).into_value().ok_or_else(|| unset(c.as_str())))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.push(values)
+        let columns = <A::Entity as EntityTrait>::Column::iter()
+            .filter(|c| self.columns.iter().any(|(name, _)| name == c.as_str()));
+        self.push(values_of(model, columns)?)
     }
 
     /// The column names, comma separated.
@@ -93,8 +91,18 @@ impl RecordSet {
     }
 }
 
-fn unset(column: &str) -> StoreError {
-    StoreError::Corrupt(format!("column {column} was not set"))
+/// The values of `columns` in an active model; each must be set (an unset
+/// column is an error, not a NULL).
+pub(crate) fn values_of<A: ActiveModelTrait>(
+    model: &A,
+    columns: impl IntoIterator<Item = <A::Entity as EntityTrait>::Column>,
+) -> Result<Vec<Value>, StoreError> {
+    columns
+        .into_iter()
+        .map(|c| {
+            model.get(c).into_value().ok_or_else(|| StoreError::Corrupt(format!("column {} was not set", c.as_str())))
+        })
+        .collect()
 }
 
 /// The PostgreSQL type `column` was created with (see `migration::schema`).
