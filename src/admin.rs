@@ -13,6 +13,9 @@ pub enum SubscriptionsCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Subscriptions whose row does not read (a key that left the keyring,
+    /// a corrupt row), with how many of their deliveries are held.
+    Unreadable,
 }
 
 /// `hookhub events ...`.
@@ -66,10 +69,19 @@ fn tenant(raw: Option<&str>) -> anyhow::Result<Option<TenantId>> {
     raw.map(|t| t.parse().map_err(|_| anyhow::anyhow!("{t} is not a tenant id (ten_...)"))).transpose()
 }
 
-/// Runs `subscriptions list`.
+/// Runs `subscriptions list` or `subscriptions unreadable`.
 pub async fn subscriptions(store: &Store, command: SubscriptionsCommand) -> anyhow::Result<()> {
-    let SubscriptionsCommand::List { tenant: only } = command;
-    let only = tenant(only.as_deref())?;
+    let only = match command {
+        SubscriptionsCommand::List { tenant: only } => tenant(only.as_deref())?,
+        SubscriptionsCommand::Unreadable => {
+            let unreadable = store.unreadable_subscriptions().await?;
+            for u in &unreadable {
+                println!("{}\t{}\theld={}\t{}", u.tenant_id, u.id, u.held_deliveries, u.reason);
+            }
+            eprintln!("{} unreadable subscription(s)", unreadable.len());
+            return Ok(());
+        }
+    };
     for t in store.list_tenants().await? {
         if only.as_ref().is_some_and(|o| *o != t.id) {
             continue;

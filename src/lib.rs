@@ -4,9 +4,10 @@
 
 pub mod admin;
 pub mod listen;
+pub mod local_key;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
 
-pub use settings::Settings;
+pub use settings::{Mode, Settings};
 pub use startup::{Hub, Role};

@@ -1,6 +1,6 @@
 //! `hookhub`: run the hub, or one of its parts, and administer it.
 use clap::{Parser, Subcommand};
-use hookhub::{admin, telemetry, Hub, Role, Settings};
+use hookhub::{admin, telemetry, Hub, Mode, Role, Settings};
 use hookhub_store::domain::{Plan, TenantId};
 use std::path::PathBuf;
 
@@ -20,6 +20,11 @@ struct Cli {
     /// A TOML file of settings (HOOKHUB_* env vars override it).
     #[arg(long, global = true, env = "HOOKHUB_CONFIG")]
     config: Option<PathBuf>,
+    /// Development mode (same as HOOKHUB_MODE=development): http:// and
+    /// loopback or private endpoints allowed, PostgreSQL without encryption
+    /// keys allowed. Never in production.
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,7 +110,10 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Listen { forward_to, events, hub, api_key } = cli.command {
         return hookhub::listen::run(hookhub::listen::ListenArgs { hub, api_key, forward_to, events }).await;
     }
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if cli.dev {
+        settings.mode = Mode::Development;
+    }
     telemetry::init(&settings.log_format);
     let role = match cli.command {
         Command::Serve => Role::All,

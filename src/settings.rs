@@ -1,5 +1,5 @@
 //! Configuration: defaults, then an optional TOML file, then `HOOKHUB_*` env vars.
-use anyhow::Context;
+use anyhow::{bail, Context};
 use hookhub_dispatcher::queue::amqp::AmqpConfig;
 use hookhub_dispatcher::retention::RetentionConfig;
 use hookhub_dispatcher::{DeliveryConfig, RelayConfig, RetrySchedule};
@@ -10,6 +10,29 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
+/// Which defaults apply: the safe ones, or a developer's conveniences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The default: https endpoints only, the SSRF guard on, and a
+    /// PostgreSQL hub refuses to start without encryption keys.
+    #[default]
+    Production,
+    /// `hookhub --dev` or `HOOKHUB_MODE=development`: endpoints may be
+    /// `http://` and on loopback or private networks (a receiver on your
+    /// laptop), and PostgreSQL may store values unencrypted.
+    Development,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Production => "production",
+            Self::Development => "development",
+        })
+    }
+}
+
 /// Every setting, flat so that each has one obvious env var
 /// (`database_url` ↔ `HOOKHUB_DATABASE_URL`).
 ///
@@ -17,6 +40,9 @@ use std::time::Duration;
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// `production` (the default, safe) or `development`, the one switch
+    /// for the conveniences below.
+    pub mode: Mode,
     /// `sqlite://...` (embedded default) or `postgres://...`.
     pub database_url: String,
     /// RabbitMQ; unset means the in-process queue (single-process `serve` only).
@@ -34,11 +60,16 @@ pub struct Settings {
     /// Milliseconds a verified API key is trusted before it is read again:
     /// how long a key revoked by another process may still work (0: read on every request).
     pub credential_cache_ms: u64,
-    /// Whether subscription URLs may be `http://` (development); production wants https.
-    pub allow_http_endpoints: bool,
-    /// Whether endpoints may resolve to loopback or private addresses
-    /// (development); production refuses them (SSRF guard).
-    pub allow_private_endpoints: bool,
+    /// Whether subscription URLs may be `http://`; unset follows the mode
+    /// (only in development).
+    pub allow_http_endpoints: Option<bool>,
+    /// Whether endpoints may resolve to loopback or private addresses;
+    /// unset follows the mode (only in development: production keeps the
+    /// SSRF guard on).
+    pub allow_private_endpoints: Option<bool>,
+    /// Whether a hub on PostgreSQL may start without `encryption_keys` and
+    /// store secrets and payloads unencrypted; unset follows the mode.
+    pub allow_unencrypted: Option<bool>,
     /// Per-attempt HTTP timeout, in milliseconds.
     pub delivery_timeout_ms: u64,
     /// Caps of the waits between attempts, like `5s,5m,30m,2h,5h,10h,10h`.
@@ -69,7 +100,9 @@ pub struct Settings {
     /// Days to keep the audit log (six years by default, as HIPAA asks); 0 keeps it forever.
     pub audit_retention_days: u32,
     /// Keys that seal secrets and payloads at rest: `id:base64-32-bytes`,
-    /// comma-separated. Empty stores them unencrypted (development only).
+    /// comma-separated. Empty: a SQLite hub generates its own key beside its
+    /// database; a PostgreSQL hub refuses to start unless unencrypted
+    /// storage is allowed.
     pub encryption_keys: String,
     /// Which of the keys seals new values (default: the first).
     pub encryption_key_id: Option<String>,
@@ -82,6 +115,7 @@ impl Default for Settings {
         let delivery = DeliveryConfig::default();
         let relay = RelayConfig::default();
         Self {
+            mode: Mode::Production,
             database_url: "sqlite://./data/hookhub.db?mode=rwc".into(),
             amqp_url: None,
             amqp_exchange: "hookhub.events".into(),
@@ -90,8 +124,9 @@ impl Default for Settings {
             metrics_listen: None,
             http_workers: 2,
             credential_cache_ms: hookhub_store::DEFAULT_CREDENTIAL_TTL.as_millis() as u64,
-            allow_http_endpoints: true,
-            allow_private_endpoints: true,
+            allow_http_endpoints: None,
+            allow_private_endpoints: None,
+            allow_unencrypted: None,
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
             retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_concurrency: delivery.concurrency,
@@ -151,8 +186,23 @@ impl Settings {
             .try_deserialize()
             .context("invalid configuration")?;
         settings.delivery_config()?;
-        settings.cipher()?;
+        settings.configured_cipher()?;
         Ok(settings)
+    }
+
+    /// Whether subscription URLs may be `http://`.
+    pub fn allows_http_endpoints(&self) -> bool {
+        self.allow_http_endpoints.unwrap_or(self.mode == Mode::Development)
+    }
+
+    /// Whether deliveries may go to loopback and private addresses (the SSRF guard off).
+    pub fn allows_private_endpoints(&self) -> bool {
+        self.allow_private_endpoints.unwrap_or(self.mode == Mode::Development)
+    }
+
+    /// Whether a PostgreSQL hub may store values unencrypted.
+    fn allows_unencrypted(&self) -> bool {
+        self.allow_unencrypted.unwrap_or(self.mode == Mode::Development)
     }
 
     /// The dispatcher's settings, checked.
@@ -166,7 +216,7 @@ impl Settings {
             poll_interval: Duration::from_millis(self.delivery_poll_interval_ms.max(10)),
             first_attempt_wait: Duration::from_millis(self.first_attempt_wait_ms),
             prefetch: self.amqp_prefetch.max(1),
-            allow_private_endpoints: self.allow_private_endpoints,
+            allow_private_endpoints: self.allows_private_endpoints(),
             breaker: BreakerPolicy {
                 max_failures: self.breaker_max_failures,
                 max_failing: chrono::Duration::hours(i64::from(self.breaker_failing_hours.max(1))),
@@ -183,12 +233,43 @@ impl Settings {
         }
     }
 
-    /// The keyring for encryption at rest.
-    pub fn cipher(&self) -> anyhow::Result<Cipher> {
+    /// The keyring `encryption_keys` describes (empty when unset).
+    fn configured_cipher(&self) -> anyhow::Result<Cipher> {
         Cipher::from_config(&self.encryption_keys, self.encryption_key_id.as_deref()).context("HOOKHUB_ENCRYPTION_KEYS")
     }
 
-    /// Connects to the database with the configured keyring.
+    /// The keyring for encryption at rest: the configured keys; without
+    /// them, a SQLite hub's own key (made on first use, see
+    /// [`crate::local_key`]); without either, no encryption where that is
+    /// allowed, and an error where it is not.
+    pub fn cipher(&self) -> anyhow::Result<Cipher> {
+        let configured = self.configured_cipher()?;
+        if configured.is_active() {
+            return Ok(configured);
+        }
+        if let Some(dir) = hookhub_store::sqlite_data_dir(&self.database_url) {
+            let (spec, created) = crate::local_key::load_or_create(&dir)?;
+            let path = crate::local_key::path_in(&dir);
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated an encryption key for secrets and payloads at rest; back it up with the database: \
+                     without it they cannot be read"
+                );
+            }
+            return Cipher::from_config(&spec, None).with_context(|| format!("the key in {}", path.display()));
+        }
+        if self.allows_unencrypted() {
+            return Ok(configured);
+        }
+        bail!(
+            "HOOKHUB_ENCRYPTION_KEYS is not set: a production hub does not store secrets and payloads unencrypted. \
+             Set it (id:base64-of-32-bytes, e.g. k1:$(head -c 32 /dev/urandom | base64)), or allow unencrypted \
+             storage explicitly with HOOKHUB_ALLOW_UNENCRYPTED=true or HOOKHUB_MODE=development"
+        )
+    }
+
+    /// Connects to the database with the keyring of [`Self::cipher`].
     pub async fn store(&self) -> anyhow::Result<Store> {
         let cipher = self.cipher()?;
         if !cipher.is_active() {
@@ -223,6 +304,12 @@ impl Settings {
     pub fn describe(&self) -> String {
         let store = self.database_url.split(':').next().unwrap_or("?");
         let queue = if self.amqp_config().is_some() { "rabbitmq" } else { "in-process" };
-        format!("store={store} queue={queue} listen={}", self.listen)
+        format!(
+            "mode={} store={store} queue={queue} listen={} https_only={} ssrf_guard={}",
+            self.mode,
+            self.listen,
+            !self.allows_http_endpoints(),
+            !self.allows_private_endpoints(),
+        )
     }
 }

@@ -114,7 +114,7 @@ impl Hub {
             let state = AppState {
                 store: store.clone(),
                 outbox_wake,
-                allow_http_endpoints: settings.allow_http_endpoints,
+                allow_http_endpoints: settings.allows_http_endpoints(),
                 broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
                 audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
             };

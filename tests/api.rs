@@ -463,7 +463,7 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn https_only_when_plain_http_is_not_allowed() {
-    let hub = TestHub::start_with(Backend::Sqlite, |s| s.allow_http_endpoints = false).await;
+    let hub = TestHub::start_with(Backend::Sqlite, |s| s.allow_http_endpoints = Some(false)).await;
     let (status, body) =
         hub.post("/v1/subscriptions", json!({"url": "http://x.example/h", "event_types": ["*"]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

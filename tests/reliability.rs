@@ -88,7 +88,7 @@ async fn the_breaker_disables_a_failing_subscription_announces_it_and_recover_re
 async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
     let receiver = Receiver::start().await;
     let hub = TestHub::start_with(Backend::Sqlite, |s| {
-        s.allow_private_endpoints = false;
+        s.allow_private_endpoints = Some(false);
         s.retry_schedule = String::new();
     })
     .await;
@@ -388,7 +388,7 @@ async fn a_redelivered_message_is_written_before_it_is_attempted(backend: Backen
 /// records nothing, and a mixed batch takes the transactional path.
 async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt};
 
     let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b"] {
@@ -397,12 +397,16 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
     let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
     let subs = store.matching_subscriptions(&tenant.id, &"client.created".parse().unwrap()).await.unwrap();
     let due = now() + chrono::Duration::seconds(60);
-    let fresh: Vec<FreshDelivery> =
-        subs.iter().map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due))).collect();
+    let fresh: Vec<FreshDelivery> = subs
+        .readable
+        .iter()
+        .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due)))
+        .collect();
     assert_eq!(store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap().len(), 2);
     let mut work = Vec::new();
     for f in &fresh {
-        work.push(store.delivery_work(f.id()).await.unwrap().expect("pending"));
+        let Loaded::Ready(ready) = store.delivery_work(f.id()).await.unwrap() else { panic!("pending") };
+        work.push(*ready);
     }
     let result = |i: usize, next: NextStep| RecordedAttempt {
         work: work[i].clone(),

@@ -364,6 +364,9 @@ async fn run(args: &Args) -> anyhow::Result<(Report, PathBuf)> {
     // Quiet by default: per-request logging would be measured as hub cost.
     env.push(("RUST_LOG".into(), "warn".into()));
     env.push(("HOOKHUB_RETRY_SCHEDULE".into(), args.retry_schedule.clone()));
+    // The receivers are on loopback over http, which only development mode
+    // allows; encryption at rest stays as in production.
+    env.push(("HOOKHUB_MODE".into(), "development".into()));
     // Last, so that they override the above.
     env.extend(args.extra_env()?);
     let launcher = HubLauncher { bin, env, log: workdir.join("hub.log") };

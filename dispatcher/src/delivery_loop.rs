@@ -14,7 +14,7 @@ use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
 use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus};
 use hookhub_store::repo::{
-    BreakerPolicy, Delivery, DeliveryWork, FreshDelivery, NewAttempt, NextStep, RecordedAttempt,
+    BreakerPolicy, Delivery, DeliveryWork, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
 use hookhub_store::Store;
 use std::future::Future;
@@ -251,7 +251,13 @@ impl DeliveryLoop {
 
     async fn load(&self, id: &DeliveryId) -> Option<DeliveryWork> {
         match self.store.delivery_work(id).await {
-            Ok(work) => work,
+            Ok(Loaded::Ready(work)) => Some(*work),
+            Ok(Loaded::Gone) => None,
+            Ok(Loaded::Held(reason)) => {
+                metrics().deliveries_held.inc();
+                tracing::warn!(delivery_id = %id, %reason, "delivery held until its event and subscription read");
+                None
+            }
             Err(e) => {
                 tracing::warn!(delivery_id = %id, error = %e, "could not load delivery; it comes back after its lease");
                 None

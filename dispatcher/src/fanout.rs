@@ -13,10 +13,11 @@
 //! never loses anything, and a crash before it sends the finished attempts
 //! again (at least once, same `webhook-id`).
 use crate::delivery_loop::{observe, DeliveryLoop, Outcome};
+use crate::metrics::metrics;
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
-use hookhub_store::domain::{now, DeliveryId, EventId, EventType, TenantId};
-use hookhub_store::repo::{Delivery, DeliveryWork, FreshDelivery, Subscription};
+use hookhub_store::domain::{now, DeliveryId, EventId, EventType, SubscriptionId, TenantId};
+use hookhub_store::repo::{Delivery, DeliveryWork, FanOutEvents, FreshDelivery, Matching};
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -70,8 +71,8 @@ enum Planned {
     /// first, attempted only if it was missing (its webhook may have gone
     /// out before).
     AfterWrite(DeliveryWork),
-    /// Its event cannot be read: written leased, and abandoned by the
-    /// retry path when it comes due.
+    /// Its event or its subscription cannot be read: written leased, and
+    /// held by the retry path until it reads again.
     Unreadable(Delivery),
 }
 
@@ -102,38 +103,47 @@ impl Fanout {
     }
 
     /// The batch's new deliveries: matching subscriptions, and the events
-    /// read in one go.
+    /// read in one go. A subscription that cannot be read gets its
+    /// deliveries written held (see [`Planned::Unreadable`]), so it fails
+    /// neither the batch nor its neighbours, and loses nothing.
     async fn plan(&self, targets: &[Target]) -> Result<Vec<Planned>, StoreError> {
-        let mut matching: HashMap<(&TenantId, &EventType), Vec<Subscription>> = HashMap::new();
+        let mut matching: HashMap<(&TenantId, &EventType), Matching> = HashMap::new();
         for t in targets {
             if let std::collections::hash_map::Entry::Vacant(slot) = matching.entry((&t.tenant, &t.event_type)) {
-                slot.insert(self.store.matching_subscriptions(&t.tenant, &t.event_type).await?);
+                let found = self.store.matching_subscriptions(&t.tenant, &t.event_type).await?;
+                for u in &found.unreadable {
+                    tracing::error!(
+                        subscription_id = %u.id, tenant_id = %u.tenant_id, reason = %u.reason,
+                        "subscription cannot be read; its deliveries are held (hookhub subscriptions unreadable)"
+                    );
+                }
+                slot.insert(found);
             }
         }
-        let subscribed: Vec<&[Subscription]> = targets
-            .iter()
-            .map(|t| matching.get(&(&t.tenant, &t.event_type)).map(Vec::as_slice).unwrap_or_default())
-            .collect();
+        let none = Matching::default();
+        let subscribed: Vec<&Matching> =
+            targets.iter().map(|t| matching.get(&(&t.tenant, &t.event_type)).unwrap_or(&none)).collect();
         let ids: Vec<EventId> = targets
             .iter()
             .zip(&subscribed)
-            .filter(|(_, subs)| !subs.is_empty())
+            .filter(|(_, subs)| !subs.readable.is_empty())
             .map(|(t, _)| t.event.clone())
             .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let read = self.store.fan_out_events(&ids).await?;
+        let read = if ids.is_empty() { FanOutEvents::default() } else { self.store.fan_out_events(&ids).await? };
         let due = now() + self.deliveries.config().lease_span();
         let mut planned = Vec::new();
         for (t, subs) in targets.iter().zip(subscribed) {
+            for held in subs.unreadable.iter().filter_map(|u| u.id.parse::<SubscriptionId>().ok()) {
+                metrics().deliveries_held.inc();
+                planned.push(Planned::Unreadable(Delivery::new(&t.tenant, &t.event, &held, due)));
+            }
             let event = read.events.get(t.event.as_str());
             // A redelivered message may still be in the hands of a consumer
             // whose connection closed: its attempts sent, its write not yet
             // committed. Writing before attempting sends nothing twice when
             // that write lands first, as it usually does.
             let again = t.redelivered || read.fanned_out.contains(t.event.as_str());
-            for sub in subs {
+            for sub in &subs.readable {
                 let delivery = Delivery::new(&t.tenant, &t.event, &sub.id, due);
                 planned.push(match event {
                     None => Planned::Unreadable(delivery),

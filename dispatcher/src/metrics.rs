@@ -29,6 +29,10 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     /// Consecutive failed attempts per subscription, while above zero.
     pub failure_streak: IntGaugeVec,
+    /// Deliveries held because their subscription or event cannot be read
+    /// (a key left the keyring, a corrupt row): written by fan-out, or
+    /// put back by the retry path.
+    pub deliveries_held: IntCounter,
 }
 
 const LATENCY_BUCKETS: [f64; 16] =
@@ -82,6 +86,10 @@ impl Metrics {
             delivery_latency: histogram(
                 "hookhub_delivery_latency_seconds",
                 "From an event's acceptance to its successful delivery",
+            ),
+            deliveries_held: counter(
+                "hookhub_deliveries_held_total",
+                "Deliveries held because their subscription or event cannot be read",
             ),
             attempts,
             failure_streak,

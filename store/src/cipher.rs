@@ -5,6 +5,13 @@
 //! still open with the old one. The row id is authenticated with the value
 //! (as associated data), so a ciphertext copied into another row does not
 //! open. Values written before encryption was turned on stay readable.
+//!
+//! What marks a value as sealed is never the tenant's to choose. A stored
+//! text that begins with [`TEXT_PREFIX`] or a stored JSON object with a
+//! [`JSON_MARKER`] key is ciphertext; tenant data that would look like
+//! either is escaped on the way in (behind [`TEXT_ESCAPE`], or wrapped as
+//! `{"$plain": value}`) and unescaped on the way out, so any value a tenant
+//! sends reads back exactly as sent, sealed or not.
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
@@ -14,8 +21,15 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt;
 
+/// Begins every sealed text value.
 const TEXT_PREFIX: &str = "enc:v1:";
+/// Begins a plaintext value that would otherwise look sealed (or escaped).
+const TEXT_ESCAPE: &str = "plain:v1:";
+/// The key of a sealed JSON value.
 const JSON_MARKER: &str = "$enc";
+/// The one key of a wrapped plaintext JSON value that would otherwise look
+/// sealed (or wrapped).
+const JSON_ESCAPE: &str = "$plain";
 
 /// A keyring that cannot be built from its configuration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,12 +124,17 @@ impl Cipher {
             Some((kid, nonce, sealed)) => {
                 format!("{TEXT_PREFIX}{kid}:{}:{}", STANDARD.encode(nonce), STANDARD.encode(sealed))
             }
+            None if plain.starts_with(TEXT_PREFIX) || plain.starts_with(TEXT_ESCAPE) => format!("{TEXT_ESCAPE}{plain}"),
             None => plain.to_owned(),
         }
     }
 
-    /// Opens a text column; unsealed (older) values pass through.
+    /// Opens a text column; unsealed values (stored while encryption was
+    /// off) pass through.
     pub fn open_text(&self, stored: &str, row: &str) -> Result<String, OpenError> {
+        if let Some(plain) = stored.strip_prefix(TEXT_ESCAPE) {
+            return Ok(plain.to_owned());
+        }
         let Some(rest) = stored.strip_prefix(TEXT_PREFIX) else { return Ok(stored.to_owned()) };
         let mut parts = rest.splitn(3, ':');
         let (Some(kid), Some(nonce), Some(sealed)) = (parts.next(), parts.next(), parts.next()) else {
@@ -136,13 +155,23 @@ impl Cipher {
                 "nonce": STANDARD.encode(nonce),
                 "ct": STANDARD.encode(sealed),
             }),
+            None if looks_marked(plain) => json!({ JSON_ESCAPE: plain }),
             None => plain.clone(),
         }
     }
 
-    /// Opens a JSON column; unsealed (older) values pass through.
+    /// Opens a JSON column; unsealed values (stored while encryption was
+    /// off) pass through.
     pub fn open_json(&self, stored: Value, row: &str) -> Result<Value, OpenError> {
-        if stored.get(JSON_MARKER).is_none() {
+        if let Value::Object(map) = &stored {
+            if map.len() == 1 && map.contains_key(JSON_ESCAPE) {
+                let Value::Object(mut map) = stored else { unreachable!("matched an object") };
+                return Ok(map.remove(JSON_ESCAPE).expect("checked above"));
+            }
+        }
+        if !is_sealed_shape(&stored) {
+            // Includes a tenant's `{"$enc": ...}` stored before escaping
+            // existed: only the exact shape `seal_json` writes is ciphertext.
             return Ok(stored);
         }
         let field = |name: &str| stored[name].as_str().ok_or(OpenError::Corrupt);
@@ -151,6 +180,19 @@ impl Cipher {
         let plain = self.open(field("kid")?, &nonce, &sealed, row)?;
         serde_json::from_slice(&plain).map_err(|_| OpenError::Corrupt)
     }
+}
+
+/// Whether a plaintext JSON value would be taken for a sealed or wrapped one.
+fn looks_marked(value: &Value) -> bool {
+    value.as_object().is_some_and(|m| m.contains_key(JSON_MARKER) || m.contains_key(JSON_ESCAPE))
+}
+
+/// Exactly what [`Cipher::seal_json`] writes: four string fields, `$enc` being `v1`.
+fn is_sealed_shape(value: &Value) -> bool {
+    let Some(map) = value.as_object() else { return false };
+    map.len() == 4
+        && map.get(JSON_MARKER).and_then(Value::as_str) == Some("v1")
+        && ["kid", "nonce", "ct"].iter().all(|k| map.get(*k).is_some_and(Value::is_string))
 }
 
 #[cfg(test)]
@@ -193,5 +235,40 @@ mod tests {
         assert_eq!(Cipher::from_config("nokid", None).unwrap_err(), CipherError::Malformed);
         assert_eq!(Cipher::from_config(&format!("k1:{}", key(1)), Some("k9")).unwrap_err(), CipherError::UnknownActive);
         assert!(!Cipher::from_config("", None).unwrap().is_active());
+    }
+
+    #[test]
+    fn tenant_values_that_look_sealed_read_back_as_sent() {
+        let sealing = Cipher::from_config(&format!("k1:{}", key(1)), None).unwrap();
+        for cipher in [Cipher::plaintext(), sealing] {
+            for text in ["enc:v1:k1:AAAA:BBBB", "enc:v1:", "plain:v1:x", "plain:v1:enc:v1:", "whsec_x", ""] {
+                let stored = cipher.seal_text(text, "r");
+                assert_eq!(cipher.open_text(&stored, "r").unwrap(), text, "{text:?} via {stored:?}");
+            }
+            let values = [
+                json!({"$enc": "v1", "kid": "k1", "nonce": "AAAA", "ct": "BBBB"}),
+                json!({"$enc": "anything"}),
+                json!({"$plain": 1}),
+                json!({"$plain": {"$enc": "v1"}}),
+                json!({"$plain": 1, "other": 2}),
+                json!({"nested": {"$enc": "v1", "kid": "k1", "nonce": "AAAA", "ct": "BBBB"}}),
+                json!(["$enc"]),
+                json!("enc:v1:k1:a:b"),
+                json!(null),
+            ];
+            for value in values {
+                let stored = cipher.seal_json(&value, "r");
+                assert_eq!(cipher.open_json(stored.clone(), "r").unwrap(), value, "{value} via {stored}");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_stored_before_escaping_still_read() {
+        let c = Cipher::plaintext();
+        // A tenant's marker-like object from before escaping existed is not
+        // the sealed shape, so it passes through instead of failing to open.
+        let legacy = json!({"$enc": "forged", "a": 1});
+        assert_eq!(c.open_json(legacy.clone(), "r").unwrap(), legacy);
     }
 }

@@ -186,16 +186,21 @@ impl Store {
     }
 }
 
+/// The folder a SQLite database URL keeps its file in (`.` for a bare file
+/// name); `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_data_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite:")?.trim_start_matches("//").split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let dir = std::path::Path::new(path).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    Some(if dir.as_os_str().is_empty() { ".".into() } else { dir })
+}
+
 /// Creates the folder a SQLite file lives in, so `./data/hookhub.db` works on
 /// a fresh checkout.
 fn ensure_sqlite_dir(url: &str) {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//").split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return;
-    }
-    if let Some(dir) = std::path::Path::new(path).parent() {
-        if !dir.as_os_str().is_empty() {
-            let _ = std::fs::create_dir_all(dir);
-        }
+    if let Some(dir) = sqlite_data_dir(url) {
+        let _ = std::fs::create_dir_all(dir);
     }
 }

@@ -47,6 +47,7 @@ pub fn hookhub_command(settings: &Settings, args: &[&str]) -> std::process::Comm
         .env("HOOKHUB_DATABASE_URL", &settings.database_url)
         .env("HOOKHUB_ENCRYPTION_KEYS", &settings.encryption_keys)
         .env("HOOKHUB_RETRY_SCHEDULE", &settings.retry_schedule)
+        .env("HOOKHUB_MODE", settings.mode.to_string())
         .env("RUST_LOG", "warn");
     if let Some(amqp) = settings.amqp_config() {
         cmd.env("HOOKHUB_AMQP_URL", &amqp.url)
@@ -56,10 +57,12 @@ pub fn hookhub_command(settings: &Settings, args: &[&str]) -> std::process::Comm
     cmd
 }
 
-/// Settings for a test: fast polls, a compressed retry schedule, port 0,
-/// and a fresh database (and queue names) of the backend.
+/// Settings for a test: development mode (receivers are on loopback, over
+/// http), fast polls, a compressed retry schedule, port 0, and a fresh
+/// database (and queue names) of the backend.
 pub async fn test_settings(backend: Backend) -> Settings {
     let mut s = Settings {
+        mode: hookhub::Mode::Development,
         listen: "127.0.0.1:0".into(),
         http_workers: 1,
         delivery_timeout_ms: 2_000,

@@ -33,6 +33,7 @@ impl Received {
 struct State {
     received: Mutex<Vec<Received>>,
     scripts: Mutex<HashMap<String, VecDeque<u16>>>,
+    echoing: Mutex<std::collections::HashSet<String>>,
     delay: Mutex<Duration>,
     path_delays: Mutex<HashMap<String, Duration>>,
 }
@@ -55,10 +56,15 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
         tokio::time::sleep(delay).await;
     }
     let status = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
+    let echo = state.echoing.lock().unwrap().contains(&path);
     state.received.lock().unwrap().push(Received { path, headers, body: body.to_vec(), at });
     let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
     if status == 429 {
         response.insert_header(("retry-after", "1"));
+    }
+    if echo {
+        // As careless receivers do: the payload back, with a NUL to boot.
+        return response.body([&body[..], b"\0"].concat());
     }
     response.body(format!("answered {status}"))
 }
@@ -89,6 +95,11 @@ impl Receiver {
     /// Answers the next requests to `path` with these statuses, then 200.
     pub fn script(&self, path: &str, statuses: &[u16]) {
         self.state.scripts.lock().unwrap().insert(path.to_owned(), statuses.iter().copied().collect());
+    }
+
+    /// Answers requests to `path` with their own body and a NUL byte.
+    pub fn echo(&self, path: &str) {
+        self.state.echoing.lock().unwrap().insert(path.to_owned());
     }
 
     /// Waits this long before answering each request.

@@ -1,4 +1,5 @@
 use super::stored;
+use crate::cipher::Cipher;
 use crate::domain::{AttemptId, AttemptOutcome, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::entity::attempt;
 use crate::page::{paginate, Page, PageRequest};
@@ -48,9 +49,17 @@ pub struct Attempt {
     pub response_body: Option<String>,
 }
 
-impl TryFrom<attempt::Model> for Attempt {
-    type Error = StoreError;
-    fn try_from(m: attempt::Model) -> Result<Self, StoreError> {
+impl Attempt {
+    /// Reads a row, opening its sealed response body. A body that does not
+    /// open (its key left the keyring) is left out rather than failing the
+    /// listing it is part of.
+    fn from_row(m: attempt::Model, cipher: &Cipher) -> Result<Self, StoreError> {
+        let response_body = m.response_body.as_deref().and_then(|body| {
+            cipher
+                .open_text(body, &m.id)
+                .map_err(|e| tracing::warn!(attempt_id = %m.id, error = %e, "response body cannot be read"))
+                .ok()
+        });
         Ok(Self {
             id: stored(&m.id)?,
             delivery_id: stored(&m.delivery_id)?,
@@ -62,7 +71,7 @@ impl TryFrom<attempt::Model> for Attempt {
             latency_ms: m.latency_ms,
             outcome: m.outcome,
             error: m.error,
-            response_body: m.response_body,
+            response_body,
         })
     }
 }
@@ -101,6 +110,6 @@ impl Store {
         let txn = self.tenant_scope(tenant).await?;
         let page = paginate(&txn, select, attempt::Column::Id, |m| &m.id, page).await?;
         txn.commit().await?;
-        page.try_map(Attempt::try_from)
+        page.try_map(|m| Attempt::from_row(m, self.cipher()))
     }
 }

@@ -165,6 +165,24 @@ impl Delivery {
     }
 }
 
+/// How long a held delivery waits before the retry path reads it again:
+/// long enough not to spin on a key that is missing, short enough that
+/// deliveries resume within minutes of it coming back.
+pub const HOLD: Duration = Duration::minutes(5);
+
+/// What [`Store::delivery_work`] found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// Ready to attempt.
+    Ready(Box<DeliveryWork>),
+    /// Deleted, finished by another worker, or abandoned (its event or
+    /// subscription is gone): nothing to do.
+    Gone,
+    /// Its event or subscription does not read; held for [`HOLD`], for
+    /// the reason given.
+    Held(String),
+}
+
 /// Attempts per multi-row statement when recording (7 parameters each in
 /// the `UPDATE`, 12 in the `INSERT`).
 const RECORD_CHUNK: usize = 200;
@@ -197,11 +215,17 @@ pub(super) fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
     matches!(item.next, NextStep::Succeeded) && item.work.subscription.failure_streak == 0
 }
 
-/// The attempt row of a recorded attempt.
-pub(super) fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
+/// The attempt row of a recorded attempt, its response body sealed:
+/// receivers often echo the payload back, so the body is PHI like the
+/// payload. A NUL (which PostgreSQL's text cannot hold, and which would fail
+/// the whole batch the row is written with) becomes U+FFFD: the body is
+/// kept for people to read, not byte for byte.
+pub(super) fn attempt_row(item: &RecordedAttempt, cipher: &Cipher) -> attempt::ActiveModel {
     let (d, a) = (&item.work.delivery, &item.attempt);
+    let id = AttemptId::generate().to_string();
+    let response_body = a.response_body.as_deref().map(|body| cipher.seal_text(&body.replace('\0', "\u{FFFD}"), &id));
     attempt::ActiveModel {
-        id: Set(AttemptId::generate().to_string()),
+        id: Set(id),
         tenant_id: Set(d.tenant_id.to_string()),
         delivery_id: Set(d.id.to_string()),
         event_id: Set(d.event_id.to_string()),
@@ -212,7 +236,7 @@ pub(super) fn attempt_row(item: &RecordedAttempt) -> attempt::ActiveModel {
         latency_ms: Set(a.latency_ms),
         outcome: Set(item.next.outcome()),
         error: Set(a.error.clone()),
-        response_body: Set(a.response_body.clone()),
+        response_body: Set(response_body),
     }
 }
 
@@ -238,28 +262,44 @@ impl Store {
         claimed.iter().map(|d| stored(&d.id)).collect()
     }
 
-    /// Loads a delivery with its event and subscription; `None` if it is
-    /// gone or no longer pending (deleted, or finished by another worker).
-    pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Option<DeliveryWork>, StoreError> {
+    /// Loads a delivery with its event and subscription, if it is still
+    /// pending and both read.
+    ///
+    /// One whose event or subscription exists but cannot be read (a key
+    /// left the keyring, a corrupt row) is held: pushed [`HOLD`] into the
+    /// future with the reason in `last_error`, so it neither spins nor is
+    /// lost, and goes out once the row reads again.
+    pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Loaded, StoreError> {
         let Some(d) = delivery::Entity::find_by_id(id.as_str()).one(self.db()).await? else {
-            return Ok(None);
+            return Ok(Loaded::Gone);
         };
         if d.status != DeliveryStatus::Pending {
-            return Ok(None);
+            return Ok(Loaded::Gone);
         }
         let event = event::Entity::find_by_id(d.event_id.as_str()).one(self.db()).await?;
         let sub = subscription::Entity::find_by_id(d.subscription_id.as_str()).one(self.db()).await?;
-        match (event, sub) {
-            (Some(event), Some(sub)) => Ok(Some(DeliveryWork {
-                delivery: d.try_into()?,
-                event: Event::from_row(event, self.cipher())?,
-                subscription: Subscription::from_row(sub, self.cipher())?,
-            })),
+        let (Some(event), Some(sub)) = (event, sub) else {
             // Purged or restored from an older backup: nothing to send, and
             // leaving it pending would re-claim it forever.
-            _ => {
-                self.abandon_delivery(id, "its event or subscription no longer exists").await?;
-                Ok(None)
+            self.abandon_delivery(id, "its event or subscription no longer exists").await?;
+            return Ok(Loaded::Gone);
+        };
+        let read = Subscription::from_row(sub, self.cipher())
+            .and_then(|subscription| Ok((Event::from_row(event, self.cipher())?, subscription)));
+        match read {
+            Ok((event, subscription)) => {
+                Ok(Loaded::Ready(Box::new(DeliveryWork { delivery: d.try_into()?, event, subscription })))
+            }
+            Err(e) => {
+                let reason = format!("held: {e}");
+                delivery::Entity::update_many()
+                    .col_expr(delivery::Column::NextAttemptAt, Some(now() + HOLD).into())
+                    .col_expr(delivery::Column::LastError, Some(reason.clone()).into())
+                    .filter(delivery::Column::Id.eq(id.as_str()))
+                    .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+                    .exec(self.db())
+                    .await?;
+                Ok(Loaded::Held(reason))
             }
         }
     }
@@ -298,11 +338,11 @@ impl Store {
         };
         let postgres = self.backend() == DatabaseBackend::Postgres;
         if postgres && batch.iter().all(leaves_subscription_alone) {
-            return Ok(recorded(&Self::record_on_pg(self.db(), batch).await?));
+            return Ok(recorded(&Self::record_on_pg(self.db(), batch, self.cipher()).await?));
         }
         let txn = self.db().begin().await?;
         let moved = if postgres {
-            Self::record_on_pg(&txn, batch).await?
+            Self::record_on_pg(&txn, batch, self.cipher()).await?
         } else {
             // SQLite runs in-process: a statement is a function call, not a round trip.
             let mut moved = HashSet::new();
@@ -311,8 +351,11 @@ impl Store {
                     moved.insert(item.work.delivery.id.to_string());
                 }
             }
-            let attempts: Vec<attempt::ActiveModel> =
-                batch.iter().filter(|item| moved.contains(item.work.delivery.id.as_str())).map(attempt_row).collect();
+            let attempts: Vec<attempt::ActiveModel> = batch
+                .iter()
+                .filter(|item| moved.contains(item.work.delivery.id.as_str()))
+                .map(|item| attempt_row(item, self.cipher()))
+                .collect();
             for chunk in attempts.chunks(RECORD_CHUNK) {
                 attempt::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
             }
@@ -348,7 +391,11 @@ impl Store {
     /// deliveries still pending, whose `RETURNING` feeds the attempts'
     /// `INSERT` in the same statement, so an attempt is recorded exactly when
     /// its delivery moved. Returns the ids of the deliveries that moved.
-    async fn record_on_pg(db: &impl ConnectionTrait, batch: &[RecordedAttempt]) -> Result<HashSet<String>, StoreError> {
+    async fn record_on_pg(
+        db: &impl ConnectionTrait,
+        batch: &[RecordedAttempt],
+        cipher: &Cipher,
+    ) -> Result<HashSet<String>, StoreError> {
         // `v`'s columns: what moves the delivery on (from `moved_delivery`),
         // then the attempt row (from `attempt_row`, the one description of an
         // attempt both stores write), prefixed `a_`; each typed as its table
@@ -383,7 +430,7 @@ impl Store {
                     casts.iter().enumerate().map(|(i, cast)| format!("${}::{cast}", first + i)).collect();
                 rows.push(format!("({})", params.join(", ")));
                 values.extend(values_of(&item.moved_delivery().to_row(), MOVED)?);
-                values.extend(values_of(&attempt_row(item), attempt_cols.iter().copied())?);
+                values.extend(values_of(&attempt_row(item, cipher), attempt_cols.iter().copied())?);
             }
             let sql = format!(
                 "WITH v({}) AS (VALUES {}), \

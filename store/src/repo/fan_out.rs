@@ -12,6 +12,7 @@ use super::deliveries::{attempt_row, leaves_subscription_alone};
 use super::events::{readable, Event};
 use super::recordset::RecordSet;
 use super::{Delivery, RecordedAttempt};
+use crate::cipher::Cipher;
 use crate::domain::{DeliveryId, EventId};
 use crate::entity::{attempt, delivery, event};
 use crate::{Store, StoreError};
@@ -132,10 +133,15 @@ impl Store {
             .collect();
         let postgres = self.backend() == DatabaseBackend::Postgres;
         if postgres && settling.is_empty() {
-            return write_chunks_on_pg(self.db(), fresh).await;
+            return write_chunks_on_pg(self.db(), fresh, self.cipher()).await;
         }
         let txn = self.db().begin().await?;
-        let written = if postgres { write_chunks_on_pg(&txn, fresh).await? } else { write_chunks(&txn, fresh).await? };
+        let cipher = self.cipher();
+        let written = if postgres {
+            write_chunks_on_pg(&txn, fresh, cipher).await?
+        } else {
+            write_chunks(&txn, fresh, cipher).await?
+        };
         for item in settling.into_iter().filter(|item| written.contains(item.work.delivery.id.as_str())) {
             Self::settle_subscription(&txn, item, breaker, self.cipher()).await?;
         }
@@ -147,7 +153,11 @@ impl Store {
 /// Each chunk's deliveries and attempts in one statement: the deliveries'
 /// `INSERT ... RETURNING` names those written, and only their attempts are
 /// inserted.
-async fn write_chunks_on_pg(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) -> Result<HashSet<String>, StoreError> {
+async fn write_chunks_on_pg(
+    db: &impl ConnectionTrait,
+    fresh: &[FreshDelivery],
+    cipher: &Cipher,
+) -> Result<HashSet<String>, StoreError> {
     let mut written = HashSet::with_capacity(fresh.len());
     for chunk in fresh.chunks(FAN_OUT_CHUNK) {
         let mut deliveries = RecordSet::of_entity::<delivery::Entity>()?;
@@ -155,7 +165,7 @@ async fn write_chunks_on_pg(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) 
         for f in chunk {
             deliveries.push_model(&f.row())?;
             if let FreshDelivery::Attempted(item) = f {
-                attempts.push_model(&attempt_row(item))?;
+                attempts.push_model(&attempt_row(item, cipher))?;
             }
         }
         let sql = format!(
@@ -176,7 +186,11 @@ async fn write_chunks_on_pg(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) 
 
 /// The same with separate statements (on SQLite a statement is a function
 /// call, not a round trip).
-async fn write_chunks(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) -> Result<HashSet<String>, StoreError> {
+async fn write_chunks(
+    db: &impl ConnectionTrait,
+    fresh: &[FreshDelivery],
+    cipher: &Cipher,
+) -> Result<HashSet<String>, StoreError> {
     let mut written = HashSet::with_capacity(fresh.len());
     for chunk in fresh.chunks(FAN_OUT_CHUNK) {
         let mut insert = delivery::Entity::insert_many(chunk.iter().map(FreshDelivery::row)).on_conflict(
@@ -189,7 +203,7 @@ async fn write_chunks(db: &impl ConnectionTrait, fresh: &[FreshDelivery]) -> Res
         let attempts: Vec<attempt::ActiveModel> = chunk
             .iter()
             .filter_map(|f| match f {
-                FreshDelivery::Attempted(item) if written.contains(f.id().as_str()) => Some(attempt_row(item)),
+                FreshDelivery::Attempted(item) if written.contains(f.id().as_str()) => Some(attempt_row(item, cipher)),
                 _ => None,
             })
             .collect();

@@ -27,7 +27,7 @@ pub use access::{
 };
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use audit::{AuditEntry, AuditFilter};
-pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, NextStep, RecordedAttempt};
+pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, Loaded, NextStep, RecordedAttempt, HOLD};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use fan_out::{FanOutEvents, FreshDelivery};
@@ -37,7 +37,7 @@ pub use limits::RateStatus;
 pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::OutboxItem;
 pub use rules::Rule;
-pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch};
+pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
 pub use tenants::Tenant;
 
 use crate::StoreError;

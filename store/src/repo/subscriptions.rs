@@ -9,7 +9,8 @@ use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 /// A subscription as the rest of the hub sees it: every field parsed.
@@ -60,15 +61,21 @@ impl Subscription {
     }
 }
 
+/// The event types a row asks for.
+fn event_types_of(m: &subscription::Model) -> Result<EventTypeFilter, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("subscription {}: event_types", m.id));
+    let types: Vec<String> = serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt())?;
+    EventTypeFilter::parse(&types).map_err(|_| corrupt())
+}
+
 impl Subscription {
     /// Reads a row, opening its sealed secrets.
     pub(crate) fn from_row(m: subscription::Model, cipher: &Cipher) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {}: {what}", m.id));
-        let types: Vec<String> = serde_json::from_value(m.event_types.clone()).map_err(|_| corrupt("event_types"))?;
         Ok(Self {
             id: stored(&m.id)?,
             tenant_id: stored(&m.tenant_id)?,
-            event_types: EventTypeFilter::parse(&types).map_err(|_| corrupt("event_types"))?,
+            event_types: event_types_of(&m)?,
             secret: SigningSecret::parse(&cipher.open_text(&m.secret, &m.id)?).map_err(|_| corrupt("secret"))?,
             url: m.url,
             description: m.description,
@@ -88,6 +95,36 @@ impl Subscription {
             rate_limit_per_second: m.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
         })
     }
+}
+
+/// A subscription whose row cannot be read: its secret was sealed with a
+/// key that left the keyring, or the row is corrupt. Fan-out holds its
+/// deliveries instead of failing the batch it shares with other tenants.
+#[derive(Clone, Debug)]
+pub struct UnreadableSubscription {
+    /// Its id, as stored (it may be what is corrupt).
+    pub id: String,
+    /// Its tenant's id, as stored.
+    pub tenant_id: String,
+    /// Why it does not read (names keys and columns, never values).
+    pub reason: String,
+    /// Its pending deliveries (counted only for operators' listings).
+    pub held_deliveries: u64,
+}
+
+impl UnreadableSubscription {
+    fn of(row: &subscription::Model, error: &StoreError) -> Self {
+        Self { id: row.id.clone(), tenant_id: row.tenant_id.clone(), reason: error.to_string(), held_deliveries: 0 }
+    }
+}
+
+/// The subscriptions an event goes to.
+#[derive(Clone, Debug, Default)]
+pub struct Matching {
+    /// Ready to be sent to.
+    pub readable: Vec<Subscription>,
+    /// Wanting the event but unreadable: their deliveries are held.
+    pub unreadable: Vec<UnreadableSubscription>,
 }
 
 /// What a tenant sends to create a subscription.
@@ -302,11 +339,18 @@ impl Store {
     }
 
     /// The tenant's active subscriptions that want this event type.
+    ///
+    /// One that cannot be read is not an error of the whole call, which
+    /// would stop fan-out for every tenant sharing the batch: it comes back
+    /// in [`Matching::unreadable`] when its event types still read and
+    /// match, so that its deliveries are held rather than lost. One whose
+    /// event types or ids do not read cannot be matched at all; it is
+    /// logged with its id, and `hookhub subscriptions unreadable` lists it.
     pub async fn matching_subscriptions(
         &self,
         tenant: &TenantId,
         event_type: &EventType,
-    ) -> Result<Vec<Subscription>, StoreError> {
+    ) -> Result<Matching, StoreError> {
         // Type lists are JSON, which the two backends query differently;
         // a tenant has few subscriptions, so filtering here is cheap.
         let rows = subscription::Entity::find()
@@ -314,11 +358,47 @@ impl Store {
             .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
             .all(self.db())
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = Matching::default();
         for row in rows {
-            let sub = Subscription::from_row(row, self.cipher())?;
-            if sub.event_types.matches(event_type) {
-                out.push(sub);
+            match Subscription::from_row(row.clone(), self.cipher()) {
+                Ok(sub) if sub.event_types.matches(event_type) => out.readable.push(sub),
+                Ok(_) => {}
+                Err(e) => match (event_types_of(&row), row.id.parse::<SubscriptionId>()) {
+                    (Ok(types), Ok(_)) => {
+                        if types.matches(event_type) {
+                            out.unreadable.push(UnreadableSubscription::of(&row, &e));
+                        }
+                    }
+                    _ => {
+                        tracing::error!(subscription_id = %row.id, error = %e, "subscription cannot be read or matched")
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every subscription whose row does not read, for operators.
+    pub async fn unreadable_subscriptions(&self) -> Result<Vec<UnreadableSubscription>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut select = subscription::Entity::find().order_by_asc(subscription::Column::Id).limit(500);
+            if let Some(after) = &after {
+                select = select.filter(subscription::Column::Id.gt(after.as_str()));
+            }
+            let rows = select.all(self.db()).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.clone());
+            for row in rows {
+                if let Err(e) = Subscription::from_row(row.clone(), self.cipher()) {
+                    let held_deliveries = delivery::Entity::find()
+                        .filter(delivery::Column::SubscriptionId.eq(row.id.as_str()))
+                        .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
+                        .count(self.db())
+                        .await?;
+                    out.push(UnreadableSubscription { held_deliveries, ..UnreadableSubscription::of(&row, &e) });
+                }
             }
         }
         Ok(out)
