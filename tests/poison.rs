@@ -16,6 +16,7 @@ crate::on_both_backends!(
     an_unreadable_subscription_holds_its_deliveries_and_no_one_else_waits,
     tenant_data_that_looks_sealed_reads_back_as_sent,
     echoed_responses_are_sealed_and_a_nul_fails_no_batch,
+    an_audit_row_the_database_refuses_costs_only_itself,
 );
 
 /// Runs `sql` on the hub's database.
@@ -185,4 +186,29 @@ async fn echoed_responses_are_sealed_and_a_nul_fails_no_batch(backend: Backend) 
     assert_eq!(echoed.len(), 2);
     assert!(echoed.iter().all(|b| b.contains(MARKER) && b.ends_with('\u{FFFD}')), "{echoed:?}");
     hub.stop().await;
+}
+
+/// The audit writer batches every tenant's calls into one statement: a row
+/// the database refuses (here a NUL, which PostgreSQL text cannot hold) must
+/// not take the record of the other calls with it.
+async fn an_audit_row_the_database_refuses_costs_only_itself(backend: Backend) {
+    use hookhub_store::repo::{AuditEntry, AuditFilter};
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let entry = |path: &str| AuditEntry {
+        tenant_id: Some(tenant.id.clone()),
+        credential: None,
+        method: "POST".into(),
+        path: path.into(),
+        status: 202,
+        latency_ms: 1,
+        client_ip: None,
+        at: hookhub_store::domain::now(),
+    };
+    let batch = vec![entry("/v1/events"), entry("/v1/\0poison"), entry("/v1/subscriptions")];
+    store.record_audit(batch).await.expect("the healthy rows are written");
+    let page = hookhub_store::PageRequest::first();
+    let rows = store.list_audit(&tenant.id, &AuditFilter::default(), &page).await.unwrap().items;
+    let paths: std::collections::HashSet<_> = rows.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths.contains("/v1/events") && paths.contains("/v1/subscriptions"), "{paths:?}");
+    common::drop_test_resources(&settings).await;
 }

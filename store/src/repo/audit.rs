@@ -44,25 +44,55 @@ pub struct AuditFilter {
 
 impl Store {
     /// Writes a batch of audit rows in one statement.
+    ///
+    /// The batch mixes every tenant's calls, so when its statement fails the
+    /// rows are written one by one: a row the database refuses costs only
+    /// itself, not the record of everyone else's calls. Fails only when no
+    /// row could be written.
     pub async fn record_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
-        if entries.is_empty() {
+        let rows: Vec<audit_entry::ActiveModel> = entries
+            .into_iter()
+            .map(|e| audit_entry::ActiveModel {
+                id: Set(format!("aud_{}", uuid::Uuid::now_v7().simple())),
+                tenant_id: Set(e.tenant_id.map(String::from)),
+                credential: Set(e.credential),
+                method: Set(e.method),
+                path: Set(e.path),
+                status: Set(i32::from(e.status)),
+                latency_ms: Set(e.latency_ms),
+                client_ip: Set(e.client_ip),
+                created_at: Set(e.at),
+            })
+            .collect();
+        let Err(batch_error) = self.insert_audit(rows.clone()).await else { return Ok(()) };
+        if rows.len() < 2 {
+            return Err(batch_error);
+        }
+        let mut last_error = None;
+        let mut written = 0;
+        for row in rows {
+            match self.insert_audit(vec![row]).await {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "an audit row was refused; the rest of its batch is written");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match last_error {
+            Some(e) if written == 0 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn insert_audit(&self, rows: Vec<audit_entry::ActiveModel>) -> Result<(), StoreError> {
+        if rows.is_empty() {
             return Ok(());
         }
-        let rows = entries.into_iter().map(|e| audit_entry::ActiveModel {
-            id: Set(format!("aud_{}", uuid::Uuid::now_v7().simple())),
-            tenant_id: Set(e.tenant_id.map(String::from)),
-            credential: Set(e.credential),
-            method: Set(e.method),
-            path: Set(e.path),
-            status: Set(i32::from(e.status)),
-            latency_ms: Set(e.latency_ms),
-            client_ip: Set(e.client_ip),
-            created_at: Set(e.at),
-        });
         if self.backend() == DatabaseBackend::Postgres {
             let mut set = RecordSet::of_entity::<audit_entry::Entity>()?;
-            for row in rows {
-                set.push_model(&row)?;
+            for row in &rows {
+                set.push_model(row)?;
             }
             let sql = set.insert(1);
             self.db()
