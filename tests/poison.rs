@@ -17,6 +17,7 @@ crate::on_both_backends!(
     tenant_data_that_looks_sealed_reads_back_as_sent,
     echoed_responses_are_sealed_and_a_nul_fails_no_batch,
     an_audit_row_the_database_refuses_costs_only_itself,
+    an_attempt_the_database_refuses_costs_only_itself,
 );
 
 /// Runs `sql` on the hub's database.
@@ -210,5 +211,56 @@ async fn an_audit_row_the_database_refuses_costs_only_itself(backend: Backend) {
     let rows = store.list_audit(&tenant.id, &AuditFilter::default(), &page).await.unwrap().items;
     let paths: std::collections::HashSet<_> = rows.iter().map(|r| r.path.as_str()).collect();
     assert!(paths.contains("/v1/events") && paths.contains("/v1/subscriptions"), "{paths:?}");
+    common::drop_test_resources(&settings).await;
+}
+
+/// The attempt recorder writes every tenant's finished attempts in one
+/// batch: one the database refuses (a NUL in its error text, which
+/// PostgreSQL cannot hold) is left for its lease, and the others are
+/// recorded.
+async fn an_attempt_the_database_refuses_costs_only_itself(backend: Backend) {
+    use hookhub_store::domain::now;
+    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt};
+
+    let (settings, store, first) = common::test_store(backend).await;
+    let (second, _) = store.create_tenant("second").await.unwrap();
+    let mut work = Vec::new();
+    for (tenant, path) in [(&first, "a"), (&second, "b"), (&first, "c")] {
+        common::subscribe_in_store(&store, tenant, &format!("http://127.0.0.1:9/{path}")).await;
+    }
+    for tenant in [&first, &second] {
+        let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
+        let subs = store.matching_subscriptions(&tenant.id, &event.event_type).await.unwrap();
+        let due = now() + chrono::Duration::seconds(60);
+        let fresh: Vec<FreshDelivery> = subs
+            .readable
+            .iter()
+            .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due)))
+            .collect();
+        store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap();
+        for f in &fresh {
+            let Loaded::Ready(ready) = store.delivery_work(f.id()).await.unwrap() else { panic!("pending") };
+            work.push(*ready);
+        }
+    }
+    let failed = |w: &hookhub_store::repo::DeliveryWork, error: &str| RecordedAttempt {
+        work: w.clone(),
+        attempt: NewAttempt {
+            attempted_at: now(),
+            status_code: None,
+            latency_ms: 3,
+            error: Some(error.into()),
+            response_body: None,
+        },
+        next: NextStep::RetryAt(now() + chrono::Duration::seconds(30)),
+    };
+    let batch = [failed(&work[0], "timed out"), failed(&work[2], "bad\0error"), failed(&work[1], "refused")];
+    let recorded = store.record_attempts(&batch, BreakerPolicy::default()).await.unwrap();
+    assert!(recorded[0] && recorded[2], "{recorded:?}");
+    if backend == Backend::Postgres {
+        assert!(!recorded[1], "PostgreSQL refuses a NUL: that attempt waits for its lease");
+    }
+    let healthy = "SELECT count(*) FROM attempts WHERE error IN ('timed out', 'refused')";
+    assert_eq!(common::scalar(&store, healthy).await, 2);
     common::drop_test_resources(&settings).await;
 }

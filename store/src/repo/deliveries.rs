@@ -328,11 +328,43 @@ impl Store {
     /// attempt succeeded on an endpoint that was not failing, the hot path)
     /// it runs without `BEGIN`/`COMMIT`: one round trip per batch.
     /// Returns, per attempt, whether it was recorded (see [`Self::record_attempt`]).
+    ///
+    /// A batch mixes every tenant's attempts, so when it fails it is
+    /// recorded attempt by attempt: one the database refuses is left
+    /// unrecorded (`false`; its delivery comes back after its lease) instead
+    /// of failing the others. Fails only when no attempt could be recorded.
     pub async fn record_attempts(
         &self,
         batch: &[RecordedAttempt],
         breaker: BreakerPolicy,
     ) -> Result<Vec<bool>, StoreError> {
+        let batch_error = match self.record_batch(batch, breaker).await {
+            Ok(recorded) => return Ok(recorded),
+            Err(e) if batch.len() < 2 => return Err(e),
+            Err(e) => e,
+        };
+        let mut recorded = Vec::with_capacity(batch.len());
+        let mut refused = 0;
+        for item in batch {
+            match self.record_batch(std::slice::from_ref(item), breaker).await {
+                Ok(one) => recorded.extend(one),
+                Err(e) => {
+                    let delivery_id = &item.work.delivery.id;
+                    tracing::error!(%delivery_id, error = %e, "an attempt could not be recorded; the rest of its batch is");
+                    refused += 1;
+                    recorded.push(false);
+                }
+            }
+        }
+        if refused == batch.len() {
+            Err(batch_error)
+        } else {
+            Ok(recorded)
+        }
+    }
+
+    /// [`Self::record_attempts`] in one go.
+    async fn record_batch(&self, batch: &[RecordedAttempt], breaker: BreakerPolicy) -> Result<Vec<bool>, StoreError> {
         let recorded = |moved: &HashSet<String>| -> Vec<bool> {
             batch.iter().map(|item| moved.contains(item.work.delivery.id.as_str())).collect()
         };
