@@ -18,6 +18,7 @@ crate::on_both_backends!(
     echoed_responses_are_sealed_and_a_nul_fails_no_batch,
     an_audit_row_the_database_refuses_costs_only_itself,
     an_attempt_the_database_refuses_costs_only_itself,
+    a_corrupt_delivery_row_fails_itself_not_the_claim,
 );
 
 /// Runs `sql` on the hub's database.
@@ -262,5 +263,38 @@ async fn an_attempt_the_database_refuses_costs_only_itself(backend: Backend) {
     }
     let healthy = "SELECT count(*) FROM attempts WHERE error IN ('timed out', 'refused')";
     assert_eq!(common::scalar(&store, healthy).await, 2);
+    common::drop_test_resources(&settings).await;
+}
+
+/// The retry path claims every tenant's due deliveries in one statement: a
+/// row whose id does not parse is failed, with the reason, and the healthy
+/// ones are claimed.
+async fn a_corrupt_delivery_row_fails_itself_not_the_claim(backend: Backend) {
+    use hookhub_store::domain::now;
+    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery};
+
+    let (settings, store, tenant) = common::test_store(backend).await;
+    for path in ["a", "b", "c"] {
+        common::subscribe_in_store(&store, &tenant, &format!("http://127.0.0.1:9/{path}")).await;
+    }
+    let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
+    let subs = store.matching_subscriptions(&tenant.id, &event.event_type).await.unwrap();
+    let fresh: Vec<FreshDelivery> = subs
+        .readable
+        .iter()
+        .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, now())))
+        .collect();
+    store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap();
+    let run = |sql: String| {
+        let store = store.clone();
+        async move { store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap() }
+    };
+    run(format!("UPDATE deliveries SET id = 'dlv_not-an-id' WHERE id = '{}'", fresh[1].id())).await;
+
+    let claimed = store.claim_due_deliveries(10, chrono::Duration::seconds(30)).await.expect("the claim goes through");
+    let expected: std::collections::HashSet<_> = [fresh[0].id(), fresh[2].id()].into_iter().cloned().collect();
+    assert_eq!(claimed.into_iter().collect::<std::collections::HashSet<_>>(), expected);
+    let failed = "SELECT count(*) FROM deliveries WHERE id = 'dlv_not-an-id' AND status = 'failed'";
+    assert_eq!(common::scalar(&store, failed).await, 1);
     common::drop_test_resources(&settings).await;
 }

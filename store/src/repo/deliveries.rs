@@ -259,7 +259,19 @@ impl Store {
             .filter(delivery::Column::Id.in_subquery(due))
             .exec_with_returning(self.db())
             .await?;
-        claimed.iter().map(|d| stored(&d.id)).collect()
+        let mut ids = Vec::with_capacity(claimed.len());
+        for d in claimed {
+            match d.id.parse() {
+                Ok(id) => ids.push(id),
+                // A corrupt row must not fail the claim it shares with every
+                // tenant's due retries; failed, it is not claimed again.
+                Err(_) => {
+                    tracing::error!(delivery_id = ?d.id, "delivery row has a corrupt id; failing it");
+                    self.fail_pending(&d.id, "corrupt row: its id does not parse").await?;
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Loads a delivery with its event and subscription, if it is still
@@ -591,12 +603,17 @@ impl Store {
     /// Fails a pending delivery without an attempt (its subscription was
     /// disabled before its turn came).
     pub async fn abandon_delivery(&self, id: &DeliveryId, reason: &str) -> Result<(), StoreError> {
+        self.fail_pending(id.as_str(), reason).await
+    }
+
+    /// Fails a pending delivery by its id as stored.
+    async fn fail_pending(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, DeliveryStatus::Failed.into())
             .col_expr(delivery::Column::NextAttemptAt, Option::<DateTime<Utc>>::None.into())
             .col_expr(delivery::Column::LastError, Some(reason.to_owned()).into())
             .col_expr(delivery::Column::UpdatedAt, now().into())
-            .filter(delivery::Column::Id.eq(id.as_str()))
+            .filter(delivery::Column::Id.eq(id))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
             .exec(self.db())
             .await?;
