@@ -57,7 +57,10 @@ async fn an_embedded_hub_without_keys_makes_its_own_and_seals_with_it() {
     let event = hub.send_event("client.created", json!({"note": "PHI"})).await;
     let store = hub.hub().store();
     for sql in [
-        format!("SELECT count(*) FROM subscriptions WHERE id = '{}' AND secret LIKE 'enc:v1:local:%'", sub["id"]),
+        format!(
+            "SELECT count(*) FROM subscriptions WHERE id = '{}' AND secret LIKE 'enc:v1:local:%' AND url LIKE 'enc:v1:local:%'",
+            sub["id"]
+        ),
         format!("SELECT count(*) FROM events WHERE id = '{event}' AND data NOT LIKE '%PHI%'"),
     ] {
         assert_eq!(common::scalar(store, &sql.replace('"', "")).await, 1, "{sql}");
@@ -65,6 +68,8 @@ async fn an_embedded_hub_without_keys_makes_its_own_and_seals_with_it() {
     // A restart (or a CLI command) reads the same key.
     let (status, read) = hub.get(&format!("/v1/events/{event}")).await;
     assert_eq!((status, &read["data"]), (StatusCode::OK, &json!({"note": "PHI"})));
+    let (_, listed) = hub.get("/v1/subscriptions").await;
+    assert_eq!(listed["data"][0]["url"], "http://127.0.0.1:9/x");
     let listed = common::hookhub_command(&hub.settings, &["subscriptions", "list"])
         .env_remove("HOOKHUB_ENCRYPTION_KEYS")
         .output()

@@ -69,7 +69,7 @@ fn event_types_of(m: &subscription::Model) -> Result<EventTypeFilter, StoreError
 }
 
 impl Subscription {
-    /// Reads a row, opening its sealed secrets.
+    /// Reads a row, opening its sealed secrets and URL.
     pub(crate) fn from_row(m: subscription::Model, cipher: &Cipher) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {}: {what}", m.id));
         Ok(Self {
@@ -77,7 +77,7 @@ impl Subscription {
             tenant_id: stored(&m.tenant_id)?,
             event_types: event_types_of(&m)?,
             secret: SigningSecret::parse(&cipher.open_text(&m.secret, &m.id)?).map_err(|_| corrupt("secret"))?,
-            url: m.url,
+            url: cipher.open_text(&m.url, &m.id)?,
             description: m.description,
             status: m.status,
             disabled_reason: m.disabled_reason,
@@ -210,9 +210,11 @@ impl Store {
         let id = SubscriptionId::generate().to_string();
         let model = subscription::ActiveModel {
             secret: Set(self.cipher().seal_text(&SigningSecret::generate().expose(), &id)),
+            // Endpoint URLs carry their owners' tokens (a Zapier hook URL
+            // is its own credential): sealed like the secret.
+            url: Set(self.cipher().seal_text(&url, &id)),
             id: Set(id),
             tenant_id: Set(tenant.to_string()),
-            url: Set(url),
             description: Set(description),
             event_types: Set(types_json(&event_types)),
             status: Set(status),
@@ -276,7 +278,7 @@ impl Store {
         }
         let mut model = current.into_active_model();
         if let Some(url) = patch.url {
-            model.url = Set(url.to_string());
+            model.url = Set(self.cipher().seal_text(&url.to_string(), id.as_str()));
         }
         if let Some(types) = patch.event_types {
             model.event_types = Set(types_json(&types));
