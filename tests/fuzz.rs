@@ -41,6 +41,8 @@ fn status_of(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>
             store: store.clone(),
             outbox_wake: None,
             allow_http_endpoints: true,
+            allow_private_endpoints: true,
+            trusted_proxies: Default::default(),
             broker_url: None,
             audit: None,
         };
