@@ -19,7 +19,7 @@ pub use error::ApiError;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use hookhub_store::domain::EndpointUrl;
+use hookhub_store::domain::{EndpointUrl, EndpointUrlError};
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -58,8 +58,7 @@ impl AppState {
         if self.allow_private_endpoints {
             return Ok(());
         }
-        let parsed =
-            url::Url::parse(url.as_str()).map_err(|_| ApiError::field(field, "url is not a valid absolute URL"))?;
+        let parsed = url::Url::parse(url.as_str()).map_err(|_| ApiError::field(field, EndpointUrlError::Invalid))?;
         hookhub_dispatcher::target_guard::check_endpoint(&parsed).await.map_err(|why| ApiError::field(field, why))
     }
 
