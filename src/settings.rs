@@ -53,7 +53,8 @@ pub struct Settings {
     pub amqp_queue: String,
     /// Address the API listens on.
     pub listen: String,
-    /// Where the relay and dispatcher roles serve /healthz, /readyz and /metrics (off when unset).
+    /// Where every role serves /healthz, /readyz and /metrics (off when unset);
+    /// the API's port serves the probes but never the metrics.
     pub metrics_listen: Option<String>,
     /// HTTP worker threads.
     pub http_workers: usize,
@@ -70,6 +71,10 @@ pub struct Settings {
     /// Whether a hub on PostgreSQL may start without `encryption_keys` and
     /// store secrets and payloads unencrypted; unset follows the mode.
     pub allow_unencrypted: Option<bool>,
+    /// Proxies (addresses or networks, comma-separated) whose
+    /// `X-Forwarded-For` names the client in the audit log; empty: the
+    /// peer address is the client.
+    pub trusted_proxies: String,
     /// Per-attempt HTTP timeout, in milliseconds.
     pub delivery_timeout_ms: u64,
     /// Caps of the waits between attempts, like `5s,5m,30m,2h,5h,10h,10h`.
@@ -127,6 +132,7 @@ impl Default for Settings {
             allow_http_endpoints: None,
             allow_private_endpoints: None,
             allow_unencrypted: None,
+            trusted_proxies: String::new(),
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
             retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_concurrency: delivery.concurrency,

@@ -41,9 +41,10 @@ impl Role {
 /// A running hub (or part of one).
 pub struct Hub {
     store: Store,
-    port: Option<u16>,
+    api_port: Option<u16>,
+    metrics_port: Option<u16>,
     shutdown: CancellationToken,
-    server: Option<actix_web::dev::ServerHandle>,
+    servers: Vec<actix_web::dev::ServerHandle>,
     tasks: Vec<JoinHandle<()>>,
     /// Fires when a part stops on its own (a panic, a fatal error).
     failed: CancellationToken,
@@ -105,39 +106,49 @@ impl Hub {
             tasks.push(spawn_part("delivery loop", delivery_loop.run(shutdown.clone()), &shutdown, &failed));
         }
 
-        // The API, or for roles without one the probes and metrics alone.
-        let address = if role.ingest() { Some(&settings.listen) } else { settings.metrics_listen.as_ref() };
-        let (mut port, mut server) = (None, None);
-        if let Some(address) = address {
+        // The API on its port; the probes and metrics on the metrics
+        // listener, when one is configured.
+        let state = AppState {
+            store: store.clone(),
+            outbox_wake,
+            allow_http_endpoints: settings.allows_http_endpoints(),
+            allow_private_endpoints: settings.allows_private_endpoints(),
+            trusted_proxies: settings.trusted_proxies.parse().context("HOOKHUB_TRUSTED_PROXIES")?,
+            broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
+            audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
+        };
+        let mut servers = Vec::new();
+        let mut start_http = |address: &str, api: bool| -> anyhow::Result<u16> {
             let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
-            port = Some(listener.local_addr()?.port());
-            let state = AppState {
-                store: store.clone(),
-                outbox_wake,
-                allow_http_endpoints: settings.allows_http_endpoints(),
-                broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
-                audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
-            };
-            let srv = if role.ingest() {
-                hookhub_ingest::serve(listener, state, settings.http_workers)?
+            let port = listener.local_addr()?.port();
+            let srv = if api {
+                hookhub_ingest::serve(listener, state.clone(), settings.http_workers)?
             } else {
-                hookhub_ingest::serve_ops(listener, state)?
+                hookhub_ingest::serve_ops(listener, state.clone())?
             };
-            server = Some(srv.handle());
+            servers.push(srv.handle());
             let http = async move {
                 if let Err(e) = srv.await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             };
             tasks.push(spawn_part("HTTP server", http, &shutdown, &failed));
-        }
+            Ok(port)
+        };
+        let api_port = if role.ingest() { Some(start_http(&settings.listen, true)?) } else { None };
+        let metrics_port = settings.metrics_listen.as_deref().map(|a| start_http(a, false)).transpose()?;
         tracing::info!(role = ?role, "{}", settings.describe());
-        Ok(Self { store, port, shutdown, server, tasks, failed })
+        Ok(Self { store, api_port, metrics_port, shutdown, servers, tasks, failed })
     }
 
     /// The port the API (or, for relay and dispatcher, the metrics) listens on.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.api_port.or(self.metrics_port)
+    }
+
+    /// The port of the metrics listener, when `metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// The store the hub uses.
@@ -148,9 +159,7 @@ impl Hub {
     /// Stops taking work, lets work in flight finish, and returns.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        if let Some(server) = &self.server {
-            server.stop(true).await;
-        }
+        futures::future::join_all(self.servers.iter().map(|server| server.stop(true))).await;
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
             tracing::warn!("shutdown timed out; unfinished work resumes from the store on restart");

@@ -35,20 +35,47 @@ fn hub() -> &'static (Store, String) {
 
 /// Sends one request through the real routes and returns its status.
 fn status_of(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> u16 {
-    exchange(method, path, content_type, body, auth).0
+    exchange_with(|_| {}, method, path, content_type, body, auth).0
+}
+
+/// [`status_of`], with the hub's state adjusted by `tweak` first.
+fn status_with(
+    tweak: impl FnOnce(&mut AppState),
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    auth: bool,
+) -> u16 {
+    exchange_with(tweak, method, path, content_type, body, auth).0
 }
 
 /// Sends one request through the real routes and returns its status and body.
 fn exchange(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> (u16, Vec<u8>) {
+    exchange_with(|_| {}, method, path, content_type, body, auth)
+}
+
+/// [`exchange`], with the hub's state adjusted by `tweak` first.
+fn exchange_with(
+    tweak: impl FnOnce(&mut AppState),
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    auth: bool,
+) -> (u16, Vec<u8>) {
     let (store, key) = hub();
     runtime().block_on(async {
-        let state = AppState {
+        let mut state = AppState {
             store: store.clone(),
             outbox_wake: None,
             allow_http_endpoints: true,
+            allow_private_endpoints: true,
+            trusted_proxies: Default::default(),
             broker_url: None,
             audit: None,
         };
+        tweak(&mut state);
         let app =
             actix_test::init_service(App::new().app_data(web::Data::new(state)).configure(hookhub_ingest::configure))
                 .await;
@@ -151,6 +178,58 @@ fn marker_like() -> impl Strategy<Value = serde_json::Value> {
     )
 }
 
+/// A private IPv4 address: this network, loopback, RFC 1918, link-local or shared.
+fn private_ipv4() -> impl Strategy<Value = std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    prop_oneof![
+        any::<[u8; 3]>().prop_map(|[b, c, d]| Ipv4Addr::new(0, b, c, d)),
+        any::<[u8; 3]>().prop_map(|[b, c, d]| Ipv4Addr::new(127, b, c, d)),
+        any::<[u8; 3]>().prop_map(|[b, c, d]| Ipv4Addr::new(10, b, c, d)),
+        (16u8..32, any::<[u8; 2]>()).prop_map(|(b, [c, d])| Ipv4Addr::new(172, b, c, d)),
+        any::<[u8; 2]>().prop_map(|[c, d]| Ipv4Addr::new(192, 168, c, d)),
+        any::<[u8; 2]>().prop_map(|[c, d]| Ipv4Addr::new(169, 254, c, d)),
+        (64u8..128, any::<[u8; 2]>()).prop_map(|(b, [c, d])| Ipv4Addr::new(100, b, c, d)),
+    ]
+}
+
+/// An IPv6 address carrying a private IPv4 one: mapped, compatible,
+/// translated, NAT64 (well-known and local-use prefix) or 6to4 (any suffix).
+fn ipv6_embedding_private_ipv4() -> impl Strategy<Value = std::net::Ipv6Addr> {
+    use std::net::Ipv6Addr;
+    (private_ipv4(), 0usize..6, any::<[u16; 5]>()).prop_map(|(v4, form, rest)| {
+        let [a, b, c, d] = v4.octets();
+        let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+        match form {
+            0 => v4.to_ipv6_mapped(),
+            1 => v4.to_ipv6_compatible(),
+            2 => Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo),
+            3 => Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+            4 => Ipv6Addr::new(0x64, 0xff9b, 1, rest[0], rest[1], rest[2], hi, lo),
+            _ => Ipv6Addr::new(0x2002, hi, lo, rest[0], rest[1], rest[2], rest[3], rest[4]),
+        }
+    })
+}
+
+/// The ways a URL can spell an IPv6 host: compressed, with a dotted IPv4
+/// tail, fully expanded, in capitals, with a port, or with a zone id.
+fn ipv6_url(ip: std::net::Ipv6Addr) -> impl Strategy<Value = String> {
+    let [a, b, c, d, e, f, g, h] = ip.segments();
+    let v4_tail = format!("{a:x}:{b:x}:{c:x}:{d:x}:{e:x}:{f:x}:{}.{}.{}.{}", g >> 8, g & 0xff, h >> 8, h & 0xff);
+    let forms = vec![
+        ip.to_string(),
+        format!("{a:x}:{b:x}:{c:x}:{d:x}:{e:x}:{f:x}:{g:x}:{h:x}"),
+        format!("{a:04X}:{b:04X}:{c:04X}:{d:04X}:{e:04X}:{f:04X}:{g:04X}:{h:04X}"),
+        v4_tail,
+    ];
+    (prop::sample::select(forms), prop::option::of(any::<u16>()), any::<bool>(), "[a-z0-9/]{0,12}").prop_map(
+        |(host, port, zone, path)| {
+            let zone = if zone { "%25eth0" } else { "" };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            format!("http://[{host}{zone}]{port}/{path}")
+        },
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -169,5 +248,23 @@ proptest! {
             let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
             prop_assert_eq!(&event["data"], &data);
         }
+    }
+
+    #[test]
+    fn the_ssrf_guard_refuses_ipv6_forms_of_private_ipv4(ip in ipv6_embedding_private_ipv4()) {
+        prop_assert!(hookhub_dispatcher::target_guard::refusal(ip.into()).is_some(), "{ip} is allowed");
+        let url = format!("http://[{ip}]/h");
+        prop_assert!(hookhub_dispatcher::target_guard::check_literal(&url).is_err(), "{url} is allowed");
+    }
+
+    #[test]
+    fn subscriptions_to_ipv6_forms_of_private_ipv4_are_refused_never_5xx(
+        url in ipv6_embedding_private_ipv4().prop_flat_map(ipv6_url),
+        route in prop::sample::select(vec!["/v1/subscriptions", "/v1/hooks"]),
+    ) {
+        let body = serde_json::json!({"url": url, "event_types": ["*"], "event": "*"});
+        let guarded = |s: &mut AppState| s.allow_private_endpoints = false;
+        let status = status_with(guarded, "POST", route, Some("application/json"), body.to_string().into_bytes(), true);
+        prop_assert!((400..500).contains(&status), "POST {route} {url} -> {status}");
     }
 }

@@ -20,14 +20,15 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn metrics_count_what_happened_and_readyz_checks_the_store() {
     let receiver = Receiver::start().await;
     receiver.script("/flaky", &[503]);
-    let hub = TestHub::start(Backend::Sqlite).await;
+    let hub = TestHub::start_with(Backend::Sqlite, |s| s.metrics_listen = Some("127.0.0.1:0".into())).await;
     hub.subscribe(&receiver.url("/flaky"), &["*"]).await;
     let event = hub.send_event("client.created", json!({"client_id": "c1"})).await;
     receiver.wait_for("/flaky", 2).await;
     let subs = hub.get("/v1/subscriptions").await.1;
     hub.wait_delivery_status(&event, subs["data"][0]["id"].as_str().unwrap(), "succeeded").await;
 
-    let text = reqwest::get(format!("{}/metrics", hub.base)).await.unwrap().text().await.unwrap();
+    let ops = format!("http://127.0.0.1:{}", hub.hub().metrics_port().unwrap());
+    let text = reqwest::get(format!("{ops}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metric(&text, "hookhub_events_accepted_total") >= 1.0, "{text}");
     assert!(metric(&text, "hookhub_events_published_total") >= 1.0);
     assert!(metric(&text, "hookhub_attempts_total{outcome=\"retrying\",status_class=\"5xx\"}") >= 1.0, "{text}");

@@ -92,11 +92,27 @@ async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
         s.retry_schedule = String::new();
     })
     .await;
-    let literal = hub.subscribe(&receiver.url("/literal"), &["*"]).await;
-    let by_name = hub.subscribe(&receiver.url("/by-name").replace("127.0.0.1", "localhost"), &["*"]).await;
+    // Written behind the API's back, which refuses these URLs: as if the
+    // name had resolved to a public address when the subscription was
+    // made (DNS rebinding). Delivery must still refuse them.
+    let store = hub.hub().store();
+    let presented = hookhub_store::domain::ApiKey::presented(&hub.key);
+    let tenant = store.principal_by_api_key(&presented).await.unwrap().unwrap().tenant;
+    let mut subs = Vec::new();
+    for url in [receiver.url("/literal"), receiver.url("/by-name").replace("127.0.0.1", "localhost")] {
+        let new = hookhub_store::repo::NewSubscription {
+            url: hookhub_store::domain::EndpointUrl::parse(&url, true).unwrap(),
+            event_types: hookhub_store::domain::EventTypeFilter::All,
+            description: String::new(),
+            rate_limit_per_second: None,
+            status: hookhub_store::domain::SubscriptionStatus::Active,
+        };
+        subs.push(json!({"id": store.create_subscription(&tenant.id, new).await.unwrap().id.to_string()}));
+    }
+    let (literal, by_name) = (&subs[0], &subs[1]);
     let event = hub.send_event("client.created", json!({"client_id": "c1"})).await;
 
-    for (sub, expected) in [(&literal, "loopback"), (&by_name, "non-public")] {
+    for (sub, expected) in [(literal, "loopback"), (by_name, "non-public")] {
         let delivery = hub.wait_delivery_status(&event, sub["id"].as_str().unwrap(), "failed").await;
         let error = delivery["last_error"].as_str().unwrap();
         assert!(error.contains("refused") && error.contains(expected), "{error}");

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod delivery_loop;
 pub mod fanout;
+pub mod ip_network;
 pub mod metrics;
 pub mod outbox_relay;
 pub mod payload;

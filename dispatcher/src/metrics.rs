@@ -2,11 +2,41 @@
 //!
 //! Counters and histograms are updated where things happen; the gauges that
 //! describe the store (outbox backlog, retry queue depth) are read from the
-//! database at scrape time, so every process reports the same truth.
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
-use std::sync::OnceLock;
+//! database at most once per [`STORE_GAUGES_EVERY`], so every process
+//! reports the same truth and a scrape never costs a query of its own.
+//! Labels have a few fixed values each: no series per subscription or
+//! tenant, whose count would grow with the customers and whose ids would
+//! reach whoever reads the metrics.
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How often the store's gauges are read again; scrapes in between see the last values.
+pub const STORE_GAUGES_EVERY: Duration = Duration::from_secs(15);
+
+/// Lets something happen at most once per interval, whoever asks.
+pub struct Throttle {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    /// A throttle that lets the first call through, then one per `every`.
+    pub const fn new(every: Duration) -> Self {
+        Self { every, last: Mutex::new(None) }
+    }
+
+    /// Whether it is time again; if so, the next time starts now.
+    pub fn ready(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < self.every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
 
 /// Every metric Hookhub exports.
 pub struct Metrics {
@@ -15,24 +45,28 @@ pub struct Metrics {
     pub events_accepted: IntCounter,
     /// Events confirmed by the broker.
     pub events_published: IntCounter,
-    /// Outbox rows not yet published (sampled at scrape).
+    /// Outbox rows not yet published (read from the store now and then).
     pub outbox_backlog: IntGauge,
-    /// Age of the oldest unpublished outbox row (sampled at scrape).
+    /// Age of the oldest unpublished outbox row (read from the store now and then).
     pub outbox_oldest_age_seconds: IntGauge,
     /// Attempts by outcome and status class.
     pub attempts: IntCounterVec,
-    /// Pending deliveries waiting for a later attempt (sampled at scrape).
+    /// Pending deliveries waiting for a later attempt (read from the store now and then).
     pub retry_queue_depth: IntGauge,
     /// HTTP time of one attempt.
     pub attempt_duration: Histogram,
     /// From the event's acceptance to its successful delivery.
     pub delivery_latency: Histogram,
-    /// Consecutive failed attempts per subscription, while above zero.
-    pub failure_streak: IntGaugeVec,
     /// Deliveries held because their subscription or event cannot be read
     /// (a key left the keyring, a corrupt row): written by fan-out, or
     /// put back by the retry path.
     pub deliveries_held: IntCounter,
+    /// Subscriptions whose latest attempt from this process failed.
+    pub failing_subscriptions: IntGauge,
+    /// The longest run of failed attempts among them (set at render).
+    pub longest_failure_streak: IntGauge,
+    /// The failure streak of each failing subscription, in memory only.
+    streaks: Mutex<HashMap<String, u32>>,
 }
 
 const LATENCY_BUCKETS: [f64; 16] =
@@ -63,12 +97,6 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(attempts.clone())).expect("registered once");
-        let failure_streak = IntGaugeVec::new(
-            Opts::new("hookhub_subscription_failure_streak", "Consecutive failed attempts of a subscription"),
-            &["subscription_id"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(failure_streak.clone())).expect("registered once");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
@@ -91,8 +119,16 @@ impl Metrics {
                 "hookhub_deliveries_held_total",
                 "Deliveries held because their subscription or event cannot be read",
             ),
+            failing_subscriptions: gauge(
+                "hookhub_failing_subscriptions",
+                "Subscriptions whose latest attempt from this process failed",
+            ),
+            longest_failure_streak: gauge(
+                "hookhub_longest_failure_streak",
+                "Most consecutive failed attempts of one subscription, in this process",
+            ),
             attempts,
-            failure_streak,
+            streaks: Mutex::new(HashMap::new()),
             registry,
         }
     }
@@ -112,15 +148,19 @@ impl Metrics {
 
     /// Tracks a subscription's run of failures; a success clears it.
     pub fn streak(&self, subscription_id: &str, failed: bool) {
+        let mut streaks = self.streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if failed {
-            self.failure_streak.with_label_values(&[subscription_id]).inc();
+            *streaks.entry(subscription_id.to_owned()).or_default() += 1;
         } else {
-            let _ = self.failure_streak.remove_label_values(&[subscription_id]);
+            streaks.remove(subscription_id);
         }
+        self.failing_subscriptions.set(streaks.len() as i64);
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        let longest = self.streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().copied().max();
+        self.longest_failure_streak.set(i64::from(longest.unwrap_or(0)));
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encoding to memory");
         String::from_utf8(out).expect("the text format is UTF-8")
@@ -131,4 +171,31 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_call_through_per_interval() {
+        let throttle = Throttle::new(Duration::from_millis(200));
+        assert!(throttle.ready());
+        assert!(!throttle.ready() && !throttle.ready(), "scrapes in between read nothing");
+        std::thread::sleep(Duration::from_millis(210));
+        assert!(throttle.ready());
+    }
+
+    #[test]
+    fn failure_streaks_are_counted_without_a_series_per_subscription() {
+        let m = Metrics::new();
+        m.streak("sub_a", true);
+        m.streak("sub_a", true);
+        m.streak("sub_b", true);
+        let text = m.render();
+        assert!(text.contains("hookhub_failing_subscriptions 2") && text.contains("hookhub_longest_failure_streak 2"));
+        assert!(!text.contains("sub_a") && !text.contains("subscription_id"), "{text}");
+        m.streak("sub_a", false);
+        assert!(m.render().contains("hookhub_longest_failure_streak 1"));
+    }
 }

@@ -69,7 +69,9 @@ impl Sender {
     pub fn new(timeout: Duration, guard: bool) -> Self {
         let mut builder = reqwest::Client::builder();
         if guard {
-            builder = builder.dns_resolver(std::sync::Arc::new(crate::target_guard::GuardedResolver));
+            // A proxy from HTTP(S)_PROXY would resolve the name itself and
+            // connect wherever it points, past the guard's resolver.
+            builder = builder.dns_resolver(std::sync::Arc::new(crate::target_guard::GuardedResolver)).no_proxy();
         }
         let client = builder
             .timeout(timeout)

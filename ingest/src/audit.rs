@@ -64,10 +64,13 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let started = Instant::now();
     let at = now();
-    let sink = req.app_data::<web::Data<crate::AppState>>().and_then(|s| s.audit.clone());
+    let state = req.app_data::<web::Data<crate::AppState>>();
+    let sink = state.and_then(|s| s.audit.clone());
     let method = req.method().to_string();
-    let path = req.path().to_owned();
-    let client_ip = req.connection_info().realip_remote_addr().map(str::to_owned);
+    let path = crate::routes::redacted_path(req.path()).into_owned();
+    let client_ip = state
+        .and_then(|s| s.trusted_proxies.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()))
+        .map(|ip| ip.to_string());
     let mut res = next.call(req).await?;
     let (principal, rate) = {
         let ext = res.request().extensions();

@@ -19,6 +19,11 @@ pub struct Authenticated(pub Tenant);
 /// The tenant a request acts for, with the `admin` scope (keys, apps, audit log).
 pub struct Admin(pub Tenant);
 
+/// The tenant a request acts for, with the `write` scope even for a read:
+/// what it reads (a signing secret) lets its holder forge deliveries, which
+/// a `read` credential must not be able to do.
+pub struct Writer(pub Tenant);
+
 /// What the credential presented was.
 enum Credential {
     ApiKey(String),
@@ -97,6 +102,16 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let fut = extract(req, Scope::Admin);
+        Box::pin(async move { fut.await.map(Self) })
+    }
+}
+
+impl FromRequest for Writer {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let fut = extract(req, Scope::Write);
         Box::pin(async move { fut.await.map(Self) })
     }
 }

@@ -7,16 +7,19 @@
 mod audit;
 mod auth;
 mod body;
+mod client_ip;
 mod error;
 pub mod inbound;
 mod pagination;
 mod routes;
 
 pub use audit::AuditSink;
+pub use client_ip::TrustedProxies;
 pub use error::ApiError;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use hookhub_store::domain::{EndpointUrl, EndpointUrlError};
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -35,6 +38,11 @@ pub struct AppState {
     pub outbox_wake: Option<Arc<Notify>>,
     /// Whether subscription URLs may be plain `http://` (development).
     pub allow_http_endpoints: bool,
+    /// Whether subscription URLs may point at internal addresses
+    /// (development); when not, the SSRF guard checks each URL as it is saved.
+    pub allow_private_endpoints: bool,
+    /// Proxies whose `X-Forwarded-For` names the client in the audit log.
+    pub trusted_proxies: TrustedProxies,
     /// The broker readiness checks, when this process needs one.
     pub broker_url: Option<String>,
     /// Where API calls are recorded (off in tests that do not need it).
@@ -42,6 +50,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Refuses, as a 422 on `field`, a subscription URL the SSRF guard would
+    /// refuse: an internal literal address, or a name that does not resolve
+    /// or resolves to any internal address. Deliveries check again, since
+    /// DNS answers change.
+    pub(crate) async fn check_endpoint(&self, url: &EndpointUrl, field: &str) -> Result<(), ApiError> {
+        if self.allow_private_endpoints {
+            return Ok(());
+        }
+        let parsed = url::Url::parse(url.as_str()).map_err(|_| ApiError::field(field, EndpointUrlError::Invalid))?;
+        hookhub_dispatcher::target_guard::check_endpoint(&parsed).await.map_err(|why| ApiError::field(field, why))
+    }
+
     /// Counts a newly accepted event and wakes an in-process relay for it.
     pub fn event_accepted(&self) {
         hookhub_dispatcher::metrics::metrics().events_accepted.inc();
@@ -60,15 +80,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(routes::configure);
 }
 
-/// Starts the API on an already-bound listener (tests bind port 0).
+/// Starts the API and the probes on an already-bound listener (tests bind
+/// port 0); the metrics are served by [`serve_ops`] only.
 pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
     run(listener, state, workers, configure)
 }
 
-/// Starts only `/healthz`, `/readyz` and `/metrics`, for the relay and
-/// dispatcher roles, which have no API but must be probed and scraped.
+/// Starts the metrics listener: `/healthz`, `/readyz` and `/metrics`, for
+/// every role (relay and dispatcher have no API but must be probed and
+/// scraped; the API's port never serves the metrics).
 pub fn serve_ops(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     run(listener, state, 1, routes::configure_ops)
+}
+
+/// The access log: one INFO line per request, `METHOD PATH HTTP/x STATUS
+/// TIMEms`, with callback tokens redacted from the path.
+fn access_log() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+        .custom_request_replace("request", |req| {
+            let query = req.query_string();
+            let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+            format!("{} {}{query} {:?}", req.method(), routes::redacted_path(req.path()), req.version())
+        })
+        .log_target("hookhub::http")
 }
 
 fn run(
@@ -81,7 +115,7 @@ fn run(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(audit::middleware))
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("hookhub::http"))
+            .wrap(access_log())
             .app_data(state.clone())
             .configure(routes)
             .default_service(web::to(routes::not_found))

@@ -1,7 +1,7 @@
 //! Probes and metrics.
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_dispatcher::metrics::metrics as registry;
+use hookhub_dispatcher::metrics::{metrics as registry, Throttle, STORE_GAUGES_EVERY};
 
 /// What a probe answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -55,19 +55,21 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-/// `GET /metrics`: Prometheus text format. Store gauges are read now, so
-/// every process reports the same backlog.
-#[utoipa::path(operation_id = "metrics", get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String)))]
+/// `GET /metrics` on the metrics listener: Prometheus text format. The
+/// store's gauges are read at most once per [`STORE_GAUGES_EVERY`], however
+/// often (and by whomever) the endpoint is scraped.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    static STORE_READS: Throttle = Throttle::new(STORE_GAUGES_EVERY);
     let m = registry();
-    if let Ok(outbox) = state.store.outbox_status().await {
-        m.outbox_backlog.set(outbox.backlog as i64);
-        let age = outbox.oldest.map(|t| (hookhub_store::domain::now() - t).num_seconds().max(0));
-        m.outbox_oldest_age_seconds.set(age.unwrap_or(0));
-    }
-    if let Ok(depth) = state.store.retry_queue_depth().await {
-        m.retry_queue_depth.set(depth as i64);
+    if STORE_READS.ready() {
+        if let Ok(outbox) = state.store.outbox_status().await {
+            m.outbox_backlog.set(outbox.backlog as i64);
+            let age = outbox.oldest.map(|t| (hookhub_store::domain::now() - t).num_seconds().max(0));
+            m.outbox_oldest_age_seconds.set(age.unwrap_or(0));
+        }
+        if let Ok(depth) = state.store.retry_queue_depth().await {
+            m.retry_queue_depth.set(depth as i64);
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render())
 }

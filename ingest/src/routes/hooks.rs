@@ -60,6 +60,7 @@ pub async fn subscribe(
         .ok_or_else(|| ApiError::field("target_url", "is required (also accepted as hookUrl or url)"))?;
     let url =
         EndpointUrl::parse(raw_url.trim(), state.allow_http_endpoints).map_err(|e| ApiError::field("target_url", e))?;
+    state.check_endpoint(&url, "target_url").await?;
     let event = body.event.ok_or_else(|| ApiError::field("event", "is required, like \"appointment.booked\""))?;
     let event_types = EventTypeFilter::parse(std::slice::from_ref(&event))
         .map_err(|e| ApiError::field("event", format!("{e}; or \"*\"")))?;

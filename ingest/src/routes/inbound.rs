@@ -19,8 +19,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// Where a source's callbacks arrive; the last segment is its token.
+const CALLBACK_PREFIX: &str = "/v1/inbound/";
+
 fn callback_path(s: &InboundSource) -> String {
-    format!("/v1/inbound/{}/{}", s.kind, s.token)
+    format!("{CALLBACK_PREFIX}{}/{}", s.kind, s.token)
+}
+
+/// A request path as the access log and the audit log keep it: a
+/// callback's token is a credential (anyone holding it can post events as
+/// the gateway), so everything after the source becomes `[redacted]`.
+pub(crate) fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix(CALLBACK_PREFIX).and_then(|rest| rest.split_once('/')) {
+        Some((source, _token)) => format!("{CALLBACK_PREFIX}{source}/[redacted]").into(),
+        None => path.into(),
+    }
 }
 
 /// A connected gateway.
@@ -207,4 +220,18 @@ pub async fn receive(
         replayed: Some(outcome.replayed),
         ..ReceivedBody::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_path;
+
+    #[test]
+    fn callback_tokens_are_redacted_and_other_paths_kept() {
+        assert_eq!(redacted_path("/v1/inbound/stripe/tok_secret"), "/v1/inbound/stripe/[redacted]");
+        assert_eq!(redacted_path("/v1/inbound/generic/tok/more"), "/v1/inbound/generic/[redacted]");
+        assert_eq!(redacted_path("/v1/inbound/stripe"), "/v1/inbound/stripe");
+        assert_eq!(redacted_path("/v1/inbound-sources/src_1"), "/v1/inbound-sources/src_1");
+        assert_eq!(redacted_path("/v1/events"), "/v1/events");
+    }
 }

@@ -18,6 +18,8 @@ use std::str::FromStr;
 
 pub(crate) mod openapi;
 
+pub(crate) use inbound::redacted_path;
+
 /// One operation: registered on the server and listed in the OpenAPI
 /// document from the same table, so the two cannot drift apart unnoticed.
 pub(crate) struct Operation {
@@ -35,13 +37,16 @@ macro_rules! op {
     };
 }
 
-/// The probes and the metrics.
-pub(crate) fn ops_operations() -> Vec<Operation> {
-    vec![
-        op!(GET "/healthz" => health::healthz),
-        op!(GET "/readyz" => health::readyz),
-        op!(GET "/metrics" => health::metrics),
-    ]
+/// The probes, served on the API's port and on the metrics listener.
+pub(crate) fn probe_operations() -> Vec<Operation> {
+    vec![op!(GET "/healthz" => health::healthz), op!(GET "/readyz" => health::readyz)]
+}
+
+/// The metrics: on the metrics listener only, which is reached from inside
+/// the cluster, never on the API's public port (and not in the API's
+/// OpenAPI document).
+fn metrics_operations() -> Vec<Operation> {
+    vec![op!(GET "/metrics" => health::metrics)]
 }
 
 /// The tenant API under `/v1`. Order matters where paths overlap: a literal
@@ -90,14 +95,15 @@ pub(crate) fn api_operations() -> Vec<Operation> {
     ]
 }
 
-/// Mounts the probes and the metrics.
+/// Mounts the probes and the metrics (the metrics listener).
 pub fn configure_ops(cfg: &mut web::ServiceConfig) {
-    mount(cfg, ops_operations());
+    mount(cfg, probe_operations());
+    mount(cfg, metrics_operations());
 }
 
-/// Mounts every route.
+/// Mounts the API and the probes (the API's port).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    mount(cfg, ops_operations());
+    mount(cfg, probe_operations());
     mount(cfg, api_operations());
 }
 

@@ -22,7 +22,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
-        health::healthz, health::readyz, health::metrics, serve,
+        health::healthz, health::readyz, serve,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::secret, subscriptions::rotate_secret, subscriptions::enable,
         subscriptions::recover, attempts::of_subscription,
@@ -42,7 +42,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         (name = "subscriptions", description = "Endpoints that receive signed deliveries"),
         (name = "integrations", description = "REST Hooks (Zapier, Make), event types, rules, inbound gateways, listen"),
         (name = "access", description = "API keys, OAuth 2.0 client credentials and the audit log"),
-        (name = "operations", description = "Probes, metrics and this document"),
+        (name = "operations", description = "Probes and this document"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -137,11 +137,11 @@ pub async fn serve() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{api_operations, ops_operations};
+    use crate::routes::{api_operations, probe_operations};
     use std::collections::BTreeSet;
 
-    const PUBLIC: [&str; 6] =
-        ["/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/oauth/token", "/v1/inbound/{source}/{token}"];
+    const PUBLIC: [&str; 5] =
+        ["/healthz", "/readyz", "/v1/openapi.json", "/v1/oauth/token", "/v1/inbound/{source}/{token}"];
 
     fn documented() -> serde_json::Value {
         serde_json::from_str(document()).expect("the document is JSON")
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn every_route_is_documented_and_every_documented_operation_is_routed() {
-        let routed: BTreeSet<(String, String)> = ops_operations()
+        let routed: BTreeSet<(String, String)> = probe_operations()
             .into_iter()
             .chain(api_operations())
             .map(|op| (op.method.to_string(), op.path.to_owned()))

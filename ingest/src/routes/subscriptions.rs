@@ -1,6 +1,6 @@
 //! `/v1/subscriptions`: where a tenant's events go.
 use super::{path_id, IdPath};
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Writer};
 use crate::body::OptionalJson;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
@@ -172,6 +172,7 @@ pub async fn create(
     let (Some(url), Some(event_types), true) = (checked.url, checked.event_types, missing.is_empty()) else {
         return Err(ApiError::Validation(missing));
     };
+    state.check_endpoint(&url, "url").await?;
     let new = NewSubscription {
         url,
         event_types,
@@ -209,12 +210,13 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
 }
 
-/// `GET /v1/subscriptions/{id}/secret`: `{"secret": "whsec_..."}`.
+/// `GET /v1/subscriptions/{id}/secret`: `{"secret": "whsec_..."}`; needs
+/// `write`, since the secret signs deliveries.
 #[utoipa::path(operation_id = "get_subscription_secret", get, path = "/v1/subscriptions/{id}/secret", tag = "subscriptions", params(IdPath),
-    responses((status = 200, body = SecretBody)), security(("bearer" = ["read"])))]
+    responses((status = 200, body = SecretBody)), security(("bearer" = ["write"])))]
 pub async fn secret(
     state: web::Data<AppState>,
-    Authenticated(tenant): Authenticated,
+    Writer(tenant): Writer,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
@@ -235,6 +237,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
     let checked = body.into_inner().check(state.allow_http_endpoints)?;
+    if let Some(url) = &checked.url {
+        state.check_endpoint(url, "url").await?;
+    }
     let patch = SubscriptionPatch {
         url: checked.url,
         event_types: checked.event_types,
