@@ -182,6 +182,7 @@ async fn payloads_secrets_and_keys_never_reach_the_logs() {
             .env("HOOKHUB_DATABASE_URL", &db)
             .env("HOOKHUB_LISTEN", format!("127.0.0.1:{port}"))
             .env("HOOKHUB_RETRY_SCHEDULE", "100ms")
+            .env("HOOKHUB_MODE", "development")
             .env("HOOKHUB_LOG_FORMAT", "json")
             .env("RUST_LOG", "trace");
         cmd
