@@ -4,6 +4,7 @@ mod common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};
+use hookhub_store::domain::{IdempotencyKey, KeyNamespace};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
@@ -478,6 +479,7 @@ async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
         let store = settings.store().await.unwrap();
         store.migrate().await.unwrap();
         let (tenant, _) = store.create_tenant("t").await.unwrap();
+        let key = IdempotencyKey::new(&tenant.id, &KeyNamespace::Api, "key 'with' \"quotes\" ✓");
         let data = json!({
             "name": "Zoë \"Z\" O'Brien \\ 東京 🏋️", "note": "line\nbreak\ttab\u{0001}",
             "big": 9_007_199_254_740_993_u64, "ratio": 0.1, "nested": {"list": [1, null, true, {}], "empty": ""}
@@ -485,12 +487,12 @@ async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
         let new = hookhub_store::repo::NewEvent {
             event_type: "client.created".parse().unwrap(),
             data: data.clone(),
-            idempotency_key: Some("key 'with' \"quotes\" ✓".into()),
+            idempotency_key: Some(key.clone()),
         };
         let accepted = store.ingest_event(&tenant.id, new).await.unwrap().event;
         let stored = store.event(&tenant.id, &accepted.id).await.unwrap();
         assert_eq!(stored.data, data, "encrypted: {encrypted}");
-        assert_eq!(stored.idempotency_key.as_deref(), Some("key 'with' \"quotes\" ✓"));
+        assert_eq!(stored.idempotency_key, Some(key));
         assert_eq!(stored.created_at, accepted.created_at, "microseconds survive");
         common::drop_test_resources(&settings).await;
     }

@@ -9,6 +9,7 @@ mod auth;
 mod body;
 mod error;
 pub mod inbound;
+mod input;
 mod pagination;
 mod routes;
 

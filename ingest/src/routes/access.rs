@@ -34,6 +34,9 @@ impl CredentialBody {
         if name.is_none() {
             errors.push(FieldError::new("name", "is required (1 to 200 characters)"));
         }
+        if let Some(Err(e)) = name.as_deref().map(|n| crate::input::nul_free("name", n)) {
+            errors.push(e);
+        }
         let scope = match self.scope.as_deref().map(Scope::from_scope_string) {
             None => Some(Scope::Write),
             Some(Ok(scope)) => Some(scope),
@@ -275,7 +278,19 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), OAuth
     responses((status = 200, body = TokenBody), (status = 400, body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody)),
     security((), ("client_basic" = [])))]
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    // Body problems (too large, unreadable) answer in the API's error
+    // format, as on every route; the rest in RFC 6749's.
+    let body = crate::body::read_limited(payload).await?;
+    Ok(issue_token(&state, &req, &body).await?)
+}
+
+/// The token request's OAuth part: everything once the body is read.
+async fn issue_token(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, OAuthError> {
     let form_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -290,7 +305,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
     // RFC 6749 §3.1, §3.2: a parameter without a value counts as omitted,
     // unknown parameters are ignored, and ours may be sent only once.
     let mut form = std::collections::HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(&body) {
+    for (k, v) in url::form_urlencoded::parse(body) {
         if v.is_empty() || !TOKEN_PARAMETERS.contains(&k.as_ref()) {
             continue;
         }
@@ -303,7 +318,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
         None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
     }
-    let basic = basic_credentials(&req).transpose()?;
+    let basic = basic_credentials(req).transpose()?;
     let used_basic = basic.is_some();
     let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
         (Some(creds), None, None) => creds,
