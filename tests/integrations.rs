@@ -98,7 +98,8 @@ async fn samples_show_the_example_then_real_events_newest_first() {
 crate::on_both_backends!(
     event_type_catalogue_custom_types_and_schema_validation,
     cancelled_subscription_archives_the_client_exactly_once,
-    idempotency_keys_are_stored_as_digests_in_one_namespace_per_sender
+    idempotency_keys_are_stored_as_digests_in_one_namespace_per_sender,
+    keys_stored_in_clear_before_the_upgrade_still_replay
 );
 
 async fn event_type_catalogue_custom_types_and_schema_validation(backend: Backend) {
@@ -271,6 +272,43 @@ async fn idempotency_keys_are_stored_as_digests_in_one_namespace_per_sender(back
     let digests = "SELECT count(*) FROM events WHERE length(idempotency_key) = 64";
     assert_eq!(common::scalar(store, digests).await, 2);
     hub.stop().await;
+}
+
+/// After the upgrade that hashes stored keys, every key stored in clear
+/// before it still finds its event, in its sender's namespace.
+async fn keys_stored_in_clear_before_the_upgrade_still_replay(backend: Backend) {
+    use hookhub_store::domain::{IdempotencyKey, InboundKind, KeyNamespace};
+    use sea_orm::ConnectionTrait;
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let source = store.create_inbound_source(&tenant.id, InboundKind::Stripe, "whsec_x".into()).await.unwrap();
+    let legacy = ["order-42: paid", "stripe:evt_9", "generic:msg_1", "rule:rul_1:evt_2"];
+    let mut ids = Vec::new();
+    for key in legacy {
+        let id = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event.id;
+        let sql = format!("UPDATE events SET idempotency_key = '{key}' WHERE id = '{id}'");
+        store.db().execute(sea_orm::Statement::from_string(store.backend(), sql)).await.unwrap();
+        ids.push(id);
+    }
+    let forget = "DELETE FROM seaql_migrations WHERE version = 'm0009_hash_idempotency_keys'";
+    store.db().execute(sea_orm::Statement::from_string(store.backend(), forget)).await.unwrap();
+    store.migrate().await.unwrap();
+
+    let clear = "SELECT count(*) FROM events WHERE idempotency_key LIKE '%:%'";
+    assert_eq!(common::scalar(&store, clear).await, 0, "no key left in clear");
+    let inbound = KeyNamespace::Inbound(source.id.clone());
+    let expected = [
+        (KeyNamespace::Api, "order-42: paid"),
+        (inbound, "evt_9"),
+        (KeyNamespace::Api, "generic:msg_1"),
+        (KeyNamespace::Rule, "rul_1:evt_2"),
+    ];
+    for ((namespace, key), id) in expected.into_iter().zip(ids) {
+        let mut again = common::client_created(json!({}));
+        again.idempotency_key = Some(IdempotencyKey::new(&tenant.id, &namespace, key));
+        let outcome = store.ingest_event(&tenant.id, again).await.unwrap();
+        assert_eq!((outcome.replayed, outcome.event.id), (true, id), "{key}");
+    }
+    common::drop_test_resources(&settings).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
