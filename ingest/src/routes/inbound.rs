@@ -150,7 +150,11 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("token" = String, Path, description = "The source's secret path token")),
     request_body(content = Object, description = "The gateway's event, exactly as signed"),
     responses((status = 200, body = ReceivedBody),
-        (status = 400, description = "Bad or stale signature; nothing recorded", body = crate::error::ErrorBody)))]
+        (status = 400, description = "Bad or stale signature; nothing recorded", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = crate::error::ErrorBody),
+        (status = 422, description = "A NUL character or an integer beyond 64 bits; nothing recorded", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the owning tenant's plan; the gateway retries later", body = crate::error::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until the window resets")))))]
 pub async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -161,6 +165,10 @@ pub async fn receive(
     let kind: InboundKind = kind.parse().map_err(|_| ApiError::NotFound("inbound source"))?;
     let source =
         state.store.inbound_source_by_token(kind, &token).await?.ok_or(ApiError::NotFound("inbound source"))?;
+    // Callbacks count against the owning tenant's plan; over it, a 429
+    // makes the gateway retry later.
+    let tenant = state.store.tenant(&source.tenant_id).await?;
+    crate::auth::count_request(&state, &tenant, &req).await?;
     let raw = crate::body::read_limited(payload).await?;
     let at = now().timestamp();
     // The gateway's ids are keys in this source's own namespace.
