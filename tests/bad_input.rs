@@ -71,6 +71,14 @@ async fn nul_is_refused_in_every_free_text_field(backend: Backend) {
     let (_, events) = hub.get("/v1/events").await;
     assert_eq!(events["data"], json!([]), "nothing refused was stored");
 
+    // NUL in path segments and queries: not found or bad request, never a 500.
+    let patch = hub.request(Method::PATCH, "/v1/event-types/class.bo%00ked").json(&json!({"validate": false}));
+    assert_eq!(hub.call(patch).await.0, StatusCode::NOT_FOUND);
+    let callback = hub.request(Method::POST, "/v1/inbound/stripe/tok%00en").body("{}");
+    assert_eq!(hub.call(callback).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = hub.get("/v1/audit-log?from=%00").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
     // Other control characters are kept, exactly.
     let data = json!({"note": "\u{1}\u{7}\u{1f}\u{7f}", "\u{2}key": "\t"});
     let (status, accepted) = hub.post("/v1/events", event(data.clone(), Some("k\u{1}"))).await;
@@ -120,4 +128,18 @@ async fn body_errors_of_every_route_use_the_json_error_format() {
         assert_eq!(body["code"], "payload_too_large", "{name}");
     }
     hub.stop().await;
+}
+
+/// What validation misses, PostgreSQL refuses: that refusal is recognised
+/// as bad input (a 422 at the API), not as a failure of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refusing_nul_is_recognised_as_bad_input() {
+    let mut settings = common::test_settings(Backend::Postgres).await;
+    settings.encryption_keys = String::new();
+    let store = settings.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let (tenant, _) = store.create_tenant("t").await.unwrap();
+    let err = store.ingest_event(&tenant.id, common::client_created(json!({"a": "\u{0}"}))).await.unwrap_err();
+    assert!(err.is_unstorable_text(), "{err}");
+    common::drop_test_resources(&settings).await;
 }

@@ -156,6 +156,8 @@ pub async fn update(
     name: web::Path<String>,
     body: web::Json<EventTypePatch>,
 ) -> Result<HttpResponse, ApiError> {
+    // A name that is no event type (NUL included) names nothing.
+    name.parse::<EventType>().map_err(|_| ApiError::NotFound("event type"))?;
     let info = state.store.event_type(&tenant.id, &name).await?.ok_or(ApiError::NotFound("event type"))?;
     if body.validate && info.schema.is_none() {
         return Err(ApiError::field("validate", "this type has no schema to validate against"));

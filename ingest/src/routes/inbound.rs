@@ -163,6 +163,10 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let (kind, token) = path.into_inner();
     let kind: InboundKind = kind.parse().map_err(|_| ApiError::NotFound("inbound source"))?;
+    // Tokens are alphanumeric: anything else (NUL included) names nothing.
+    if !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::NotFound("inbound source"));
+    }
     let source =
         state.store.inbound_source_by_token(kind, &token).await?.ok_or(ApiError::NotFound("inbound source"))?;
     // Callbacks count against the owning tenant's plan; over it, a 429
