@@ -120,7 +120,8 @@ async fn body_errors_of_every_route_use_the_json_error_format() {
     let form = "application/x-www-form-urlencoded";
     let token = reqwest::Client::new().post(format!("{}/v1/oauth/token", hub.base)).header("content-type", form);
     let events = hub.request(Method::POST, "/v1/events").header("content-type", "application/json");
-    for (name, req) in [("token", token), ("events", events)] {
+    let subscriptions = hub.request(Method::POST, "/v1/subscriptions").header("content-type", "application/json");
+    for (name, req) in [("token", token), ("events", events), ("subscriptions", subscriptions)] {
         let resp = req.body(huge.clone()).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{name}");
         assert_eq!(resp.headers()["content-type"], "application/json", "{name}");

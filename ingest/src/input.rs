@@ -74,11 +74,11 @@ impl Scanner<'_> {
         while let Some(&b) = self.raw.get(self.at) {
             match b {
                 b'"' => {
-                    let text = self.string();
-                    // A string right after `{` or `,` in an object is a key.
+                    let text = self.skip_string();
+                    // A string followed by `:` is a key; only keys are decoded.
                     if let Some(Step::Key(key)) = self.path.last_mut() {
                         if self.raw[self.at..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':') {
-                            *key = Some(text);
+                            *key = Some(serde_json::from_slice(&self.raw[text]).unwrap_or_default());
                         }
                     }
                     continue;
@@ -114,8 +114,9 @@ impl Scanner<'_> {
         None
     }
 
-    /// Reads the string starting at the current `"`, leaving `at` after it.
-    fn string(&mut self) -> String {
+    /// Skips the string starting at the current `"`, leaving `at` after it;
+    /// returns where its JSON text is, quotes included.
+    fn skip_string(&mut self) -> std::ops::Range<usize> {
         let start = self.at;
         self.at += 1;
         while let Some(&b) = self.raw.get(self.at) {
@@ -126,8 +127,7 @@ impl Scanner<'_> {
                 _ => {}
             }
         }
-        let end = self.at.min(self.raw.len());
-        serde_json::from_slice(&self.raw[start..end]).unwrap_or_default()
+        start..self.at.min(self.raw.len())
     }
 
     /// The current path, like `data.items[2].amount`.
