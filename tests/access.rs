@@ -94,7 +94,9 @@ async fn oauth_client_credentials_issue_expire_tamper_and_revoke() {
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")));
 
     // Tampered: 401 with the RFC 6750 challenge.
-    let tampered = format!("{}x", &token[..token.len() - 1]);
+    // Its last character changed (to another one: a token may end in `x`).
+    let last = if token.ends_with('x') { "y" } else { "x" };
+    let tampered = format!("{}{last}", &token[..token.len() - 1]);
     let resp =
         reqwest::Client::new().get(format!("{}/v1/events", hub.base)).bearer_auth(&tampered).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -429,5 +431,79 @@ async fn api_writes_run_as_the_role_the_policies_bind() {
     for table in API_WRITTEN {
         assert!(writes.iter().any(|(t, _, _)| t == table), "no API write to {table} was exercised: {writes:?}");
     }
+    hub.stop().await;
+}
+
+/// The id of the tenant `hub` was started with.
+async fn only_tenant(hub: &TestHub) -> hookhub_store::domain::TenantId {
+    hub.hub().store().list_tenants().await.unwrap().remove(0).id
+}
+
+/// Gateway callbacks and token requests count against the owning tenant's
+/// plan like its API calls: once over, every route answers 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_and_token_requests_count_against_the_tenants_plan() {
+    let hub = TestHub::start(Backend::Postgres).await;
+    let (_, source) = hub.post("/v1/inbound-sources", json!({"source": "generic"})).await;
+    let (_, app) = hub.post("/v1/oauth-apps", json!({"name": "zap"})).await;
+    hub.hub().store().set_plan(&only_tenant(&hub).await, hookhub_store::domain::Plan::Essential).await.unwrap();
+    let secret = hookhub_store::domain::SigningSecret::parse(source["signing_secret"].as_str().unwrap()).unwrap();
+    let url = format!("{}{}", hub.base, source["url_path"].as_str().unwrap());
+    let body = json!({"type": "consent.signed", "data": {"client_id": "cl_1"}}).to_string();
+    let mut accepted = 0;
+    let refused = loop {
+        let sig = hookhub_dispatcher::signer::sign(
+            &secret,
+            &format!("msg_{accepted}"),
+            chrono::Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", sig.id)
+            .header("webhook-timestamp", sig.timestamp.to_string())
+            .header("webhook-signature", sig.signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::OK {
+            break resp;
+        }
+        accepted += 1;
+        assert!(accepted <= 50, "the essential plan allows 50 requests per 15 minutes");
+    };
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers()["retry-after"].to_str().unwrap().parse::<i64>().unwrap() > 0);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "rate_limited");
+    assert_eq!(hub.get("/v1/events").await.0, StatusCode::TOO_MANY_REQUESTS, "the API shares the count");
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let resp = token_request(&hub, &[("grant_type", "client_credentials")], Some((id, secret))).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "no token over the plan");
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "rate_limited");
+    hub.stop().await;
+}
+
+/// The token endpoint limits attempts per client id, failed ones included,
+/// so a client secret cannot be guessed at speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_are_limited_per_client_id_failed_ones_included() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (_, app) = hub.post("/v1/oauth-apps", json!({"name": "zap"})).await;
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let grant = [("grant_type", "client_credentials")];
+    let limit = hookhub_store::repo::TOKEN_REQUESTS_PER_CLIENT.limit;
+    for _ in 0..limit {
+        let resp = token_request(&hub, &grant, Some((id, "a guess"))).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = token_request(&hub, &grant, Some((id, secret))).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "even the right secret waits for the window");
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "rate_limited");
+    // Another client is counted apart.
+    let (_, other) = hub.post("/v1/oauth-apps", json!({"name": "make"})).await;
+    let other = (other["client_id"].as_str().unwrap(), other["client_secret"].as_str().unwrap());
+    assert_eq!(token_request(&hub, &grant, Some(other)).await.status(), StatusCode::OK);
     hub.stop().await;
 }

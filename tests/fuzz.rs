@@ -35,7 +35,7 @@ fn hub() -> &'static (Store, String) {
 
 /// Sends one request through the real routes and returns its status.
 fn status_of(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> u16 {
-    exchange_with(|_| {}, method, path, content_type, body, auth).0
+    answer_of(method, path, content_type, body, auth).status
 }
 
 /// [`status_of`], with the hub's state adjusted by `tweak` first.
@@ -47,23 +47,30 @@ fn status_with(
     body: Vec<u8>,
     auth: bool,
 ) -> u16 {
-    exchange_with(tweak, method, path, content_type, body, auth).0
+    answer_with(tweak, method, path, content_type, body, auth).status
 }
 
-/// Sends one request through the real routes and returns its status and body.
-fn exchange(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> (u16, Vec<u8>) {
-    exchange_with(|_| {}, method, path, content_type, body, auth)
+/// What a request was answered.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
 }
 
-/// [`exchange`], with the hub's state adjusted by `tweak` first.
-fn exchange_with(
+/// Sends one request through the real routes and returns the whole answer.
+fn answer_of(method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> Answer {
+    answer_with(|_| {}, method, path, content_type, body, auth)
+}
+
+/// [`answer_of`], with the hub's state adjusted by `tweak` first.
+fn answer_with(
     tweak: impl FnOnce(&mut AppState),
     method: &str,
     path: &str,
     content_type: Option<&str>,
     body: Vec<u8>,
     auth: bool,
-) -> (u16, Vec<u8>) {
+) -> Answer {
     let (store, key) = hub();
     runtime().block_on(async {
         let mut state = AppState {
@@ -86,9 +93,11 @@ fn exchange_with(
         if auth {
             req = req.insert_header(("authorization", format!("Bearer {key}")));
         }
-        let response = actix_test::call_service(&app, req.to_request()).await;
-        let status = response.status().as_u16();
-        (status, actix_test::read_body(response).await.to_vec())
+        let resp = actix_test::call_service(&app, req.to_request()).await;
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = actix_test::read_body(resp).await.to_vec();
+        Answer { status, content_type, body }
     })
 }
 
@@ -230,6 +239,77 @@ fn ipv6_url(ip: std::net::Ipv6Addr) -> impl Strategy<Value = String> {
     )
 }
 
+/// Text mixing NUL, the other control characters and anything else.
+fn control_text(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+    let char = prop_oneof![Just('\0'), (1u8..0x20).prop_map(char::from), Just('\u{7f}'), any::<char>()];
+    prop::collection::vec(char, len).prop_map(String::from_iter)
+}
+
+/// An integer literal beyond the 64-bit range, positive or negative.
+fn huge_integer() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (u128::from(u64::MAX) + 1..=u128::MAX).prop_map(|n| n.to_string()),
+        (i128::MIN..i128::from(i64::MIN)).prop_map(|n| n.to_string()),
+        "[1-9][0-9]{39,80}",
+        "-[1-9][0-9]{39,80}",
+    ]
+}
+
+/// Where a value sits inside `data`: object keys and array indexes.
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Puts the JSON text `literal` at `path` inside an object, as JSON text,
+/// and names that place as the API does (`data.a[2].b`).
+fn nest(literal: &str, path: &[Step]) -> (String, String) {
+    let mut text = literal.to_owned();
+    for step in path.iter().rev() {
+        text = match step {
+            Step::Key(k) => format!("{{\"pad\": 1, {}: {text}}}", serde_json::to_string(k).unwrap()),
+            Step::Index(i) => format!("[{}{text}]", "0, ".repeat(*i)),
+        };
+    }
+    let mut field = "data".to_owned();
+    for step in path {
+        match step {
+            Step::Key(k) => field.push_str(&format!(".{k}")),
+            Step::Index(i) => field.push_str(&format!("[{i}]")),
+        }
+    }
+    (format!("{{\"first\": {text}}}"), field.replacen("data", "data.first", 1))
+}
+
+fn nested_path() -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof!["[a-z]{1,8}".prop_map(Step::Key), (0usize..4).prop_map(Step::Index)];
+    prop::collection::vec(step, 0..5)
+}
+
+/// Asserts an answer is in the API's JSON error format, with this code.
+fn assert_error_format(answer: &Answer, code: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    let body: serde_json::Value =
+        serde_json::from_slice(&answer.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(body["message"].is_string(), "{}", body);
+    prop_assert_eq!(&body["code"], code);
+    Ok(())
+}
+
+/// Posts an event and, when it was accepted, reads its data back.
+fn post_and_read(body: Vec<u8>) -> (Answer, Option<serde_json::Value>) {
+    let answer = answer_of("POST", "/v1/events", Some("application/json"), body, true);
+    if answer.status != 202 {
+        return (answer, None);
+    }
+    let accepted: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let read = answer_of("GET", &format!("/v1/events/{}", accepted["id"].as_str().unwrap()), None, vec![], true);
+    assert_eq!(read.status, 200);
+    let read: serde_json::Value = serde_json::from_slice(&read.body).unwrap();
+    (answer, Some(read["data"].clone()))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -239,14 +319,42 @@ proptest! {
     fn marker_like_data_reads_back_as_sent(top in marker_like(), nested in marker_like()) {
         for data in [top.clone(), serde_json::json!({"inner": nested.clone()})] {
             let body = serde_json::json!({"type": "client.created", "data": data});
-            let (status, answer) =
-                exchange("POST", "/v1/events", Some("application/json"), body.to_string().into_bytes(), true);
-            prop_assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
-            let id = serde_json::from_slice::<serde_json::Value>(&answer).unwrap()["id"].as_str().unwrap().to_owned();
-            let (status, event) = exchange("GET", &format!("/v1/events/{id}"), None, vec![], true);
-            prop_assert_eq!(status, 200, "{}", String::from_utf8_lossy(&event));
-            let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
-            prop_assert_eq!(&event["data"], &data);
+            let (answer, read) = post_and_read(body.to_string().into_bytes());
+            prop_assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+            prop_assert_eq!(read.as_ref(), Some(&data));
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_as_nul_or_kept_exactly(
+        key in control_text(0..12), value in control_text(0..24), idempotency in control_text(1..40),
+        description in control_text(0..40),
+    ) {
+        // Cases share one hub: a key of its own, so no case replays another's event.
+        static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let idempotency = format!("{idempotency}#{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let data = serde_json::json!({key.clone(): value.clone(), "nested": [{"v": value.clone()}]});
+        let body = serde_json::json!({"type": "client.created", "data": data, "idempotency_key": idempotency});
+        let (answer, read) = post_and_read(body.to_string().into_bytes());
+        if [&key, &value, &idempotency].iter().any(|s| s.contains('\0')) {
+            prop_assert_eq!(answer.status, 422, "{}", body);
+            assert_error_format(&answer, "validation_failed")?;
+        } else {
+            prop_assert_eq!(answer.status, 202, "{}", body);
+            prop_assert_eq!(read, Some(data), "reads back exactly as sent");
+        }
+
+        let sub = serde_json::json!({"url": "https://crm.example.com/h", "event_types": ["*"], "description": description});
+        let answer = answer_of("POST", "/v1/subscriptions", Some("application/json"), sub.to_string().into_bytes(), true);
+        if description.contains('\0') {
+            prop_assert_eq!(answer.status, 422);
+            assert_error_format(&answer, "validation_failed")?;
+        } else {
+            prop_assert!(answer.status == 201 || answer.status == 422, "{} for {}", answer.status, sub);
+            if answer.status == 201 {
+                let created: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+                prop_assert_eq!(&created["description"], &serde_json::Value::from(description));
+            }
         }
     }
 
@@ -266,5 +374,26 @@ proptest! {
         let guarded = |s: &mut AppState| s.allow_private_endpoints = false;
         let status = status_with(guarded, "POST", route, Some("application/json"), body.to_string().into_bytes(), true);
         prop_assert!((400..500).contains(&status), "POST {route} {url} -> {status}");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_by_path_and_the_rest_kept_exactly(
+        huge in huge_integer(), fits in any::<i64>(), unsigned in any::<u64>(), path in nested_path(),
+    ) {
+        let (data, field) = nest(&huge, &path);
+        let body = format!(r#"{{"type": "client.created", "data": {data}}}"#);
+        let (answer, _) = post_and_read(body.clone().into_bytes());
+        prop_assert_eq!(answer.status, 422, "{}", body);
+        assert_error_format(&answer, "validation_failed")?;
+        let errors: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        prop_assert_eq!(&errors["errors"][0]["field"], &serde_json::Value::from(field));
+
+        let literal = format!("[{fits}, {unsigned}]");
+        let (data, _) = nest(&literal, &path);
+        let body = format!(r#"{{"type": "client.created", "data": {data}}}"#);
+        let (answer, read) = post_and_read(body.clone().into_bytes());
+        prop_assert_eq!(answer.status, 202, "{}", body);
+        let sent: serde_json::Value = serde_json::from_str(&data).unwrap();
+        prop_assert_eq!(read, Some(sent), "reads back exactly as sent");
     }
 }

@@ -97,7 +97,9 @@ async fn samples_show_the_example_then_real_events_newest_first() {
 // The ingest transaction reads schemas and rules in its own way per store.
 crate::on_both_backends!(
     event_type_catalogue_custom_types_and_schema_validation,
-    cancelled_subscription_archives_the_client_exactly_once
+    cancelled_subscription_archives_the_client_exactly_once,
+    idempotency_keys_are_stored_as_digests_in_one_namespace_per_sender,
+    keys_stored_in_clear_before_the_upgrade_still_replay
 );
 
 async fn event_type_catalogue_custom_types_and_schema_validation(backend: Backend) {
@@ -207,7 +209,7 @@ async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
     let (_, event) = hub.get(&format!("/v1/events/{}", first["event_id"].as_str().unwrap())).await;
     assert_eq!(event["data"]["amount"], 6500);
     assert_eq!(event["data"]["client_id"], "cus_7");
-    assert_eq!(event["idempotency_key"], "stripe:evt_1Pay");
+    assert!(event.get("idempotency_key").is_none(), "keys are kept only as digests: {event}");
 
     let other = json!({"id": "evt_x", "type": "customer.created", "data": {"object": {}}}).to_string();
     let signed = [("stripe-signature", stripe_header("whsec_stripe_test", now(), &other))];
@@ -223,6 +225,90 @@ async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
     let (status, _) = hub.post("/v1/inbound-sources", json!({"source": "paypal", "signing_secret": "x"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     hub.stop().await;
+}
+
+/// Each sender has its own idempotency namespace, and no key is stored in
+/// clear: an API event keyed `stripe:evt_X` neither blocks nor answers for
+/// Stripe's callback for `evt_X`.
+async fn idempotency_keys_are_stored_as_digests_in_one_namespace_per_sender(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    let (_, source) =
+        hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_stripe_test"})).await;
+    let path = source["url_path"].as_str().unwrap();
+    let post_api = || async {
+        let body = json!({"type": "payment.received", "data": {"amount": 1}, "idempotency_key": "stripe:evt_1Ns"});
+        let resp = hub.request(Method::POST, "/v1/events").json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let replayed = resp.headers()["idempotent-replayed"].to_str().unwrap() == "true";
+        (resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned(), replayed)
+    };
+    let (api_id, replayed) = post_api().await;
+    assert!(!replayed);
+
+    let body = json!({"id": "evt_1Ns", "type": "invoice.payment_succeeded",
+        "data": {"object": {"id": "in_1", "customer": "cus_7", "amount_paid": 6500, "currency": "eur"}}})
+    .to_string();
+    let signed = [("stripe-signature", stripe_header("whsec_stripe_test", now(), &body))];
+    let (status, first) = post_raw(&hub, path, &body, &signed).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["replayed"], false, "the API's key does not answer for Stripe's event");
+    assert_ne!(first["event_id"], json!(api_id));
+    let (_, again) = post_raw(&hub, path, &body, &signed).await;
+    assert_eq!((again["replayed"].clone(), again["event_id"].clone()), (json!(true), first["event_id"].clone()));
+    assert_eq!(post_api().await, (api_id, true), "the API's own key still replays");
+
+    // A NUL in Stripe's event id (or in what is mapped from the event) is a 4xx, never a 500.
+    for object in [json!({"customer": "cus_7"}), json!({"customer": "cus_\u{0}"})] {
+        let id = if object["customer"] == "cus_7" { "evt_\u{0}" } else { "evt_2" };
+        let nul = json!({"id": id, "type": "invoice.payment_succeeded", "data": {"object": object}}).to_string();
+        let signed = [("stripe-signature", stripe_header("whsec_stripe_test", now(), &nul))];
+        let (status, resp) = post_raw(&hub, path, &nul, &signed).await;
+        assert!(status.is_client_error(), "{status} {resp}");
+    }
+
+    let store = hub.hub().store();
+    let clear = "SELECT count(*) FROM events WHERE idempotency_key LIKE '%evt_1Ns%'";
+    assert_eq!(common::scalar(store, clear).await, 0, "no key is stored in clear");
+    let digests = "SELECT count(*) FROM events WHERE length(idempotency_key) = 64";
+    assert_eq!(common::scalar(store, digests).await, 2);
+    hub.stop().await;
+}
+
+/// After the upgrade that hashes stored keys, every key stored in clear
+/// before it still finds its event, in its sender's namespace.
+async fn keys_stored_in_clear_before_the_upgrade_still_replay(backend: Backend) {
+    use hookhub_store::domain::{IdempotencyKey, InboundKind, KeyNamespace};
+    use sea_orm::ConnectionTrait;
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let source = store.create_inbound_source(&tenant.id, InboundKind::Stripe, "whsec_x".into()).await.unwrap();
+    let legacy = ["order-42: paid", "stripe:evt_9", "generic:msg_1", "rule:rul_1:evt_2"];
+    let mut ids = Vec::new();
+    for key in legacy {
+        let id = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event.id;
+        let sql = format!("UPDATE events SET idempotency_key = '{key}' WHERE id = '{id}'");
+        store.db().execute(sea_orm::Statement::from_string(store.backend(), sql)).await.unwrap();
+        ids.push(id);
+    }
+    let forget = "DELETE FROM seaql_migrations WHERE version = 'm0009_hash_idempotency_keys'";
+    store.db().execute(sea_orm::Statement::from_string(store.backend(), forget)).await.unwrap();
+    store.migrate().await.unwrap();
+
+    let clear = "SELECT count(*) FROM events WHERE idempotency_key LIKE '%:%'";
+    assert_eq!(common::scalar(&store, clear).await, 0, "no key left in clear");
+    let inbound = KeyNamespace::Inbound(source.id.clone());
+    let expected = [
+        (KeyNamespace::Api, "order-42: paid"),
+        (inbound, "evt_9"),
+        (KeyNamespace::Api, "generic:msg_1"),
+        (KeyNamespace::Rule, "rul_1:evt_2"),
+    ];
+    for ((namespace, key), id) in expected.into_iter().zip(ids) {
+        let mut again = common::client_created(json!({}));
+        again.idempotency_key = Some(IdempotencyKey::new(&tenant.id, &namespace, key));
+        let outcome = store.ingest_event(&tenant.id, again).await.unwrap();
+        assert_eq!((outcome.replayed, outcome.event.id), (true, id), "{key}");
+    }
+    common::drop_test_resources(&settings).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@ mod common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};
+use hookhub_store::domain::{IdempotencyKey, KeyNamespace};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
@@ -499,6 +500,7 @@ async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
         let store = settings.store().await.unwrap();
         store.migrate().await.unwrap();
         let (tenant, _) = store.create_tenant("t").await.unwrap();
+        let key = IdempotencyKey::new(&tenant.id, &KeyNamespace::Api, "key 'with' \"quotes\" ✓");
         let data = json!({
             "name": "Zoë \"Z\" O'Brien \\ 東京 🏋️", "note": "line\nbreak\ttab\u{0001}",
             "big": 9_007_199_254_740_993_u64, "ratio": 0.1, "nested": {"list": [1, null, true, {}], "empty": ""}
@@ -506,13 +508,62 @@ async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
         let new = hookhub_store::repo::NewEvent {
             event_type: "client.created".parse().unwrap(),
             data: data.clone(),
-            idempotency_key: Some("key 'with' \"quotes\" ✓".into()),
+            idempotency_key: Some(key.clone()),
         };
         let accepted = store.ingest_event(&tenant.id, new).await.unwrap().event;
         let stored = store.event(&tenant.id, &accepted.id).await.unwrap();
         assert_eq!(stored.data, data, "encrypted: {encrypted}");
-        assert_eq!(stored.idempotency_key.as_deref(), Some("key 'with' \"quotes\" ✓"));
+        assert_eq!(stored.idempotency_key, Some(key));
         assert_eq!(stored.created_at, accepted.created_at, "microseconds survive");
         common::drop_test_resources(&settings).await;
     }
+}
+
+/// A group commit whose `COMMIT` succeeded but reported a failure (as a
+/// connection lost at that moment does) is retried event by event with the
+/// ids chosen before the first try: every event exists exactly once, under
+/// the id its caller was given, with one outbox row.
+async fn an_ambiguous_commit_is_retried_without_duplicates(backend: Backend) {
+    let (settings, store, tenant) = common::test_store(backend).await;
+    for round in 0..2 {
+        // Round 0: one event alone; round 1: a batch (concurrent callers).
+        let callers = if round == 0 { 1 } else { 12 };
+        store.fail_ingest_commits_ambiguously(1);
+        let tasks: Vec<_> = (0..callers)
+            .map(|i| {
+                let (store, tenant) = (store.clone(), tenant.id.clone());
+                let mut new = common::client_created(json!({"round": round, "i": i}));
+                if i == 0 {
+                    let key = format!("key-{round}");
+                    new.idempotency_key = Some(IdempotencyKey::new(&tenant, &KeyNamespace::Api, &key));
+                }
+                tokio::spawn(async move { store.ingest_event(&tenant, new).await })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.unwrap().expect("the caller gets its event, not an error");
+            assert!(!outcome.replayed, "the caller's own event is no replay");
+            let id = outcome.event.id;
+            let rows = format!("SELECT count(*) FROM events WHERE id = '{id}'");
+            assert_eq!(common::scalar(&store, &rows).await, 1, "{id} exists under the id its caller got");
+        }
+        let all = common::scalar(&store, "SELECT count(*) FROM events").await;
+        assert_eq!(all, if round == 0 { 1 } else { 13 }, "no event written twice");
+        assert_eq!(
+            common::scalar(&store, "SELECT count(*) FROM outbox").await,
+            common::scalar(&store, "SELECT count(*) FROM events").await,
+            "one outbox row per event"
+        );
+    }
+    common::drop_test_resources(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_commit_is_retried_without_duplicates_on_sqlite() {
+    an_ambiguous_commit_is_retried_without_duplicates(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_commit_is_retried_without_duplicates_on_postgres() {
+    an_ambiguous_commit_is_retried_without_duplicates(Backend::Postgres).await;
 }

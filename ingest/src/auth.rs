@@ -8,7 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use hookhub_store::domain::{now, ApiKey, Scope};
-use hookhub_store::repo::{Principal, Tenant, TokenLookup, ACCESS_TOKEN_PREFIX};
+use hookhub_store::repo::{Principal, RateStatus, Tenant, TokenLookup, ACCESS_TOKEN_PREFIX};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -74,15 +74,30 @@ fn extract(req: &HttpRequest, needed: Scope) -> Pin<Box<dyn Future<Output = Resu
         if scope < needed {
             return Err(ApiError::InsufficientScope { needed });
         }
-        let rate = state.store.hit_rate_limit(&tenant.id, tenant.plan, now().timestamp()).await?;
-        if let Some(rate) = rate {
-            req.extensions_mut().insert(rate);
-            if rate.exceeded {
-                return Err(ApiError::RateLimited { retry_after: (rate.reset - now().timestamp()).max(1) });
-            }
-        }
+        count_request(&state, &tenant, &req).await?;
         Ok(tenant)
     })
+}
+
+/// Counts a request of `tenant` against its plan, on every route the
+/// tenant can drive (its gateways' callbacks and its OAuth clients' token
+/// requests too); `rate_limited` once over.
+pub(crate) async fn count_request(state: &AppState, tenant: &Tenant, req: &HttpRequest) -> Result<(), ApiError> {
+    let rate = state.store.hit_rate_limit(&tenant.id, tenant.plan, now().timestamp()).await?;
+    if let Some(rate) = rate {
+        req.extensions_mut().insert(rate);
+    }
+    refuse_when_over(rate)
+}
+
+/// `rate_limited`, with the seconds until the window resets, when a count went over.
+pub(crate) fn refuse_when_over(rate: Option<RateStatus>) -> Result<(), ApiError> {
+    match rate {
+        Some(rate) if rate.exceeded => {
+            Err(ApiError::RateLimited { retry_after: (rate.reset - now().timestamp()).max(1) })
+        }
+        _ => Ok(()),
+    }
 }
 
 impl FromRequest for Authenticated {

@@ -36,13 +36,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|essence| essence.trim().to_ascii_lowercase())
-            .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+        let json_type = declares_json(req);
         let payload = payload.take();
         Box::pin(async move {
             let raw = read_limited(payload).await?;
@@ -52,8 +46,47 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
             if !json_type {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            // `null` is no body too; errors map as for every required JSON body.
-            serde_json::from_slice(&raw).map(Self).map_err(|e| JsonPayloadError::Deserialize(e).into())
+            // `null` is no body too.
+            parse_json(&raw).map(Self)
         })
     }
+}
+
+/// A required JSON body, like `web::Json`, that also refuses integers
+/// beyond 64 bits instead of letting the parser round them (see
+/// [`crate::input::integers_fit`]).
+pub(crate) struct StrictJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json_type = declares_json(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            if !json_type {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            parse_json(&read_limited(payload).await?).map(Self)
+        })
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json`, `+json`).
+fn declares_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+/// Parses a JSON body; errors map as for every JSON body, and an integer
+/// beyond 64 bits is a validation error naming its path.
+pub(crate) fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let value = serde_json::from_slice(raw).map_err(JsonPayloadError::Deserialize)?;
+    crate::input::integers_fit(raw).map_err(|e| ApiError::Validation(vec![e]))?;
+    Ok(value)
 }

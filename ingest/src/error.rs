@@ -201,6 +201,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(what) => Self::Conflict(what),
+            // The routes refuse NUL by field; this catches any they miss.
+            e if e.is_unstorable_text() => Self::Validation(vec![FieldError::new(
+                "body",
+                "contains a NUL character (U+0000), which cannot be stored",
+            )]),
             StoreError::Db(db) if is_unreachable(&db) => {
                 tracing::error!(error = %db, "database unreachable");
                 Self::Unavailable

@@ -10,6 +10,7 @@ mod body;
 mod client_ip;
 mod error;
 pub mod inbound;
+mod input;
 mod pagination;
 mod routes;
 

@@ -24,6 +24,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database refused a value as text it cannot hold (on
+    /// PostgreSQL, a NUL character in `text` or `jsonb`): bad input that
+    /// got past validation, not a failure of the store.
+    pub fn is_unstorable_text(&self) -> bool {
+        let (Self::Db(DbErr::Query(sea_orm::RuntimeErr::SqlxError(sea_orm::SqlxError::Database(e))))
+        | Self::Db(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sea_orm::SqlxError::Database(e))))) = self
+        else {
+            return false;
+        };
+        // invalid byte sequence for encoding, untranslatable character, unsupported Unicode escape
+        matches!(e.code().as_deref(), Some("22021" | "22P05"))
+    }
+
     /// Whether the error is a unique-constraint violation, on either backend.
     pub fn is_unique_violation(err: &DbErr) -> bool {
         matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))

@@ -64,7 +64,8 @@ pub struct NotAStripeEvent(pub &'static str);
 /// Maps the Stripe events Hookhub understands; `Ok(None)` for the others,
 /// which are acknowledged and ignored so Stripe stops sending them.
 pub fn map(event: &Value) -> Result<Option<Mapped>, NotAStripeEvent> {
-    let id = event["id"].as_str().filter(|s| !s.is_empty()).ok_or(NotAStripeEvent("id"))?;
+    // NUL is no part of any Stripe id, and no text column could hold it.
+    let id = event["id"].as_str().filter(|s| !s.is_empty() && !s.contains('\0')).ok_or(NotAStripeEvent("id"))?;
     let kind = event["type"].as_str().ok_or(NotAStripeEvent("type"))?;
     let object = &event["data"]["object"];
     if !object.is_object() {

@@ -10,8 +10,10 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{ApiKeyId, OAuthAppId, Scope};
-use hookhub_store::repo::{ApiKeyInfo, OAuthApp, ACCESS_TOKEN_TTL};
+use hookhub_store::domain::{now, ApiKeyId, OAuthAppId, Scope};
+use hookhub_store::repo::{
+    ApiKeyInfo, OAuthApp, RateSubject, ACCESS_TOKEN_TTL, TOKEN_REQUESTS_PER_ADDRESS, TOKEN_REQUESTS_PER_CLIENT,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,6 +35,9 @@ impl CredentialBody {
         let name = self.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty() && n.len() <= 200);
         if name.is_none() {
             errors.push(FieldError::new("name", "is required (1 to 200 characters)"));
+        }
+        if let Some(Err(e)) = name.as_deref().map(|n| crate::input::nul_free("name", n)) {
+            errors.push(e);
         }
         let scope = match self.scope.as_deref().map(Scope::from_scope_string) {
             None => Some(Scope::Write),
@@ -273,68 +278,125 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), OAuth
 #[utoipa::path(operation_id = "issue_token", post, path = "/v1/oauth/token", tag = "access",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenBody), (status = 400, body = OAuthErrorBody),
-        (status = 401, description = "invalid_client", body = OAuthErrorBody)),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 413, description = "The body is over the size limit", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many token requests for this client id or address, or over the tenant's plan",
+            body = crate::error::ErrorBody, headers(("Retry-After" = i64, description = "Seconds until the window resets")))),
     security((), ("client_basic" = [])))]
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
-    let form_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !form_type {
-        return Err(OAuthError::new(
-            "invalid_request",
-            "send the request form-encoded (application/x-www-form-urlencoded)",
-        ));
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    // Body problems (too large, unreadable) and limits answer in the API's
+    // error format, as on every route; the rest in RFC 6749's. Every
+    // attempt counts, failed or not, so a secret cannot be guessed faster
+    // than the limits allow.
+    let body = crate::body::read_limited(payload).await?;
+    let at = now().timestamp();
+    // The same client address as the audit log's: forwarding headers count
+    // only from trusted proxies, so a guesser cannot reset its own limit.
+    let address =
+        state.trusted_proxies.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()).map(|ip| ip.to_string());
+    if let Some(address) = address {
+        let counted = state.store.hit_limits(RateSubject::TokenAddress(&address), &[TOKEN_REQUESTS_PER_ADDRESS], at);
+        crate::auth::refuse_when_over(counted.await.map_err(ApiError::from)?)?;
     }
-    // RFC 6749 §3.1, §3.2: a parameter without a value counts as omitted,
-    // unknown parameters are ignored, and ours may be sent only once.
-    let mut form = std::collections::HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if v.is_empty() || !TOKEN_PARAMETERS.contains(&k.as_ref()) {
-            continue;
+    let ask = TokenAsk::parse(&req, &body)?;
+    let counted = state.store.hit_limits(RateSubject::TokenClient(&ask.client_id), &[TOKEN_REQUESTS_PER_CLIENT], at);
+    crate::auth::refuse_when_over(counted.await.map_err(ApiError::from)?)?;
+    let app = ask.authenticate(&state).await?;
+    let tenant = state.store.tenant(&app.tenant_id).await.map_err(ApiError::from)?;
+    crate::auth::count_request(&state, &tenant, &req).await?;
+    Ok(ask.grant(&state, &app).await?)
+}
+
+/// A parsed token request.
+struct TokenAsk {
+    client_id: String,
+    secret: String,
+    /// Whether the client authenticated with HTTP Basic (a failure then gets a challenge).
+    used_basic: bool,
+    /// The `scope` parameter, if sent.
+    scope: Option<String>,
+}
+
+impl TokenAsk {
+    /// Reads the form and the client credentials.
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if !form_type {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "send the request form-encoded (application/x-www-form-urlencoded)",
+            ));
         }
-        if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
-            return Err(OAuthError::new("invalid_request", format!("parameter {k} is repeated")));
+        // RFC 6749 §3.1, §3.2: a parameter without a value counts as omitted,
+        // unknown parameters are ignored, and ours may be sent only once.
+        let mut form = std::collections::HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if v.is_empty() || !TOKEN_PARAMETERS.contains(&k.as_ref()) {
+                continue;
+            }
+            if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+                return Err(OAuthError::new("invalid_request", format!("parameter {k} is repeated")));
+            }
         }
+        match form.get("grant_type").map(String::as_str) {
+            Some("client_credentials") => {}
+            Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
+            None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
+        }
+        let basic = basic_credentials(req).transpose()?;
+        let used_basic = basic.is_some();
+        let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
+            (Some(creds), None, None) => creds,
+            (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            (Some(_), _, _) => {
+                return Err(OAuthError::new("invalid_request", "use one client authentication method, not two"))
+            }
+            _ => {
+                return Err(OAuthError::new("invalid_client", "client authentication is required"));
+            }
+        };
+        Ok(Self { client_id, secret, used_basic, scope: form.remove("scope") })
     }
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
-        Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
-        None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
-    }
-    let basic = basic_credentials(&req).transpose()?;
-    let used_basic = basic.is_some();
-    let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
-        (Some(creds), None, None) => creds,
-        (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
-        (Some(_), _, _) => {
-            return Err(OAuthError::new("invalid_request", "use one client authentication method, not two"))
-        }
-        _ => {
-            return Err(OAuthError::new("invalid_client", "client authentication is required"));
-        }
-    };
-    let app =
-        state.store.authenticate_client(&client_id, &secret).await.map_err(ApiError::from)?.ok_or(OAuthError {
-            basic: used_basic,
+
+    /// The app these credentials are of.
+    async fn authenticate(&self, state: &AppState) -> Result<OAuthApp, OAuthError> {
+        let wrong = || OAuthError {
+            basic: self.used_basic,
             ..OAuthError::new("invalid_client", "unknown client or wrong secret")
-        })?;
-    let scope = match form.get("scope").map(|s| Scope::from_scope_string(s)) {
-        None => app.scope,
-        Some(Ok(asked)) if asked <= app.scope => asked,
-        Some(Ok(asked)) => {
-            return Err(OAuthError::new("invalid_scope", format!("this client may not have {asked}")));
+        };
+        // No client id or secret contains NUL, which no text column could hold.
+        if self.client_id.contains('\0') || self.secret.contains('\0') {
+            return Err(wrong());
         }
-        Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write and admin")),
-    };
-    let (token, _) = state.store.issue_access_token(&app, scope).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenBody {
-        access_token: token,
-        token_type: "Bearer",
-        expires_in: ACCESS_TOKEN_TTL.num_seconds(),
-        scope: scope.to_scope_string(),
-    }))
+        state.store.authenticate_client(&self.client_id, &self.secret).await.map_err(ApiError::from)?.ok_or_else(wrong)
+    }
+
+    /// Issues the token, with the scope asked for (at most the app's).
+    async fn grant(&self, state: &AppState, app: &OAuthApp) -> Result<HttpResponse, OAuthError> {
+        let scope = match self.scope.as_deref().map(Scope::from_scope_string) {
+            None => app.scope,
+            Some(Ok(asked)) if asked <= app.scope => asked,
+            Some(Ok(asked)) => {
+                return Err(OAuthError::new("invalid_scope", format!("this client may not have {asked}")));
+            }
+            Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write and admin")),
+        };
+        let (token, _) = state.store.issue_access_token(app, scope).await.map_err(ApiError::from)?;
+        Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenBody {
+            access_token: token,
+            token_type: "Bearer",
+            expires_in: ACCESS_TOKEN_TTL.num_seconds(),
+            scope: scope.to_scope_string(),
+        }))
+    }
 }
 
 /// The filters and page of `GET /v1/audit-log`.

@@ -1,6 +1,8 @@
 //! `/v1/event-types`: the catalogue (built-in and custom) with schemas and examples.
 use crate::auth::Authenticated;
+use crate::body::StrictJson;
 use crate::error::FieldError;
+use crate::input::{nul_free, nul_free_json};
 use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
@@ -97,9 +99,8 @@ fn check_schema(schema: &Value, example: Option<&Value>, errors: &mut Vec<FieldE
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<EventTypeCreate>,
+    StrictJson(body): StrictJson<EventTypeCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
     let mut errors = Vec::new();
     let name = match body.name.as_deref().map(str::parse::<EventType>) {
         Some(Ok(name)) => Some(name),
@@ -117,6 +118,10 @@ pub async fn create(
     } else if body.validate {
         errors.push(FieldError::new("validate", "needs a schema to validate against"));
     }
+    let text = body.description.as_deref().map(|d| nul_free("description", d));
+    let schema = body.schema.as_ref().map(|s| nul_free_json("schema", s));
+    let example = body.example.as_ref().map(|e| nul_free_json("example", e));
+    errors.extend([text, schema, example].into_iter().flatten().filter_map(Result::err));
     if body.example.as_ref().is_some_and(|e| !e.is_object()) {
         errors.push(FieldError::new("example", "must be a JSON object, like an event's data"));
     }
@@ -151,6 +156,8 @@ pub async fn update(
     name: web::Path<String>,
     body: web::Json<EventTypePatch>,
 ) -> Result<HttpResponse, ApiError> {
+    // A name that is no event type (NUL included) names nothing.
+    name.parse::<EventType>().map_err(|_| ApiError::NotFound("event type"))?;
     let info = state.store.event_type(&tenant.id, &name).await?.ok_or(ApiError::NotFound("event type"))?;
     if body.validate && info.schema.is_none() {
         return Err(ApiError::field("validate", "this type has no schema to validate against"));

@@ -1,13 +1,16 @@
 //! `/v1/events`: ingest, inspect and redeliver events.
 use super::{path_id, IdPath};
 use crate::auth::Authenticated;
-use crate::body::OptionalJson;
+use crate::body::{OptionalJson, StrictJson};
 use crate::error::FieldError;
+use crate::input::{nul_free, nul_free_json};
 use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{DeliveryStatus, EventId, EventType, SubscriptionId};
+use hookhub_store::domain::{
+    DeliveryStatus, EventId, EventType, IdempotencyKey, KeyNamespace, SubscriptionId, TenantId,
+};
 use hookhub_store::repo::{Delivery, Event, NewEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -32,8 +35,9 @@ pub(crate) struct IngestBody {
 
 impl IngestBody {
     /// Validates every field, reporting all problems at once. The key may
-    /// also come as an `Idempotency-Key` header, as in Stripe's API.
-    pub(crate) fn check(self, header_key: Option<&str>) -> Result<NewEvent, ApiError> {
+    /// also come as an `Idempotency-Key` header, as in Stripe's API; it is
+    /// kept only as its digest in the tenant's API namespace.
+    pub(crate) fn check(self, header_key: Option<&str>, tenant: &TenantId) -> Result<NewEvent, ApiError> {
         let mut errors = Vec::new();
         let event_type = match self.r#type {
             Some(serde_json::Value::String(t)) => {
@@ -49,7 +53,9 @@ impl IngestBody {
             }
         };
         let data = match self.data {
-            Some(v @ serde_json::Value::Object(_)) => Some(v),
+            Some(v @ serde_json::Value::Object(_)) => {
+                nul_free_json("data", &v).map_err(|e| errors.push(e)).ok().map(|()| v)
+            }
             Some(_) => {
                 errors.push(FieldError::new("data", "must be a JSON object"));
                 None
@@ -71,9 +77,13 @@ impl IngestBody {
         if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY) {
             errors.push(FieldError::new("idempotency_key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes")));
         }
+        if let Some(Err(e)) = key.as_deref().map(|k| nul_free("idempotency_key", k)) {
+            errors.push(e);
+        }
         match (event_type, data) {
             (Some(event_type), Some(data)) if errors.is_empty() => {
-                Ok(NewEvent { event_type, data, idempotency_key: key })
+                let idempotency_key = key.map(|k| IdempotencyKey::new(tenant, &KeyNamespace::Api, &k));
+                Ok(NewEvent { event_type, data, idempotency_key })
             }
             _ => Err(ApiError::Validation(errors)),
         }
@@ -89,7 +99,6 @@ pub struct EventBody {
     r#type: String,
     #[schema(value_type = Object)]
     data: serde_json::Value,
-    idempotency_key: Option<String>,
     created_at: DateTime<Utc>,
     /// Where the event stands with each subscription (only on `GET /v1/events/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +111,6 @@ impl From<Event> for EventBody {
             id: e.id.to_string(),
             r#type: e.event_type.to_string(),
             data: e.data,
-            idempotency_key: e.idempotency_key,
             created_at: e.created_at,
             deliveries: None,
         }
@@ -155,10 +163,10 @@ pub async fn ingest(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     req: HttpRequest,
-    body: web::Json<IngestBody>,
+    StrictJson(body): StrictJson<IngestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let header_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
-    let new = body.into_inner().check(header_key)?;
+    let new = body.check(header_key, &tenant.id)?;
     // The type's validation setting is read in the ingest transaction itself.
     let outcome = state.store.ingest_checked_event(&tenant.id, new, super::event_types::check_data).await??;
     if !outcome.replayed {

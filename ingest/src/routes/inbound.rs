@@ -13,7 +13,7 @@ use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use hookhub_dispatcher::signer;
-use hookhub_store::domain::{now, InboundKind, InboundSourceId, SigningSecret};
+use hookhub_store::domain::{now, IdempotencyKey, InboundKind, InboundSourceId, KeyNamespace, SigningSecret};
 use hookhub_store::repo::{InboundSource, NewEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -113,7 +113,7 @@ pub async fn create(
     let kind: InboundKind =
         body.source.parse().map_err(|_| ApiError::field("source", "must be \"stripe\" or \"generic\""))?;
     let secret = match (kind, body.signing_secret) {
-        (InboundKind::Stripe, Some(s)) if !s.is_empty() && s.len() <= 256 => s,
+        (InboundKind::Stripe, Some(s)) if !s.is_empty() && s.len() <= 256 && !s.contains('\0') => s,
         (InboundKind::Stripe, _) => {
             return Err(ApiError::field("signing_secret", "is required: the endpoint's signing secret from Stripe"))
         }
@@ -163,7 +163,11 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("token" = String, Path, description = "The source's secret path token")),
     request_body(content = Object, description = "The gateway's event, exactly as signed"),
     responses((status = 200, body = ReceivedBody),
-        (status = 400, description = "Bad or stale signature; nothing recorded", body = crate::error::ErrorBody)))]
+        (status = 400, description = "Bad or stale signature; nothing recorded", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = crate::error::ErrorBody),
+        (status = 422, description = "A NUL character or an integer beyond 64 bits; nothing recorded", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the owning tenant's plan; the gateway retries later", body = crate::error::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until the window resets")))))]
 pub async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -172,24 +176,35 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let (kind, token) = path.into_inner();
     let kind: InboundKind = kind.parse().map_err(|_| ApiError::NotFound("inbound source"))?;
+    // Tokens are alphanumeric: anything else (NUL included) names nothing.
+    if !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::NotFound("inbound source"));
+    }
     let source =
         state.store.inbound_source_by_token(kind, &token).await?.ok_or(ApiError::NotFound("inbound source"))?;
+    // Callbacks count against the owning tenant's plan; over it, a 429
+    // makes the gateway retry later.
+    let tenant = state.store.tenant(&source.tenant_id).await?;
+    crate::auth::count_request(&state, &tenant, &req).await?;
     let raw = crate::body::read_limited(payload).await?;
     let at = now().timestamp();
+    // The gateway's ids are keys in this source's own namespace.
+    let key = |id: &str| Some(IdempotencyKey::new(&source.tenant_id, &KeyNamespace::Inbound(source.id.clone()), id));
     let new = match kind {
         InboundKind::Stripe => {
             stripe::verify(&source.signing_secret, header(&req, "stripe-signature"), &raw, at)?;
-            let event: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let event: Value = crate::body::parse_json(&raw)?;
             let mapped = stripe::map(&event)
                 .map_err(|e| ApiError::BadRequest { code: "invalid_event", message: e.to_string() })?;
             let Some(mapped) = mapped else {
                 // Acknowledge what we do not map, or Stripe keeps retrying it.
                 return Ok(HttpResponse::Ok().json(ReceivedBody { ignored: Some(true), ..ReceivedBody::default() }));
             };
+            crate::input::nul_free_json("data", &mapped.data).map_err(|e| ApiError::Validation(vec![e]))?;
             NewEvent {
                 event_type: mapped.event_type,
                 data: mapped.data,
-                idempotency_key: Some(format!("stripe:{}", mapped.gateway_event_id)),
+                idempotency_key: key(&mapped.gateway_event_id),
             }
         }
         InboundKind::Generic => {
@@ -204,9 +219,9 @@ pub async fn receive(
                 at,
             )
             .map_err(SignatureError::from)?;
-            let body: IngestBody = serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            let mut new = body.check(None)?;
-            new.idempotency_key = Some(format!("generic:{}", msg_id.unwrap_or_default()));
+            let body: IngestBody = crate::body::parse_json(&raw)?;
+            let mut new = body.check(None, &source.tenant_id)?;
+            new.idempotency_key = key(msg_id.unwrap_or_default());
             new
         }
     };

@@ -99,6 +99,9 @@ impl SubscriptionFields {
         if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
             errors.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
         }
+        if let Some(Err(e)) = self.description.as_deref().map(|d| crate::input::nul_free("description", d)) {
+            errors.push(e);
+        }
         let status = match self.status.as_deref() {
             None => None,
             Some("active") => Some(SubscriptionStatus::Active),

@@ -4,6 +4,7 @@ mod api_key;
 pub mod catalog;
 mod endpoint_url;
 mod event_type;
+mod idempotency;
 mod ids;
 mod inbound_kind;
 mod plan;
@@ -14,6 +15,7 @@ mod status;
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint_url::{EndpointUrl, EndpointUrlError};
 pub use event_type::{EventType, EventTypeError, EventTypeFilter};
+pub use idempotency::{IdempotencyKey, KeyNamespace};
 pub use ids::{
     ApiKeyId, AttemptId, DeliveryId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId, RuleId,
     SubscriptionId, TenantId,

@@ -1,7 +1,7 @@
 use super::recordset::RecordSet;
 use super::stored;
 use crate::cipher::Cipher;
-use crate::domain::{EventId, EventType, TenantId};
+use crate::domain::{EventId, EventType, IdempotencyKey, TenantId};
 use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
@@ -25,8 +25,8 @@ pub struct Event {
     pub event_type: EventType,
     /// The `data` object, as ingested.
     pub data: serde_json::Value,
-    /// The caller's idempotency key, if any.
-    pub idempotency_key: Option<String>,
+    /// The digest of its sender's idempotency key, if it had one.
+    pub idempotency_key: Option<IdempotencyKey>,
     /// When it was accepted; the `timestamp` of the webhook body.
     pub created_at: DateTime<Utc>,
 }
@@ -40,7 +40,7 @@ impl Event {
             tenant_id: stored(&m.tenant_id)?,
             event_type: m.event_type.parse().map_err(|_| StoreError::Corrupt(format!("event {}: type", m.id)))?,
             data,
-            idempotency_key: m.idempotency_key,
+            idempotency_key: m.idempotency_key.map(IdempotencyKey::from_stored),
             created_at: m.created_at,
         })
     }
@@ -54,7 +54,7 @@ pub struct NewEvent {
     /// A JSON object.
     pub data: serde_json::Value,
     /// Makes a retried POST return the first event instead of a second one.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The result of an ingest: the event, and whether it already existed.
@@ -96,7 +96,7 @@ pub(crate) async fn insert_events(
             tenant_id: Set(event.tenant_id.to_string()),
             event_type: Set(event.event_type.to_string()),
             data: Set(cipher.seal_json(&event.data, event.id.as_str())),
-            idempotency_key: Set(event.idempotency_key.clone()),
+            idempotency_key: Set(event.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
             created_at: Set(event.created_at),
         });
         if backend == DatabaseBackend::Postgres {

@@ -4,9 +4,10 @@ use super::event_types::validation_schema;
 use super::events::{insert_events, Event, IngestOutcome, NewEvent};
 use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
 use super::rules::Rule;
-use crate::domain::{now, EventId, EventType, TenantId};
+use crate::domain::{now, EventId, EventType, IdempotencyKey, KeyNamespace, TenantId};
 use crate::entity::{event, event_type, rule};
 use crate::{Store, StoreError};
+use sea_orm::sea_query::IntoCondition;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -16,8 +17,9 @@ use tokio::sync::oneshot;
 /// than once means the type's schema changed between two batches.
 const MAX_SCHEMA_ROUNDS: usize = 3;
 
-/// An event waiting in a batch, with what its data was checked against.
-type Pending = (NewEvent, SchemaCheck);
+/// An event waiting in a batch: the id it gets, the event, and what its
+/// data was checked against.
+type Pending = (EventId, NewEvent, SchemaCheck);
 
 /// What a batch's transaction reads before it writes.
 struct BatchContext {
@@ -31,7 +33,8 @@ struct BatchContext {
 enum Slot {
     /// Its type requires this schema, which it was not checked against.
     NeedsSchema(Value),
-    /// Its idempotency key belongs to an event committed earlier.
+    /// Its idempotency key belongs to an event committed earlier (by an
+    /// earlier try of this very event when the ids match).
     Earlier(String),
     /// A new event: index into the batch's fresh events.
     Fresh(usize),
@@ -84,10 +87,18 @@ impl Store {
         Err(StoreError::Conflict("the event type's schema kept changing; try again".into()))
     }
 
+    /// Test hook: the next `n` ingest transactions report a failure after
+    /// they committed, as a connection lost during `COMMIT` would.
+    #[doc(hidden)]
+    pub fn fail_ingest_commits_ambiguously(&self, n: usize) {
+        self.ingest_queue().fail_commits_ambiguously(n);
+    }
+
     /// Queues an event for its tenant's next transaction and waits for the answer.
     async fn submit(&self, tenant: &TenantId, new: NewEvent, check: SchemaCheck) -> Result<Admission, StoreError> {
         let (reply, answer) = oneshot::channel();
-        if let Some(committer) = self.ingest_queue().push(tenant, Job { new, check, reply }) {
+        let job = Job { id: EventId::generate(), new, check, reply };
+        if let Some(committer) = self.ingest_queue().push(tenant, job) {
             // A task of its own, not this request's: if this client goes
             // away, the batch of everyone else still commits.
             self.ingest_queue().spawn(self.clone().commit_queued(committer));
@@ -99,7 +110,7 @@ impl Store {
     async fn commit_queued(self, mut committer: Committer) {
         while let Some(batch) = committer.next_batch() {
             let (items, replies): (Vec<Pending>, Vec<_>) =
-                batch.into_iter().map(|j| ((j.new, j.check), j.reply)).unzip();
+                batch.into_iter().map(|j| ((j.id, j.new, j.check), j.reply)).unzip();
             let outcomes = self.ingest_batch(committer.tenant(), &items).await;
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A caller that went away no longer needs its answer.
@@ -109,11 +120,14 @@ impl Store {
     }
 
     /// One transaction for the batch; if it fails, each event alone, so one
-    /// event's failure cannot fail its neighbours.
+    /// event's failure cannot fail its neighbours. A failed `COMMIT` may
+    /// still have committed: the retry writes the same ids, so it finds
+    /// such events instead of writing them twice (and so does the retry of
+    /// a batch of one, whose caller would otherwise get an error for an
+    /// event that exists).
     async fn ingest_batch(&self, tenant: &TenantId, items: &[Pending]) -> Vec<Result<Admission, StoreError>> {
         match self.try_ingest_batch(tenant, items).await {
             Ok(outcomes) => outcomes,
-            Err(e) if items.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, events = items.len(), "ingest batch failed; writing its events one by one");
                 let mut outcomes = Vec::with_capacity(items.len());
@@ -135,14 +149,14 @@ impl Store {
     ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
         let txn = self.tenant_scope(tenant).await?;
         let BatchContext { required, rules } = Self::batch_context(&txn, tenant, items).await?;
-        let keys: Vec<&str> = items.iter().filter_map(|(n, _)| n.idempotency_key.as_deref()).collect();
+        let keys: Vec<&str> = items.iter().filter_map(|(_, n, _)| key_of(&n.idempotency_key)).collect();
         let mut earlier = self.events_by_keys(&txn, tenant, &keys).await?;
         let created_at = now();
         let mut fresh: Vec<Event> = Vec::with_capacity(items.len());
         let mut fresh_by_key: HashMap<&str, usize> = HashMap::new();
         let slots: Vec<Slot> = items
             .iter()
-            .map(|(new, check)| {
+            .map(|(id, new, check)| {
                 if let Some(schema) = required.get(new.event_type.as_str()) {
                     let passed = match check {
                         SchemaCheck::Exempt => true,
@@ -153,7 +167,7 @@ impl Store {
                         return Slot::NeedsSchema(schema.clone());
                     }
                 }
-                let key = new.idempotency_key.as_deref();
+                let key = key_of(&new.idempotency_key);
                 if let Some(k) = key.filter(|k| earlier.contains_key(*k)) {
                     return Slot::Earlier(k.to_owned());
                 }
@@ -164,7 +178,7 @@ impl Store {
                     fresh_by_key.insert(k, fresh.len());
                 }
                 fresh.push(Event {
-                    id: EventId::generate(),
+                    id: id.clone(),
                     tenant_id: tenant.clone(),
                     event_type: new.event_type.clone(),
                     data: new.data.clone(),
@@ -175,12 +189,22 @@ impl Store {
             })
             .collect();
         let inserted = insert_events(&txn, &fresh, self.cipher()).await?;
+        let skipped: Vec<&str> =
+            fresh.iter().filter(|e| !inserted.contains(e.id.as_str())).map(|e| e.id.as_str()).collect();
+        // An earlier try of this batch committed but reported failure: its
+        // events are there under the ids their callers get now.
+        let written = if skipped.is_empty() {
+            HashMap::new()
+        } else {
+            let rows = self.events_where(&txn, event::Column::Id.is_in(skipped.iter().copied())).await?;
+            rows.into_iter().map(|e| (e.id.to_string(), e)).collect()
+        };
         // Another transaction committed one of these keys after our lookup:
         // those callers get its event, as a replay.
         let lost: Vec<&str> = fresh
             .iter()
-            .filter(|e| !inserted.contains(e.id.as_str()))
-            .filter_map(|e| e.idempotency_key.as_deref())
+            .filter(|e| !inserted.contains(e.id.as_str()) && !written.contains_key(e.id.as_str()))
+            .filter_map(|e| key_of(&e.idempotency_key))
             .collect();
         if !lost.is_empty() {
             earlier.extend(self.events_by_keys(&txn, tenant, &lost).await?);
@@ -189,21 +213,37 @@ impl Store {
         let derived = Self::derived_events(tenant, &rules, &triggers);
         insert_events(&txn, &derived, self.cipher()).await?;
         txn.commit().await?;
-        let replay = |key: Option<&str>| {
+        if self.ingest_queue().take_ambiguous_commit() {
+            return Err(StoreError::Conflict("the commit's outcome is unknown (injected)".into()));
+        }
+        // The caller's event was found by its key: a replay, unless an
+        // earlier try of this same event wrote it.
+        let replay = |key: Option<&str>, id: &EventId| {
             key.and_then(|k| earlier.get(k))
-                .map(|event| Admission::Done(IngestOutcome { event: event.clone(), replayed: true }))
+                .map(|event| Admission::Done(IngestOutcome { event: event.clone(), replayed: event.id != *id }))
                 .ok_or_else(|| StoreError::Conflict("idempotency key".into()))
         };
         let done = |event: &Event, replayed| Ok(Admission::Done(IngestOutcome { event: event.clone(), replayed }));
+        let stored = |i: usize| {
+            let event = &fresh[i];
+            if inserted.contains(event.id.as_str()) {
+                Some(event)
+            } else {
+                written.get(event.id.as_str())
+            }
+        };
         Ok(slots
             .into_iter()
-            .map(|slot| match slot {
+            .zip(items)
+            .map(|(slot, (id, _, _))| match slot {
                 Slot::NeedsSchema(schema) => Ok(Admission::NeedsSchema(schema)),
-                Slot::Earlier(key) => replay(Some(&key)),
-                Slot::Fresh(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], false),
-                Slot::Fresh(i) => replay(fresh[i].idempotency_key.as_deref()),
-                Slot::SameAs(i) if inserted.contains(fresh[i].id.as_str()) => done(&fresh[i], true),
-                Slot::SameAs(i) => replay(fresh[i].idempotency_key.as_deref()),
+                Slot::Earlier(key) => replay(Some(&key), id),
+                Slot::Fresh(i) => {
+                    stored(i).map_or_else(|| replay(key_of(&fresh[i].idempotency_key), id), |e| done(e, false))
+                }
+                Slot::SameAs(i) => {
+                    stored(i).map_or_else(|| replay(key_of(&fresh[i].idempotency_key), id), |e| done(e, true))
+                }
             })
             .collect())
     }
@@ -219,10 +259,10 @@ impl Store {
     ) -> Result<BatchContext, StoreError> {
         let checked: HashSet<&str> = items
             .iter()
-            .filter(|(_, check)| *check != SchemaCheck::Exempt)
-            .map(|(new, _)| new.event_type.as_str())
+            .filter(|(_, _, check)| *check != SchemaCheck::Exempt)
+            .map(|(_, new, _)| new.event_type.as_str())
             .collect();
-        let types: HashSet<&EventType> = items.iter().map(|(new, _)| &new.event_type).collect();
+        let types: HashSet<&EventType> = items.iter().map(|(_, new, _)| &new.event_type).collect();
         if db.get_database_backend() == DatabaseBackend::Postgres {
             return Self::batch_context_on_pg(db, tenant, &checked, &types).await;
         }
@@ -289,7 +329,7 @@ impl Store {
         Ok(context)
     }
 
-    /// The tenant's events with these idempotency keys, by key.
+    /// The tenant's events with these idempotency keys (digests), by key.
     async fn events_by_keys(
         &self,
         db: &impl ConnectionTrait,
@@ -299,17 +339,20 @@ impl Store {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = event::Entity::find()
-            .filter(event::Column::TenantId.eq(tenant.as_str()))
-            .filter(event::Column::IdempotencyKey.is_in(keys.iter().copied()))
-            .all(db)
-            .await?;
-        rows.into_iter()
-            .map(|m| {
-                let event = Event::from_row(m, self.cipher())?;
-                Ok((event.idempotency_key.clone().unwrap_or_default(), event))
-            })
-            .collect()
+        let condition =
+            event::Column::TenantId.eq(tenant.as_str()).and(event::Column::IdempotencyKey.is_in(keys.iter().copied()));
+        let events = self.events_where(db, condition).await?;
+        Ok(events.into_iter().filter_map(|e| Some((key_of(&e.idempotency_key)?.to_owned(), e))).collect())
+    }
+
+    /// The events matching `condition`, payloads opened.
+    async fn events_where(
+        &self,
+        db: &impl ConnectionTrait,
+        condition: impl IntoCondition,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = event::Entity::find().filter(condition).all(db).await?;
+        rows.into_iter().map(|m| Event::from_row(m, self.cipher())).collect()
     }
 
     /// The events `rules` derive from `triggers`, keyed by (rule, trigger)
@@ -324,10 +367,19 @@ impl Store {
                     tenant_id: tenant.clone(),
                     event_type: rule.emit.clone(),
                     data: super::events::with_source(trigger),
-                    idempotency_key: Some(format!("rule:{}:{}", rule.id, trigger.id)),
+                    idempotency_key: Some(IdempotencyKey::new(
+                        tenant,
+                        &KeyNamespace::Rule,
+                        &format!("{}:{}", rule.id, trigger.id),
+                    )),
                     created_at: trigger.created_at,
                 })
             })
             .collect()
     }
+}
+
+/// An optional idempotency key's stored form.
+fn key_of(key: &Option<IdempotencyKey>) -> Option<&str> {
+    key.as_ref().map(IdempotencyKey::as_str)
 }

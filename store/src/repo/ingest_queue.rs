@@ -6,10 +6,11 @@
 //! free committer slot spawns one, which drains the tenant's queue batch by
 //! batch and ends when it is empty.
 use super::events::{IngestOutcome, NewEvent};
-use crate::domain::TenantId;
+use crate::domain::{EventId, TenantId};
 use crate::StoreError;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -41,6 +42,9 @@ pub(crate) enum Admission {
 
 /// One queued event and where its answer goes.
 pub(crate) struct Job {
+    /// The id the event gets, chosen before the first try: a retry after a
+    /// commit whose outcome is unknown writes (or finds) the same event.
+    pub id: EventId,
     /// The event to write.
     pub new: NewEvent,
     /// What its data was checked against.
@@ -64,11 +68,18 @@ pub(crate) struct IngestQueue {
     /// started them (an HTTP worker's, which stops earlier at shutdown while
     /// the committer may still carry other workers' events).
     runtime: Option<tokio::runtime::Handle>,
+    /// Commits still to be reported as failed after they succeed (a test
+    /// hook standing for a connection lost during `COMMIT`).
+    ambiguous_commits: Arc<AtomicUsize>,
 }
 
 impl Default for IngestQueue {
     fn default() -> Self {
-        Self { queues: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
+        Self {
+            queues: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            ambiguous_commits: Arc::default(),
+        }
     }
 }
 
@@ -91,6 +102,16 @@ impl IngestQueue {
             Some(runtime) => drop(runtime.spawn(committer)),
             None => drop(tokio::spawn(committer)),
         }
+    }
+
+    /// Makes the next `n` group commits report a failure after committing.
+    pub(crate) fn fail_commits_ambiguously(&self, n: usize) {
+        self.ambiguous_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Whether the commit that just succeeded must be reported as failed.
+    pub(crate) fn take_ambiguous_commit(&self) -> bool {
+        self.ambiguous_commits.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
 
     /// Queues `job`; returns a committer when the caller must start one.

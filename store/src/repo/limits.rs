@@ -1,6 +1,6 @@
 //! Rate limits by plan, counted in the database so that every ingest
 //! process shares one count.
-use crate::domain::{Plan, TenantId};
+use crate::domain::{Plan, TenantId, Window};
 use crate::entity::rate_counter;
 use crate::{Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -20,6 +20,38 @@ pub struct RateStatus {
     pub exceeded: bool,
 }
 
+/// Token requests one OAuth client id may make per minute, failed or not:
+/// enough for any real client, far too few to guess a secret.
+pub const TOKEN_REQUESTS_PER_CLIENT: Window = Window { secs: 60, limit: 10 };
+
+/// Token requests one client address may make per minute, whatever client
+/// ids it names.
+pub const TOKEN_REQUESTS_PER_ADDRESS: Window = Window { secs: 60, limit: 30 };
+
+/// Whose requests a set of counters counts.
+#[derive(Clone, Copy, Debug)]
+pub enum RateSubject<'a> {
+    /// A tenant, against its plan, on every route it can drive.
+    Tenant(&'a TenantId),
+    /// Token requests naming this client id, whether it exists or not.
+    TokenClient(&'a str),
+    /// Token requests from this client address.
+    TokenAddress(&'a str),
+}
+
+impl RateSubject<'_> {
+    /// The counter key. Caller-chosen text is hashed, so a key stays short
+    /// and storable whatever was sent.
+    fn key(self) -> String {
+        let digest = |s: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()));
+        match self {
+            Self::Tenant(tenant) => tenant.to_string(),
+            Self::TokenClient(client_id) => format!("token-client:{}", digest(client_id)),
+            Self::TokenAddress(address) => format!("token-address:{}", digest(address)),
+        }
+    }
+}
+
 impl Store {
     /// Counts one request of the tenant in each of its plan's fixed
     /// windows. `None` for unlimited plans, which cost no query at all.
@@ -29,15 +61,26 @@ impl Store {
         plan: Plan,
         now: i64,
     ) -> Result<Option<RateStatus>, StoreError> {
-        let windows = plan.windows();
+        self.hit_limits(RateSubject::Tenant(tenant), &plan.windows(), now).await
+    }
+
+    /// Counts one request of `subject` in each of `windows`; `None` when
+    /// there are none.
+    pub async fn hit_limits(
+        &self,
+        subject: RateSubject<'_>,
+        windows: &[Window],
+        now: i64,
+    ) -> Result<Option<RateStatus>, StoreError> {
         if windows.is_empty() {
             return Ok(None);
         }
+        let key = subject.key();
         let start_of = |secs: i64| now - now.rem_euclid(secs);
         // One atomic multi-row upsert for every window (one round trip):
         // concurrent requests on any process see consecutive counts.
         let mut upsert = rate_counter::Entity::insert_many(windows.iter().map(|w| rate_counter::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
+            tenant_id: Set(key.clone()),
             window_secs: Set(w.secs),
             window_start: Set(start_of(w.secs)),
             count: Set(1),
@@ -62,7 +105,7 @@ impl Store {
         for window in windows {
             let count = *counts
                 .get(&window.secs)
-                .ok_or_else(|| StoreError::Corrupt(format!("rate counter of {tenant} for {}s", window.secs)))?;
+                .ok_or_else(|| StoreError::Corrupt(format!("rate counter of {key} for {}s", window.secs)))?;
             let status = RateStatus {
                 limit: window.limit,
                 remaining: (window.limit - count).max(0),

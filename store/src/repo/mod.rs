@@ -33,7 +33,7 @@ pub use events::{Event, IngestOutcome, NewEvent};
 pub use fan_out::{FanOutEvents, FreshDelivery};
 pub use inbound::InboundSource;
 pub(crate) use ingest_queue::IngestQueue;
-pub use limits::RateStatus;
+pub use limits::{RateStatus, RateSubject, TOKEN_REQUESTS_PER_ADDRESS, TOKEN_REQUESTS_PER_CLIENT};
 pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::OutboxItem;
 pub use rules::Rule;

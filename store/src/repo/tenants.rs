@@ -63,6 +63,11 @@ impl Store {
         Ok(())
     }
 
+    /// One tenant (for requests that name no credential, like gateway callbacks).
+    pub async fn tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
+        tenant::Entity::find_by_id(id.as_str()).one(self.db()).await?.ok_or(StoreError::NotFound("tenant"))?.try_into()
+    }
+
     /// Every tenant, oldest first (operators' CLI).
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         tenant::Entity::find()
