@@ -45,6 +45,8 @@ pub struct Settings {
     pub mode: Mode,
     /// `sqlite://...` (embedded default) or `postgres://...`.
     pub database_url: String,
+    /// Connections to PostgreSQL this process keeps at most (SQLite has one).
+    pub database_max_connections: u32,
     /// RabbitMQ; unset means the in-process queue (single-process `serve` only).
     pub amqp_url: Option<String>,
     /// Exchange events are published to.
@@ -122,6 +124,7 @@ impl Default for Settings {
         Self {
             mode: Mode::Production,
             database_url: "sqlite://./data/hookhub.db?mode=rwc".into(),
+            database_max_connections: hookhub_store::DEFAULT_POOL_SIZE,
             amqp_url: None,
             amqp_exchange: "hookhub.events".into(),
             amqp_queue: "hookhub.events".into(),
@@ -281,7 +284,7 @@ impl Settings {
         if !cipher.is_active() {
             tracing::warn!("HOOKHUB_ENCRYPTION_KEYS is not set: secrets and payloads are stored unencrypted");
         }
-        Ok(Store::connect(&self.database_url)
+        Ok(Store::connect_with_pool(&self.database_url, self.database_max_connections)
             .await
             .context("connecting to the database")?
             .with_cipher(cipher)

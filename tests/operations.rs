@@ -101,6 +101,9 @@ fn spawn_role(settings: &Settings, role: &str, port: u16) -> Child {
     hookhub_command(settings, &[role])
         .env("HOOKHUB_METRICS_LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
+        // Six processes share the server's 100 connections with the tests
+        // running beside this one.
+        .env("HOOKHUB_DATABASE_MAX_CONNECTIONS", "8")
         .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
         .env("HOOKHUB_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms")
         .stdout(Stdio::null())
@@ -120,7 +123,8 @@ async fn two_of_each_part_deliver_everything_once_published() {
     // The flaky endpoint fails its first 100 requests: retries are claimed
     // by whichever dispatcher finds them due.
     receiver.script("/flaky", &[503; 100]);
-    let settings = test_settings(Backend::Postgres).await;
+    let mut settings = test_settings(Backend::Postgres).await;
+    settings.database_max_connections = 8;
     hookhub_store::Store::connect(&settings.database_url).await.unwrap().migrate().await.unwrap();
 
     let ingests =
@@ -139,12 +143,12 @@ async fn two_of_each_part_deliver_everything_once_published() {
         assert_eq!(resp.status(), 201);
     }
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let mut children: Vec<Child> = vec![
+    let mut children = common::Processes(vec![
         spawn_role(&settings, "relay", ports[0]),
         spawn_role(&settings, "relay", ports[1]),
         spawn_role(&settings, "dispatcher", ports[2]),
         spawn_role(&settings, "dispatcher", ports[3]),
-    ];
+    ]);
 
     let sent = post_events(&bases, key.expose(), EVENTS, |n| {
         let kind = if n % FLAKY_EVERY == 0 { "payment.failed" } else { "appointment.booked" };
@@ -163,7 +167,8 @@ async fn two_of_each_part_deliver_everything_once_published() {
         let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
         published += metric(&text, "hookhub_events_published_total");
         let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
-        assert_eq!(ready.status(), 200, "a relay is ready: store and broker reachable");
+        let status = ready.status();
+        assert_eq!(status, 200, "a relay is ready: store and broker reachable: {}", ready.text().await.unwrap());
     }
     assert_eq!(published, EVENTS as f64, "no event published twice");
     let crm_total = receiver.received("/crm").len();
@@ -174,10 +179,10 @@ async fn two_of_each_part_deliver_everything_once_published() {
         receiver.received("/flaky").len() - EVENTS / FLAKY_EVERY,
     );
 
-    for child in &mut children {
+    for child in &mut children.0 {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     }
-    for mut child in children {
+    for child in &mut children.0 {
         let status = child.wait().unwrap();
         assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
     }

@@ -17,4 +17,4 @@ mod store;
 
 pub use error::StoreError;
 pub use page::{Cursor, Page, PageRequest};
-pub use store::{sqlite_data_dir, Store, DEFAULT_CREDENTIAL_TTL};
+pub use store::{sqlite_data_dir, Store, DEFAULT_CREDENTIAL_TTL, DEFAULT_POOL_SIZE};

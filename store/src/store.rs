@@ -25,12 +25,22 @@ pub struct Store {
 /// [`Store::with_credential_ttl`] says otherwise.
 pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(1);
 
+/// Connections to PostgreSQL one process keeps at most, by default.
+pub const DEFAULT_POOL_SIZE: u32 = 20;
+
 impl Store {
     /// Connects to `postgres://...` or `sqlite://...`.
     ///
     /// SQLite gets a single connection in WAL mode: it has one writer anyway,
     /// and one connection rules out `SQLITE_BUSY` between our own tasks.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_pool(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`Store::connect`] with at most `max_connections` to PostgreSQL
+    /// (SQLite always has one): every process of a deployment has its own
+    /// pool, and together they must stay under the server's `max_connections`.
+    pub async fn connect_with_pool(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let is_sqlite = url.starts_with("sqlite:");
         if is_sqlite {
             ensure_sqlite_dir(url);
@@ -40,7 +50,7 @@ impl Store {
         if is_sqlite {
             opts.max_connections(1).min_connections(1);
         } else {
-            opts.max_connections(20).min_connections(1);
+            opts.max_connections(max_connections.max(1)).min_connections(1);
         }
         let db = Database::connect(opts).await?;
         if is_sqlite {

@@ -57,6 +57,21 @@ pub fn hookhub_command(settings: &Settings, args: &[&str]) -> std::process::Comm
     cmd
 }
 
+/// Child processes that are killed when dropped, so a failing test leaves
+/// no hub running to hold database connections for the tests after it.
+pub struct Processes(pub Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 /// Settings for a test: development mode (receivers are on loopback, over
 /// http), fast polls, a compressed retry schedule, port 0, and a fresh
 /// database (and queue names) of the backend.
@@ -274,7 +289,8 @@ pub async fn post_events(
         });
         for resp in futures::future::join_all(posts).await {
             let body: Value = resp.expect("the hub answers").json().await.expect("a JSON answer");
-            sent.insert(body["id"].as_str().expect("an accepted event").to_owned());
+            let Some(id) = body["id"].as_str() else { panic!("an accepted event, not {body}") };
+            sent.insert(id.to_owned());
         }
     }
     sent
