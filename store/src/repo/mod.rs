@@ -35,7 +35,7 @@ pub use inbound::InboundSource;
 pub(crate) use ingest_queue::IngestQueue;
 pub use limits::RateStatus;
 pub use maintenance::{OutboxStatus, Purged};
-pub use outbox::OutboxItem;
+pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection, QuarantinedOutbox, QuarantinedRow};
 pub use rules::Rule;
 pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch};
 pub use tenants::Tenant;
