@@ -163,6 +163,7 @@ impl Fanout {
                     break;
                 }
             }
+            consumer
         });
         let tasks = TaskTracker::new();
         while let Some(first) = rx.recv().await {
@@ -182,9 +183,13 @@ impl Fanout {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             tasks.spawn(async move { this.handle(batch, permit, &shutdown).await });
         }
-        let _ = feeder.await;
+        let consumer = feeder.await;
         tasks.close();
         tasks.wait().await;
+        // Only now: the batches above ack on the consumer's channel.
+        if let Ok(mut consumer) = consumer {
+            consumer.close().await;
+        }
         tracing::info!("fan-out stopped");
     }
 

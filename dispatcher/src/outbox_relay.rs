@@ -116,6 +116,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.publisher.close().await;
         tracing::info!("outbox relay stopped");
     }
 }
