@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_claim_quarantines_what_it_cannot_name_and_returns_the_rest,
     a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants,
     an_event_gone_before_fan_out_does_not_hold_up_other_tenants,
+    a_batch_larger_than_the_delivery_loop_is_written_within_the_wait,
     an_event_reads_back_exactly_as_ingested,
 );
 
@@ -263,6 +264,55 @@ async fn ingested_messages(
         });
     }
     messages
+}
+
+/// A fan-out batch with more first attempts than the delivery loop has
+/// places: the attempts that got a place within `first_attempt_wait` go out
+/// before the write, the rest after it, and the write is not held until the
+/// last of them started. (Held, every webhook sent meanwhile was sent again
+/// when the dispatcher was killed before the write.)
+async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backend: Backend) {
+    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::{DeliveryConfig, DeliveryLoop};
+
+    let receiver = Receiver::start().await;
+    receiver.set_path_delay("/slow", Duration::from_millis(50));
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/slow")).await;
+    let messages = ingested_messages(&store, &tenant, 24).await;
+
+    // One attempt at a time, four places: sending all 24 takes over a second.
+    let config = DeliveryConfig {
+        allow_private_endpoints: true,
+        concurrency: 1,
+        first_attempt_wait: Duration::from_millis(100),
+        ..DeliveryConfig::default()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let deliveries = DeliveryLoop::new(store.clone(), config);
+    tokio::spawn(deliveries.clone().run(shutdown.clone()));
+    let fanout = hookhub_dispatcher::fanout::Fanout::new(store.clone(), deliveries, 64);
+    let (publisher, consumer) = in_process::channel(16);
+    let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
+    let published = tokio::spawn(async move { publisher.publish(&messages).await });
+
+    // Half of them sent: well past the wait, long before the last one.
+    eventually(Duration::from_secs(10), || async { (receiver.received("/slow").len() >= 12).then_some(()) }).await;
+    assert_eq!(
+        common::scalar(&store, "SELECT count(*) FROM deliveries").await,
+        24,
+        "the batch was written once the wait ran out, not after its last attempt started"
+    );
+    published.await.unwrap().unwrap();
+    let sent = receiver.wait_for_ids("/slow", 24, Duration::from_secs(20)).await;
+    assert_eq!(sent.len(), 24);
+    let settled = "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 1";
+    eventually(Duration::from_secs(10), || async { (common::scalar(&store, settled).await == 24).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received("/slow").len(), 24, "each sent once");
+    shutdown.cancel();
+    running.await.unwrap();
+    common::drop_test_resources(&settings).await;
 }
 
 /// Fan-out writes a batch of messages at once; an event in it that cannot
