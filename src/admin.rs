@@ -2,6 +2,7 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use hookhub_store::domain::{now, DeliveryId, TenantId};
+use hookhub_store::repo::QuarantineSelection;
 use hookhub_store::{PageRequest, Store};
 
 /// `hookhub subscriptions ...`.
@@ -35,8 +36,46 @@ pub enum EventsCommand {
 /// `hookhub outbox ...`.
 #[derive(Subcommand)]
 pub enum OutboxCommand {
-    /// Backlog and the age of the oldest unpublished event.
+    /// Backlog, quarantined rows and the age of the oldest unpublished event.
     Status,
+    /// Rows the relay set aside because they cannot be published (their
+    /// event is gone or unreadable), oldest first.
+    Quarantined {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Make quarantined rows claimable again (after restoring their events).
+    Requeue {
+        #[command(flatten)]
+        which: QuarantinedRows,
+    },
+    /// Delete quarantined rows: their events will never be published.
+    Drop {
+        #[command(flatten)]
+        which: QuarantinedRows,
+    },
+}
+
+/// Which quarantined outbox rows a command acts on.
+#[derive(clap::Args)]
+pub struct QuarantinedRows {
+    /// This outbox row (the first column of `outbox quarantined`).
+    #[arg(long, conflicts_with = "all")]
+    id: Option<i64>,
+    /// Every quarantined row.
+    #[arg(long)]
+    all: bool,
+}
+
+impl QuarantinedRows {
+    fn selection(&self) -> anyhow::Result<QuarantineSelection> {
+        match (self.id, self.all) {
+            (Some(id), _) => Ok(QuarantineSelection::One(id)),
+            (None, true) => Ok(QuarantineSelection::All),
+            (None, false) => bail!("say which: --id N or --all"),
+        }
+    }
 }
 
 /// `hookhub dead-letters ...`.
@@ -116,11 +155,36 @@ pub async fn events(store: &Store, command: EventsCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Runs `outbox status`.
-pub async fn outbox(store: &Store, OutboxCommand::Status: OutboxCommand) -> anyhow::Result<()> {
-    let status = store.outbox_status().await?;
-    let age = status.oldest.map(|t| format!("{}s", (now() - t).num_seconds())).unwrap_or_else(|| "-".into());
-    println!("backlog: {}\noldest:  {age}", status.backlog);
+/// Runs `outbox status|quarantined|requeue|drop`.
+pub async fn outbox(store: &Store, command: OutboxCommand) -> anyhow::Result<()> {
+    match command {
+        OutboxCommand::Status => {
+            let status = store.outbox_status().await?;
+            let age = status.oldest.map(|t| format!("{}s", (now() - t).num_seconds())).unwrap_or_else(|| "-".into());
+            println!("backlog: {}\nquarantined: {}\noldest:  {age}", status.backlog, status.quarantined);
+        }
+        OutboxCommand::Quarantined { limit } => {
+            for row in store.quarantined_outbox(limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    row.outbox_id,
+                    row.tenant_id,
+                    row.event_id,
+                    row.reason,
+                    row.created_at.to_rfc3339(),
+                    row.quarantined_at.to_rfc3339()
+                );
+            }
+        }
+        OutboxCommand::Requeue { which } => {
+            let n = store.requeue_quarantined_outbox(which.selection()?).await?;
+            println!("requeued {n} outbox row(s)");
+        }
+        OutboxCommand::Drop { which } => {
+            let n = store.drop_quarantined_outbox(which.selection()?).await?;
+            println!("dropped {n} outbox row(s)");
+        }
+    }
     Ok(())
 }
 

@@ -14,7 +14,10 @@ crate::on_both_backends!(
     a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again,
     a_redelivered_message_is_written_before_it_is_attempted,
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
-    a_claim_it_cannot_name_is_handed_back,
+    a_claim_quarantines_what_it_cannot_name_and_returns_the_rest,
+    a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants,
+    an_event_gone_before_fan_out_does_not_hold_up_other_tenants,
+    a_batch_larger_than_the_delivery_loop_is_written_within_the_wait,
     an_event_reads_back_exactly_as_ingested,
 );
 
@@ -281,6 +284,55 @@ async fn ingested_messages(
     messages
 }
 
+/// A fan-out batch with more first attempts than the delivery loop has
+/// places: the attempts that got a place within `first_attempt_wait` go out
+/// before the write, the rest after it, and the write is not held until the
+/// last of them started. (Held, every webhook sent meanwhile was sent again
+/// when the dispatcher was killed before the write.)
+async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backend: Backend) {
+    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::{DeliveryConfig, DeliveryLoop};
+
+    let receiver = Receiver::start().await;
+    receiver.set_path_delay("/slow", Duration::from_millis(50));
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/slow")).await;
+    let messages = ingested_messages(&store, &tenant, 24).await;
+
+    // One attempt at a time, four places: sending all 24 takes over a second.
+    let config = DeliveryConfig {
+        allow_private_endpoints: true,
+        concurrency: 1,
+        first_attempt_wait: Duration::from_millis(100),
+        ..DeliveryConfig::default()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let deliveries = DeliveryLoop::new(store.clone(), config);
+    tokio::spawn(deliveries.clone().run(shutdown.clone()));
+    let fanout = hookhub_dispatcher::fanout::Fanout::new(store.clone(), deliveries, 64);
+    let (publisher, consumer) = in_process::channel(16);
+    let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
+    let published = tokio::spawn(async move { publisher.publish(&messages).await });
+
+    // Half of them sent: well past the wait, long before the last one.
+    eventually(Duration::from_secs(10), || async { (receiver.received("/slow").len() >= 12).then_some(()) }).await;
+    assert_eq!(
+        common::scalar(&store, "SELECT count(*) FROM deliveries").await,
+        24,
+        "the batch was written once the wait ran out, not after its last attempt started"
+    );
+    published.await.unwrap().unwrap();
+    let sent = receiver.wait_for_ids("/slow", 24, Duration::from_secs(20)).await;
+    assert_eq!(sent.len(), 24);
+    let settled = "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 1";
+    eventually(Duration::from_secs(10), || async { (common::scalar(&store, settled).await == 24).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received("/slow").len(), 24, "each sent once");
+    shutdown.cancel();
+    running.await.unwrap();
+    common::drop_test_resources(&settings).await;
+}
+
 /// Fan-out writes a batch of messages at once; an event in it that cannot
 /// be read (its stored payload no longer opens) must not hold up the rest.
 async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
@@ -464,27 +516,181 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
     common::drop_test_resources(&settings).await;
 }
 
+/// An outbox row pointing at an event that does not exist, as a test
+/// plants a poison row; returns its outbox id.
+async fn plant_orphan_outbox_row(store: &hookhub_store::Store, tenant: &hookhub_store::domain::TenantId) -> i64 {
+    use hookhub_store::entity::outbox;
+    use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, Set};
+    let row = outbox::ActiveModel {
+        id: NotSet,
+        event_id: Set(hookhub_store::domain::EventId::generate().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        created_at: Set(hookhub_store::domain::now()),
+        locked_until: Set(None),
+        published_at: Set(None),
+        quarantined_at: Set(None),
+        quarantine_reason: Set(None),
+    };
+    row.insert(store.db()).await.unwrap().id
+}
+
 /// The relay's claim names each event's type (one statement on
-/// PostgreSQL); a row it cannot name is reported, and the batch is handed
-/// back at once instead of waiting out its lease.
-async fn a_claim_it_cannot_name_is_handed_back(backend: Backend) {
+/// PostgreSQL). A row it cannot name (its event is gone, its type or ids do
+/// not parse) is quarantined: the rest of the claim, other tenants' events,
+/// goes ahead, the row is never claimed again on its own, and an operator
+/// can list it, requeue it or drop it.
+async fn a_claim_quarantines_what_it_cannot_name_and_returns_the_rest(backend: Backend) {
+    use hookhub_store::repo::{QuarantineReason, QuarantineSelection};
     use sea_orm::{ConnectionTrait, Statement};
     let (settings, store, tenant) = common::test_store(backend).await;
+    let (other, _) = store.create_tenant("other").await.unwrap();
     let new = |n: u32| common::client_created(json!({"n": n}));
-    let good = store.ingest_event(&tenant.id, new(1)).await.unwrap().event;
     let lease = chrono::Duration::seconds(30);
-    let claimed = store.claim_outbox(10, lease).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!((claimed[0].event_id.clone(), claimed[0].event_type.as_str()), (good.id.clone(), "client.created"));
-    assert!(store.claim_outbox(10, lease).await.unwrap().is_empty(), "a claimed row is leased");
-    store.delete_published_outbox(&[claimed[0].outbox_id]).await.unwrap();
+    let exec = |sql: String| {
+        let store = store.clone();
+        async move { store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap() }
+    };
 
-    let bad = store.ingest_event(&tenant.id, new(2)).await.unwrap().event;
-    let sql = format!("UPDATE events SET event_type = 'Not A Type' WHERE id = '{}'", bad.id);
+    // The poison rows are the oldest, so every claim takes them first.
+    let orphan = plant_orphan_outbox_row(&store, &tenant.id).await;
+    let bad_type = store.ingest_event(&tenant.id, new(1)).await.unwrap().event;
+    exec(format!("UPDATE events SET event_type = 'Not A Type' WHERE id = '{}'", bad_type.id)).await;
+    let deleted = store.ingest_event(&tenant.id, new(2)).await.unwrap().event;
+    exec(format!("DELETE FROM events WHERE id = '{}'", deleted.id)).await;
+    let bad_id = plant_orphan_outbox_row(&store, &tenant.id).await;
+    exec(format!("UPDATE outbox SET event_id = 'not-an-id' WHERE id = {bad_id}")).await;
+    let good: Vec<_> = [&other.id, &tenant.id, &other.id]
+        .into_iter()
+        .enumerate()
+        .map(|(n, t)| (t.clone(), new(10 + n as u32)))
+        .collect();
+    let mut good_ids = Vec::new();
+    for (t, e) in good {
+        good_ids.push(store.ingest_event(&t, e).await.unwrap().event.id);
+    }
+
+    let claim = store.claim_outbox(10, lease).await.unwrap();
+    let claimed: Vec<_> = claim.items.iter().map(|i| i.event_id.clone()).collect();
+    assert_eq!(claimed, good_ids, "everyone else's events are claimed, in order");
+    assert_eq!(claim.items[0].event_type.as_str(), "client.created");
+    let reason_of = |outbox_id: i64, event_id: &str| {
+        let found = claim.quarantined.iter().find(|q| q.outbox_id == outbox_id || q.event_id == event_id);
+        found.map(|q| q.reason)
+    };
+    assert_eq!(claim.quarantined.len(), 4);
+    assert_eq!(reason_of(orphan, "-"), Some(QuarantineReason::EventMissing));
+    assert_eq!(reason_of(bad_id, "-"), Some(QuarantineReason::BadId));
+    assert_eq!(reason_of(-1, bad_type.id.as_str()), Some(QuarantineReason::BadEventType));
+    assert_eq!(reason_of(-1, deleted.id.as_str()), Some(QuarantineReason::EventMissing));
+
+    // Quarantined rows are not claimed again, and not counted as backlog.
+    let again = store.claim_outbox(10, lease).await.unwrap();
+    assert!(again.items.is_empty() && again.quarantined.is_empty(), "claimed rows are leased, poison is set aside");
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.backlog, status.quarantined), (3, 4));
+    let listed = store.quarantined_outbox(100).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.iter().any(|q| q.event_id == bad_type.id.as_str() && q.reason == "bad_event_type"));
+
+    // Requeued, a row that still cannot be published is set aside again.
+    let bad_type_row = listed.iter().find(|q| q.event_id == bad_type.id.as_str()).unwrap().outbox_id;
+    assert_eq!(store.requeue_quarantined_outbox(QuarantineSelection::One(bad_type_row)).await.unwrap(), 1);
+    assert_eq!(store.outbox_status().await.unwrap().quarantined, 3);
+    let claim = store.claim_outbox(10, lease).await.unwrap();
+    assert!(claim.items.is_empty());
+    assert_eq!(claim.quarantined.iter().map(|q| q.outbox_id).collect::<Vec<_>>(), [bad_type_row]);
+    // Restored, it is published like any other.
+    exec(format!("UPDATE events SET event_type = 'client.created' WHERE id = '{}'", bad_type.id)).await;
+    store.requeue_quarantined_outbox(QuarantineSelection::One(bad_type_row)).await.unwrap();
+    let claim = store.claim_outbox(10, lease).await.unwrap();
+    assert_eq!(claim.items.iter().map(|i| i.outbox_id).collect::<Vec<_>>(), [bad_type_row]);
+
+    assert_eq!(store.drop_quarantined_outbox(QuarantineSelection::All).await.unwrap(), 3);
+    assert_eq!(store.outbox_status().await.unwrap().quarantined, 0);
+    assert_eq!(common::scalar(&store, "SELECT count(*) FROM outbox").await, 4, "only quarantined rows are dropped");
+    common::drop_test_resources(&settings).await;
+}
+
+/// A whole hub: an outbox row whose event is gone sits first in the outbox,
+/// and the events of two tenants accepted after it are all delivered. The
+/// row is quarantined, counted in the metrics and listed by the CLI.
+async fn a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(backend).await;
+    let tenant = hub.hub().store().list_tenants().await.unwrap()[0].id.clone();
+    let poison = plant_orphan_outbox_row(hub.hub().store(), &tenant).await;
+    hub.subscribe(&receiver.url("/a"), &["*"]).await;
+    let other_key = hub.new_tenant().await;
+    let client = reqwest::Client::new();
+    let (status, _) = {
+        let resp = client
+            .post(format!("{}/v1/subscriptions", hub.base))
+            .bearer_auth(&other_key)
+            .json(&json!({"url": receiver.url("/b"), "event_types": ["*"]}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), ())
+    };
+    assert_eq!(status, StatusCode::CREATED);
+    for n in 0..5 {
+        hub.send_event("client.created", json!({"n": n})).await;
+        common::post_json(
+            &client,
+            &format!("{}/v1/events", hub.base),
+            &other_key,
+            json!({"type": "client.created", "data": {"n": n}}),
+        )
+        .await;
+    }
+    assert_eq!(receiver.wait_for("/a", 5).await.len(), 5, "the poison row's own tenant gets its other events");
+    assert_eq!(receiver.wait_for("/b", 5).await.len(), 5, "another tenant gets all of its events");
+
+    let (_, metrics) = {
+        let resp = client.get(format!("{}/metrics", hub.base)).send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    };
+    assert!(metrics.contains(r#"hookhub_outbox_quarantined_total{reason="event_missing"}"#), "{metrics}");
+    assert!(metrics.contains("hookhub_outbox_quarantined_rows 1"), "{metrics}");
+    let out = common::hookhub_command(&hub.settings, &["outbox", "quarantined"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.starts_with(&format!("{poison}\t{tenant}\t")) && listed.contains("\tevent_missing\t"), "{listed}");
+    let out =
+        common::hookhub_command(&hub.settings, &["outbox", "drop", "--id", &poison.to_string()]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dropped 1 outbox row(s)");
+    assert_eq!(hub.hub().store().outbox_status().await.unwrap().quarantined, 0);
+    hub.stop().await;
+}
+
+/// Fan-out's side of the same: a queue message naming an event that is gone
+/// by the time it is consumed (deleted after the relay published it), in
+/// one batch with another tenant's events, is acked with the batch, and the
+/// others are delivered.
+async fn an_event_gone_before_fan_out_does_not_hold_up_other_tenants(backend: Backend) {
+    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let receiver = Receiver::start().await;
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let (other, _) = store.create_tenant("other").await.unwrap();
+    common::subscribe_in_store(&store, &tenant, &receiver.url("/a")).await;
+    common::subscribe_in_store(&store, &other, &receiver.url("/b")).await;
+    let mut messages = ingested_messages(&store, &tenant, 1).await;
+    messages.extend(ingested_messages(&store, &other, 2).await);
+    let sql = format!("DELETE FROM events WHERE id = '{}'", messages[0].event_id);
     store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap();
-    assert!(matches!(store.claim_outbox(10, lease).await, Err(hookhub_store::StoreError::Corrupt(_))));
-    let released = "SELECT count(*) FROM outbox WHERE locked_until IS NULL AND published_at IS NULL";
-    assert_eq!(common::scalar(&store, released).await, 1, "released, not left to its lease");
+
+    let (publisher, consumer) = in_process::channel(16);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
+    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages)).await;
+    assert!(matches!(published, Ok(Ok(()))), "the batch is acked");
+    assert_eq!(receiver.wait_for("/b", 2).await.len(), 2, "the other tenant's events are delivered");
+    assert!(receiver.received("/a").is_empty());
+    shutdown.cancel();
+    drop(publisher);
+    running.await.unwrap();
     common::drop_test_resources(&settings).await;
 }
 

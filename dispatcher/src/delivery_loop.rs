@@ -2,7 +2,7 @@
 //! due for a retry, with a bounded number in flight.
 //!
 //! Fan-out starts a new delivery's first attempt here before the delivery
-//! is written ([`DeliveryLoop::take_on`]) and writes what became of it
+//! is written ([`DeliveryLoop::take_on_by`]) and writes what became of it
 //! ([`Outcome::into_fresh`]); everything else is attempted as a stored
 //! delivery and recorded against it ([`DeliveryLoop::settle`]).
 use crate::metrics::metrics;
@@ -20,7 +20,7 @@ use hookhub_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -218,23 +218,46 @@ impl DeliveryLoop {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self.queue.clone().acquire_owned().await.expect("semaphore is never closed");
+        let place = self.queue.clone().acquire_owned().await.expect("semaphore is never closed");
+        self.run_in(place, job)
+    }
+
+    /// Starts `job` in the loop `place` it was given, freed when it ends.
+    fn run_in<F, T>(self: &Arc<Self>, place: OwnedSemaphorePermit, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
         let job = job(self.clone());
         self.tasks.spawn(async move {
             let done = job.await;
-            drop(permit);
+            drop(place);
             done
         })
     }
 
-    /// Starts the first attempt of a delivery that is not stored yet; the
-    /// handle yields what became of it, for the caller to write.
-    pub async fn take_on(self: &Arc<Self>, work: DeliveryWork) -> JoinHandle<Outcome> {
-        self.start(move |this| async move { this.try_attempt(work).await }).await
+    /// Starts the first attempt of a delivery that is not stored yet, if the
+    /// loop has a place for it by `deadline`; the handle yields what became
+    /// of it, for the caller to write. Gives the work back otherwise: an
+    /// attempt sent before its delivery is written is sent again if the
+    /// process dies in between, so fan-out keeps that window short rather
+    /// than queueing first attempts behind a full loop.
+    pub async fn take_on_by(
+        self: &Arc<Self>,
+        work: DeliveryWork,
+        deadline: tokio::time::Instant,
+    ) -> Result<JoinHandle<Outcome>, DeliveryWork> {
+        match tokio::time::timeout_at(deadline, self.queue.clone().acquire_owned()).await {
+            Ok(place) => {
+                let place = place.expect("semaphore is never closed");
+                Ok(self.run_in(place, move |this| async move { this.try_attempt(work).await }))
+            }
+            Err(_) => Err(work),
+        }
     }
 
     /// Records, once it is known, the outcome of an attempt started by
-    /// [`Self::take_on`] whose delivery has been stored since.
+    /// [`Self::take_on_by`] whose delivery has been stored since.
     pub fn follow(self: &Arc<Self>, attempt: JoinHandle<Outcome>) {
         let this = self.clone();
         self.tasks.spawn(async move {

@@ -8,7 +8,10 @@
 //! its first attempt left it (see `hookhub_store::repo::FreshDelivery`):
 //! fan-out waits up to `first_attempt_wait` for those attempts, and writes
 //! the ones still running as leased pending deliveries, whose outcome the
-//! delivery loop records when it comes. A message is acked only after its
+//! delivery loop records when it comes. Only attempts that find a place in
+//! the delivery loop within that wait start before the write; the rest are
+//! written first and attempted after, so what a crash can send twice is
+//! what was sent in that window, not a whole batch queued behind a full loop. A message is acked only after its
 //! deliveries are committed: from then on the store carries them, so an ack
 //! never loses anything, and a crash before it sends the finished attempts
 //! again (at least once, same `webhook-id`).
@@ -173,6 +176,7 @@ impl Fanout {
                     break;
                 }
             }
+            consumer
         });
         let tasks = TaskTracker::new();
         while let Some(first) = rx.recv().await {
@@ -192,9 +196,13 @@ impl Fanout {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             tasks.spawn(async move { this.handle(batch, permit, &shutdown).await });
         }
-        let _ = feeder.await;
+        let consumer = feeder.await;
         tasks.close();
         tasks.wait().await;
+        // Only now: the batches above ack on the consumer's channel.
+        if let Ok(mut consumer) = consumer {
+            consumer.close().await;
+        }
         tracing::info!("fan-out stopped");
     }
 
@@ -268,7 +276,14 @@ impl Fanout {
             match p {
                 Planned::First(work) => {
                     let delivery = work.delivery.clone();
-                    started.push((delivery, self.deliveries.take_on(work).await));
+                    match self.deliveries.take_on_by(work, deadline).await {
+                        Ok(attempt) => started.push((delivery, attempt)),
+                        // No place in time: sent once written, like a redelivery.
+                        Err(work) => {
+                            round.fresh.push(FreshDelivery::Unattempted(delivery));
+                            round.after_write.push(work);
+                        }
+                    }
                 }
                 Planned::AfterWrite(work) => {
                     round.fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));

@@ -49,6 +49,10 @@ pub struct Metrics {
     pub outbox_backlog: IntGauge,
     /// Age of the oldest unpublished outbox row (read from the store now and then).
     pub outbox_oldest_age_seconds: IntGauge,
+    /// Outbox rows the relay set aside as unpublishable, by reason.
+    pub outbox_quarantined: IntCounterVec,
+    /// Outbox rows in quarantine now (sampled at scrape).
+    pub outbox_quarantined_rows: IntGauge,
     /// Attempts by outcome and status class.
     pub attempts: IntCounterVec,
     /// Pending deliveries waiting for a later attempt (read from the store now and then).
@@ -97,6 +101,12 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(attempts.clone())).expect("registered once");
+        let outbox_quarantined = IntCounterVec::new(
+            Opts::new("hookhub_outbox_quarantined_total", "Outbox rows set aside as unpublishable, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(outbox_quarantined.clone())).expect("registered once");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
@@ -109,6 +119,11 @@ impl Metrics {
                 "hookhub_outbox_oldest_age_seconds",
                 "Age of the oldest unpublished outbox row",
             ),
+            outbox_quarantined_rows: gauge(
+                "hookhub_outbox_quarantined_rows",
+                "Outbox rows in quarantine (hookhub outbox quarantined)",
+            ),
+            outbox_quarantined,
             retry_queue_depth: gauge("hookhub_retry_queue_depth", "Pending deliveries waiting for a later attempt"),
             attempt_duration: histogram("hookhub_attempt_duration_seconds", "HTTP time of one delivery attempt"),
             delivery_latency: histogram(

@@ -41,12 +41,27 @@ impl OutboxRelay {
         self.wake.clone()
     }
 
-    /// One round: claim a batch, publish it, delete it. Returns how many were published.
+    /// One round: claim a batch, publish it, delete it. Returns how many
+    /// rows the claim took (published or quarantined), so a full batch of
+    /// quarantined rows still makes the next round start at once.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
-        let items = self.store.claim_outbox(self.config.batch_size, lease).await?;
+        let claim = self.store.claim_outbox(self.config.batch_size, lease).await?;
+        for row in &claim.quarantined {
+            // Ids only: the event's content never reaches the log.
+            tracing::warn!(
+                outbox_id = row.outbox_id,
+                event_id = %row.event_id,
+                tenant_id = %row.tenant_id,
+                reason = row.reason.as_str(),
+                "outbox row quarantined: it cannot be published (see `hookhub outbox quarantined`)"
+            );
+            crate::metrics::metrics().outbox_quarantined.with_label_values(&[row.reason.as_str()]).inc();
+        }
+        let items = claim.items;
+        let set_aside = claim.quarantined.len();
         if items.is_empty() {
-            return Ok(0);
+            return Ok(set_aside);
         }
         let ids: Vec<i64> = items.iter().map(|i| i.outbox_id).collect();
         let messages: Vec<EventMessage> = items
@@ -67,7 +82,7 @@ impl OutboxRelay {
         self.store.delete_published_outbox(&ids).await?;
         crate::metrics::metrics().events_published.inc_by(ids.len() as u64);
         tracing::debug!(count = ids.len(), "published");
-        Ok(ids.len())
+        Ok(ids.len() + set_aside)
     }
 
     /// Relays until `shutdown`; the round in progress is finished first.
@@ -101,6 +116,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.publisher.close().await;
         tracing::info!("outbox relay stopped");
     }
 }

@@ -116,15 +116,33 @@ impl AmqpPublisher {
                 .await?;
             confirms.push(confirm);
         }
+        // Every confirm is awaited, even after a failed one: a confirm left
+        // pending is dropped under lapin, which warns about it.
+        let mut outcome = Ok(());
         for confirm in confirms {
-            match confirm.await? {
-                Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable),
-                Confirmation::Nack(_) => return Err(QueueError::Broker("publish nacked".into())),
-                Confirmation::NotRequested => return Err(QueueError::Broker("confirms not enabled".into())),
+            let failed = match confirm.await {
+                Ok(Confirmation::Ack(None)) => continue,
+                Ok(Confirmation::Ack(Some(_))) => QueueError::Unroutable,
+                Ok(Confirmation::Nack(_)) => QueueError::Broker("publish nacked".into()),
+                Ok(Confirmation::NotRequested) => QueueError::Broker("confirms not enabled".into()),
+                Err(e) => e.into(),
+            };
+            if outcome.is_ok() {
+                outcome = Err(failed);
             }
         }
-        Ok(())
+        outcome
+    }
+}
+
+/// Closes a channel and its connection, so lapin's I/O thread ends before
+/// the runtime it uses does. Errors are moot: the link is being given up.
+async fn close(conn: &Connection, channel: &Channel, why: &str) {
+    if channel.status().connected() {
+        let _ = channel.close(200, why).await;
+    }
+    if conn.status().connected() {
+        let _ = conn.close(200, why).await;
     }
 }
 
@@ -140,10 +158,21 @@ impl Publisher for AmqpPublisher {
         }
         let (_, channel) = link.as_ref().expect("link was just opened");
         let result = self.publish_on(channel, batch).await;
-        if matches!(result, Err(QueueError::Broker(_))) {
-            *link = None;
+        // Unroutable means the queue or its binding is gone (deleted by
+        // hand, or lost with a node): reopening declares them again, where
+        // the same link would have every later publish returned too.
+        if result.is_err() {
+            if let Some((conn, channel)) = link.take() {
+                close(&conn, &channel, "publish failed").await;
+            }
         }
         result
+    }
+
+    async fn close(&self) {
+        if let Some((conn, channel)) = self.link.lock().await.take() {
+            close(&conn, &channel, "relay shutting down").await;
+        }
     }
 }
 
@@ -241,6 +270,12 @@ impl Consumer for AmqpConsumer {
                 None => tracing::warn!("consumer stream ended; reconnecting"),
             }
             self.link = None;
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some((conn, channel, _)) = self.link.take() {
+            close(&conn, &channel, "dispatcher shutting down").await;
         }
     }
 }

@@ -79,6 +79,10 @@ pub trait Publisher: Send + Sync {
     /// Publishes the batch (as few messages as [`MAX_EVENTS_PER_MESSAGE`]
     /// allows); `Ok` only once every message is confirmed.
     async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError>;
+
+    /// Lets go of the broker at shutdown, before the runtime stops; the
+    /// next `publish` would connect again.
+    async fn close(&self) {}
 }
 
 /// Settles one received message.
@@ -113,6 +117,10 @@ impl Incoming {
 pub trait Consumer: Send {
     /// The next message; `None` once the queue is closed for good.
     async fn next(&mut self) -> Option<Incoming>;
+
+    /// Lets go of the broker at shutdown, once every message taken is
+    /// settled; messages still unacked go back to the queue.
+    async fn close(&mut self) {}
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if STORE_READS.ready() {
         if let Ok(outbox) = state.store.outbox_status().await {
             m.outbox_backlog.set(outbox.backlog as i64);
+            m.outbox_quarantined_rows.set(outbox.quarantined as i64);
             let age = outbox.oldest.map(|t| (hookhub_store::domain::now() - t).num_seconds().max(0));
             m.outbox_oldest_age_seconds.set(age.unwrap_or(0));
         }

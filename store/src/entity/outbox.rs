@@ -14,6 +14,11 @@ pub struct Model {
     pub locked_until: Option<DateTimeUtc>,
     /// Set only after the broker confirmed the publish.
     pub published_at: Option<DateTimeUtc>,
+    /// Set when the relay found the row cannot be published (its event is
+    /// gone or unreadable); the claim skips it until an operator requeues it.
+    pub quarantined_at: Option<DateTimeUtc>,
+    /// Why, one of a few fixed words (see `QuarantineReason`).
+    pub quarantine_reason: Option<String>,
 }
 
 /// No navigable relations: queries join explicitly.

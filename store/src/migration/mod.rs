@@ -9,6 +9,7 @@ mod m0006_row_level_security;
 mod m0007_outbox_pending_index;
 mod m0008_drop_attempts_delivery_index;
 mod m0009_hash_idempotency_keys;
+mod m0010_outbox_quarantine;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_outbox_pending_index::Migration),
             Box::new(m0008_drop_attempts_delivery_index::Migration),
             Box::new(m0009_hash_idempotency_keys::Migration),
+            Box::new(m0010_outbox_quarantine::Migration),
         ]
     }
 }

@@ -134,6 +134,8 @@ pub(crate) async fn insert_events(
                 created_at: Set(event.created_at),
                 locked_until: Set(None),
                 published_at: Set(None),
+                quarantined_at: Set(None),
+                quarantine_reason: Set(None),
             })
             .collect();
         if !outbox_rows.is_empty() {

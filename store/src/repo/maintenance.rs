@@ -16,6 +16,8 @@ use sea_orm_migration::MigratorTrait;
 pub struct OutboxStatus {
     /// Rows waiting for the broker.
     pub backlog: u64,
+    /// Rows set aside because they cannot be published (not in `backlog`).
+    pub quarantined: u64,
     /// When the oldest of them was written.
     pub oldest: Option<DateTime<Utc>>,
 }
@@ -46,10 +48,14 @@ impl Store {
 
     /// The outbox's backlog and its oldest row.
     pub async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
-        let unpublished = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
+        let unpublished = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .filter(outbox::Column::QuarantinedAt.is_null());
         let backlog = unpublished.clone().count(self.db()).await?;
         let oldest = unpublished.order_by_asc(outbox::Column::Id).one(self.db()).await?.map(|o| o.created_at);
-        Ok(OutboxStatus { backlog, oldest })
+        let quarantined =
+            outbox::Entity::find().filter(outbox::Column::QuarantinedAt.is_not_null()).count(self.db()).await?;
+        Ok(OutboxStatus { backlog, quarantined, oldest })
     }
 
     /// Pending deliveries that failed at least once and wait for their next attempt.

@@ -35,7 +35,7 @@ pub use inbound::InboundSource;
 pub(crate) use ingest_queue::IngestQueue;
 pub use limits::{RateStatus, RateSubject, TOKEN_REQUESTS_PER_ADDRESS, TOKEN_REQUESTS_PER_CLIENT};
 pub use maintenance::{OutboxStatus, Purged};
-pub use outbox::OutboxItem;
+pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection, QuarantinedOutbox, QuarantinedRow};
 pub use rules::Rule;
 pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
 pub use tenants::Tenant;

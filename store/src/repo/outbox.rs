@@ -1,12 +1,11 @@
-use super::stored;
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType, PostgresQueryBuilder, Query, UpdateStatement};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
-    Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Statement,
 };
 use std::collections::HashMap;
 
@@ -24,6 +23,79 @@ pub struct OutboxItem {
     pub event_type: EventType,
 }
 
+/// Why a claimed row cannot become a queue message. The words are fixed
+/// and few: they label a metric and fill `outbox.quarantine_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuarantineReason {
+    /// No event has the row's event id.
+    EventMissing,
+    /// The row's event or tenant id does not parse.
+    BadId,
+    /// The event's type does not parse.
+    BadEventType,
+}
+
+impl QuarantineReason {
+    /// The word stored and used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventMissing => "event_missing",
+            Self::BadId => "bad_id",
+            Self::BadEventType => "bad_event_type",
+        }
+    }
+}
+
+/// A claimed row set aside instead of published: its ids as stored (they
+/// may not parse), never anything of the event's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedRow {
+    /// The outbox row id.
+    pub outbox_id: i64,
+    /// The event id it names.
+    pub event_id: String,
+    /// The tenant id it names.
+    pub tenant_id: String,
+    /// Why it cannot be published.
+    pub reason: QuarantineReason,
+}
+
+/// What one claim returns: the rows to publish, and those it set aside.
+#[derive(Debug, Default)]
+pub struct OutboxClaim {
+    /// Rows to publish, oldest first, leased to this relay.
+    pub items: Vec<OutboxItem>,
+    /// Rows quarantined by this claim; no relay claims them again until an
+    /// operator requeues them.
+    pub quarantined: Vec<QuarantinedRow>,
+}
+
+/// A quarantined row as an operator lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedOutbox {
+    /// The outbox row id.
+    pub outbox_id: i64,
+    /// The event id it names.
+    pub event_id: String,
+    /// The tenant id it names.
+    pub tenant_id: String,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it was set aside.
+    pub quarantined_at: DateTime<Utc>,
+    /// Why (a [`QuarantineReason`] word).
+    pub reason: String,
+}
+
+/// Which quarantined rows an operator command acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuarantineSelection {
+    /// The row with this outbox id.
+    One(i64),
+    /// Every quarantined row.
+    All,
+}
+
 /// A claimed row as read back, with its event's type once named (`None`
 /// when the event is missing).
 struct Claimed {
@@ -34,20 +106,24 @@ struct Claimed {
 }
 
 impl Claimed {
-    fn into_item(self) -> Result<OutboxItem, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("outbox {}: {what}", self.outbox_id));
-        let event_type = self.event_type.as_deref().ok_or_else(|| corrupt("no event"))?;
-        Ok(OutboxItem {
-            outbox_id: self.outbox_id,
-            event_id: stored(&self.event_id)?,
-            tenant_id: stored(&self.tenant_id)?,
-            event_type: event_type.parse().map_err(|_| corrupt("event type"))?,
-        })
+    /// The message it becomes, or why it cannot become one.
+    fn into_item(self) -> Result<OutboxItem, QuarantinedRow> {
+        let parsed = (self.event_id.parse::<EventId>(), self.tenant_id.parse::<TenantId>());
+        let reason = match (&self.event_type, parsed) {
+            (_, (Err(_), _) | (_, Err(_))) => QuarantineReason::BadId,
+            (None, _) => QuarantineReason::EventMissing,
+            (Some(event_type), (Ok(event_id), Ok(tenant_id))) => match event_type.parse() {
+                Ok(event_type) => return Ok(OutboxItem { outbox_id: self.outbox_id, event_id, tenant_id, event_type }),
+                Err(_) => QuarantineReason::BadEventType,
+            },
+        };
+        Err(QuarantinedRow { outbox_id: self.outbox_id, event_id: self.event_id, tenant_id: self.tenant_id, reason })
     }
 }
 
 impl Store {
-    /// Claims up to `limit` unpublished rows for `lease`, oldest first.
+    /// Claims up to `limit` unpublished rows for `lease`, oldest first, and
+    /// quarantines those among them that cannot be published.
     ///
     /// The claim is a lease (`locked_until`) rather than a transaction held
     /// open across the publish: no connection waits on the broker, and a
@@ -55,12 +131,17 @@ impl Store {
     /// PostgreSQL the inner `FOR UPDATE SKIP LOCKED` lets several relays
     /// claim side by side without blocking or taking the same rows, and the
     /// claim names its events' types in the same statement.
-    pub async fn claim_outbox(&self, limit: u64, lease: Duration) -> Result<Vec<OutboxItem>, StoreError> {
+    ///
+    /// A row whose event is gone or unreadable would otherwise come first
+    /// in every claim and fail it for every tenant; it is marked
+    /// quarantined instead and the rest of the batch goes ahead.
+    pub async fn claim_outbox(&self, limit: u64, lease: Duration) -> Result<OutboxClaim, StoreError> {
         let at = now();
         let claimable = Query::select()
             .column(outbox::Column::Id)
             .from(outbox::Entity)
             .and_where(outbox::Column::PublishedAt.is_null())
+            .and_where(outbox::Column::QuarantinedAt.is_null())
             .cond_where(
                 Condition::any().add(outbox::Column::LockedUntil.is_null()).add(outbox::Column::LockedUntil.lt(at)),
             )
@@ -85,22 +166,91 @@ impl Store {
             rows.into_iter().map(unnamed).collect()
         };
         if claimed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(OutboxClaim::default());
         }
         let ids: Vec<i64> = claimed.iter().map(|c| c.outbox_id).collect();
-        let items = async {
+        let sorted = async {
             let claimed = if postgres { claimed } else { self.name_claimed(claimed).await? };
-            let mut items = claimed.into_iter().map(Claimed::into_item).collect::<Result<Vec<_>, _>>()?;
-            items.sort_by_key(|i| i.outbox_id);
-            Ok(items)
+            let mut sorted = OutboxClaim::default();
+            for row in claimed {
+                match row.into_item() {
+                    Ok(item) => sorted.items.push(item),
+                    Err(poison) => sorted.quarantined.push(poison),
+                }
+            }
+            self.quarantine_outbox(&sorted.quarantined).await?;
+            sorted.items.sort_by_key(|i| i.outbox_id);
+            Ok(sorted)
         }
         .await;
-        if items.is_err() {
+        if sorted.is_err() {
             // Without this the claimed rows would wait out their lease
             // (30 s) before any relay tried them again.
             let _ = self.release_outbox(&ids).await;
         }
-        items
+        sorted
+    }
+
+    /// Marks rows quarantined, one statement per reason (there are three).
+    async fn quarantine_outbox(&self, rows: &[QuarantinedRow]) -> Result<(), StoreError> {
+        let mut by_reason: HashMap<QuarantineReason, Vec<i64>> = HashMap::new();
+        for row in rows {
+            by_reason.entry(row.reason).or_default().push(row.outbox_id);
+        }
+        let at = now();
+        for (reason, ids) in by_reason {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::QuarantinedAt, Some(at).into())
+                .col_expr(outbox::Column::QuarantineReason, Some(reason.as_str().to_owned()).into())
+                .col_expr(outbox::Column::LockedUntil, Option::<DateTime<Utc>>::None.into())
+                .filter(outbox::Column::Id.is_in(ids))
+                .exec(self.db())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Quarantined rows, oldest first, at most `limit`.
+    pub async fn quarantined_outbox(&self, limit: u64) -> Result<Vec<QuarantinedOutbox>, StoreError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::QuarantinedAt.is_not_null())
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(self.db())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|o| QuarantinedOutbox {
+                outbox_id: o.id,
+                event_id: o.event_id,
+                tenant_id: o.tenant_id,
+                created_at: o.created_at,
+                quarantined_at: o.quarantined_at.unwrap_or(o.created_at),
+                reason: o.quarantine_reason.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Makes quarantined rows claimable again (the event was restored, or
+    /// the relay that quarantined it was wrong); returns how many. A row
+    /// that still cannot be published is quarantined again by the next claim.
+    pub async fn requeue_quarantined_outbox(&self, which: QuarantineSelection) -> Result<u64, StoreError> {
+        let none = Option::<DateTime<Utc>>::None;
+        let done = outbox::Entity::update_many()
+            .col_expr(outbox::Column::QuarantinedAt, none.into())
+            .col_expr(outbox::Column::QuarantineReason, Option::<String>::None.into())
+            .col_expr(outbox::Column::LockedUntil, none.into())
+            .filter(quarantined(which))
+            .exec(self.db())
+            .await?;
+        Ok(done.rows_affected)
+    }
+
+    /// Deletes quarantined rows (their events will never be published);
+    /// returns how many.
+    pub async fn drop_quarantined_outbox(&self, which: QuarantineSelection) -> Result<u64, StoreError> {
+        let done = outbox::Entity::delete_many().filter(quarantined(which)).exec(self.db()).await?;
+        Ok(done.rows_affected)
     }
 
     /// The claim with its events' types in one statement: the claim's
@@ -173,8 +323,18 @@ impl Store {
             .col_expr(outbox::Column::LockedUntil, Option::<chrono::DateTime<chrono::Utc>>::None.into())
             .filter(outbox::Column::Id.is_in(ids.iter().copied()))
             .filter(outbox::Column::PublishedAt.is_null())
+            .filter(outbox::Column::QuarantinedAt.is_null())
             .exec(self.db())
             .await?;
         Ok(())
+    }
+}
+
+/// The quarantined rows `which` selects.
+fn quarantined(which: QuarantineSelection) -> Condition {
+    let cond = Condition::all().add(outbox::Column::QuarantinedAt.is_not_null());
+    match which {
+        QuarantineSelection::One(id) => cond.add(outbox::Column::Id.eq(id)),
+        QuarantineSelection::All => cond,
     }
 }
