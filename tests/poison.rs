@@ -221,28 +221,17 @@ async fn an_audit_row_the_database_refuses_costs_only_itself(backend: Backend) {
 /// recorded.
 async fn an_attempt_the_database_refuses_costs_only_itself(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
 
     let (settings, store, first) = common::test_store(backend).await;
     let (second, _) = store.create_tenant("second").await.unwrap();
-    let mut work = Vec::new();
     for (tenant, path) in [(&first, "a"), (&second, "b"), (&first, "c")] {
         common::subscribe_in_store(&store, tenant, &format!("http://127.0.0.1:9/{path}")).await;
     }
+    let mut work = Vec::new();
     for tenant in [&first, &second] {
-        let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
-        let subs = store.matching_subscriptions(&tenant.id, &event.event_type).await.unwrap();
-        let due = now() + chrono::Duration::seconds(60);
-        let fresh: Vec<FreshDelivery> = subs
-            .readable
-            .iter()
-            .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due)))
-            .collect();
-        store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap();
-        for f in &fresh {
-            let Loaded::Ready(ready) = store.delivery_work(f.id()).await.unwrap() else { panic!("pending") };
-            work.push(*ready);
-        }
+        let fresh = common::fanned_out(&store, tenant, now() + chrono::Duration::seconds(60)).await;
+        work.extend(common::loaded(&store, &fresh).await);
     }
     let failed = |w: &hookhub_store::repo::DeliveryWork, error: &str| RecordedAttempt {
         work: w.clone(),
@@ -271,20 +260,11 @@ async fn an_attempt_the_database_refuses_costs_only_itself(backend: Backend) {
 /// ones are claimed.
 async fn a_corrupt_delivery_row_fails_itself_not_the_claim(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery};
-
     let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b", "c"] {
         common::subscribe_in_store(&store, &tenant, &format!("http://127.0.0.1:9/{path}")).await;
     }
-    let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
-    let subs = store.matching_subscriptions(&tenant.id, &event.event_type).await.unwrap();
-    let fresh: Vec<FreshDelivery> = subs
-        .readable
-        .iter()
-        .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, now())))
-        .collect();
-    store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap();
+    let fresh = common::fanned_out(&store, &tenant, now()).await;
     let run = |sql: String| {
         let store = store.clone();
         async move { store.db().execute(Statement::from_string(store.backend(), sql)).await.unwrap() }

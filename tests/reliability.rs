@@ -458,26 +458,15 @@ async fn a_redelivered_message_is_written_before_it_is_attempted(backend: Backen
 /// records nothing, and a mixed batch takes the transactional path.
 async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
 
     let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b"] {
         common::subscribe_in_store(&store, &tenant, &format!("http://127.0.0.1:9/{path}")).await;
     }
-    let event = store.ingest_event(&tenant.id, common::client_created(json!({}))).await.unwrap().event;
-    let subs = store.matching_subscriptions(&tenant.id, &"client.created".parse().unwrap()).await.unwrap();
-    let due = now() + chrono::Duration::seconds(60);
-    let fresh: Vec<FreshDelivery> = subs
-        .readable
-        .iter()
-        .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due)))
-        .collect();
-    assert_eq!(store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap().len(), 2);
-    let mut work = Vec::new();
-    for f in &fresh {
-        let Loaded::Ready(ready) = store.delivery_work(f.id()).await.unwrap() else { panic!("pending") };
-        work.push(*ready);
-    }
+    let fresh = common::fanned_out(&store, &tenant, now() + chrono::Duration::seconds(60)).await;
+    assert_eq!(fresh.len(), 2);
+    let work = common::loaded(&store, &fresh).await;
     let result = |i: usize, next: NextStep| RecordedAttempt {
         work: work[i].clone(),
         attempt: NewAttempt {

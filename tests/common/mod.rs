@@ -133,6 +133,41 @@ pub async fn subscribe_in_store(store: &hookhub_store::Store, tenant: &hookhub_s
     store.create_subscription(&tenant.id, new).await.unwrap();
 }
 
+/// Ingests a `client.created` event for `tenant` and writes a delivery of
+/// it to each matching subscription, unattempted and due at `due`, as
+/// fan-out would; returns them as written.
+pub async fn fanned_out(
+    store: &hookhub_store::Store,
+    tenant: &hookhub_store::repo::Tenant,
+    due: chrono::DateTime<chrono::Utc>,
+) -> Vec<hookhub_store::repo::FreshDelivery> {
+    use hookhub_store::repo::{BreakerPolicy, Delivery, FreshDelivery};
+    let event = store.ingest_event(&tenant.id, client_created(json!({}))).await.unwrap().event;
+    let subs = store.matching_subscriptions(&tenant.id, &event.event_type).await.unwrap();
+    let fresh: Vec<FreshDelivery> = subs
+        .readable
+        .iter()
+        .map(|s| FreshDelivery::Unattempted(Delivery::new(&tenant.id, &event.id, &s.id, due)))
+        .collect();
+    assert_eq!(store.write_fan_out(&fresh, BreakerPolicy::default()).await.unwrap().len(), fresh.len());
+    fresh
+}
+
+/// The work of each delivery, loaded as the retry path loads it.
+pub async fn loaded(
+    store: &hookhub_store::Store,
+    fresh: &[hookhub_store::repo::FreshDelivery],
+) -> Vec<hookhub_store::repo::DeliveryWork> {
+    let mut work = Vec::new();
+    for f in fresh {
+        let hookhub_store::repo::Loaded::Ready(ready) = store.delivery_work(f.id()).await.unwrap() else {
+            panic!("{} is pending and reads", f.id())
+        };
+        work.push(*ready);
+    }
+    work
+}
+
 /// A `client.created` event with this `data`, to ingest straight in the store.
 pub fn client_created(data: Value) -> hookhub_store::repo::NewEvent {
     hookhub_store::repo::NewEvent { event_type: "client.created".parse().unwrap(), data, idempotency_key: None }
