@@ -605,7 +605,7 @@ async fn a_claim_quarantines_what_it_cannot_name_and_returns_the_rest(backend: B
 /// row is quarantined, counted in the metrics and listed by the CLI.
 async fn a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants(backend: Backend) {
     let receiver = Receiver::start().await;
-    let hub = TestHub::start(backend).await;
+    let hub = TestHub::start_with(backend, |s| s.metrics_listen = Some("127.0.0.1:0".into())).await;
     let tenant = hub.hub().store().list_tenants().await.unwrap()[0].id.clone();
     let poison = plant_orphan_outbox_row(hub.hub().store(), &tenant).await;
     hub.subscribe(&receiver.url("/a"), &["*"]).await;
@@ -636,7 +636,8 @@ async fn a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants(backend: 
     assert_eq!(receiver.wait_for("/b", 5).await.len(), 5, "another tenant gets all of its events");
 
     let (_, metrics) = {
-        let resp = client.get(format!("{}/metrics", hub.base)).send().await.unwrap();
+        let ops = format!("http://127.0.0.1:{}", hub.hub().metrics_port().expect("a metrics listener"));
+        let resp = client.get(format!("{ops}/metrics")).send().await.unwrap();
         (resp.status(), resp.text().await.unwrap())
     };
     assert!(metrics.contains(r#"hookhub_outbox_quarantined_total{reason="event_missing"}"#), "{metrics}");

@@ -651,34 +651,45 @@ impl Store {
             }
             None => self.event_deliveries(tenant, event_id).await?.into_iter().map(|d| d.subscription_id).collect(),
         };
-        let at = now();
-        let txn = self.tenant_scope(tenant).await?;
-        let mut ids = Vec::with_capacity(targets.len());
+        // Read first, then write in a transaction that only writes: on
+        // SQLite a transaction that reads and then writes fails with
+        // SQLITE_BUSY_SNAPSHOT whenever another process (a running hub,
+        // when this is the CLI) wrote in between, and busy_timeout cannot
+        // wait that out. A subscription disabled in between gets a pending
+        // delivery that the retry path abandons.
+        let read = self.tenant_scope(tenant).await?;
+        let mut plan = Vec::with_capacity(targets.len());
         for sub in &targets {
             let active = subscription::Entity::find_by_id(sub.as_str())
                 .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
-                .one(&txn)
+                .one(&read)
                 .await?
                 .is_some();
-            if !active {
-                continue;
+            if active {
+                let existing = delivery::Entity::find()
+                    .filter(delivery::Column::EventId.eq(event_id.as_str()))
+                    .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
+                    .one(&read)
+                    .await?;
+                plan.push((sub, existing.map(|d| d.id)));
             }
-            let existing = delivery::Entity::find()
-                .filter(delivery::Column::EventId.eq(event_id.as_str()))
-                .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
-                .one(&txn)
-                .await?;
+        }
+        read.commit().await?;
+        let at = now();
+        let txn = self.tenant_scope(tenant).await?;
+        let mut ids = Vec::with_capacity(plan.len());
+        for (sub, existing) in plan {
             let id = match existing {
-                Some(d) => {
+                Some(id) => {
                     delivery::Entity::update_many()
                         .col_expr(delivery::Column::Status, DeliveryStatus::Pending.into())
                         .col_expr(delivery::Column::RetryIndex, 0.into())
                         .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
                         .col_expr(delivery::Column::UpdatedAt, at.into())
-                        .filter(delivery::Column::Id.eq(d.id.as_str()))
+                        .filter(delivery::Column::Id.eq(id.as_str()))
                         .exec(&txn)
                         .await?;
-                    d.id
+                    id
                 }
                 None => {
                     let delivery = Delivery::new(tenant, event_id, sub, at);
