@@ -137,7 +137,7 @@ impl Default for Settings {
             allow_unencrypted: None,
             trusted_proxies: String::new(),
             delivery_timeout_ms: delivery.request_timeout.as_millis() as u64,
-            retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
+            retry_schedule: hookhub_dispatcher::retry_schedule::DEFAULT_RETRY_SCHEDULE.into(),
             delivery_concurrency: delivery.concurrency,
             delivery_concurrency_per_subscription: delivery.per_subscription_concurrency,
             delivery_poll_interval_ms: delivery.poll_interval.as_millis() as u64,

@@ -25,10 +25,13 @@ pub struct RetrySchedule {
     caps: Vec<Duration>,
 }
 
+/// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day of retries, as Svix does.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+
 impl Default for RetrySchedule {
-    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day of retries, as Svix does.
+    /// [`DEFAULT_RETRY_SCHEDULE`].
     fn default() -> Self {
-        "5s,5m,30m,2h,5h,10h,10h".parse().expect("default schedule parses")
+        DEFAULT_RETRY_SCHEDULE.parse().expect("default schedule parses")
     }
 }
 

@@ -1,3 +1,4 @@
+//! The store's errors; the API maps them to HTTP in one place.
 use sea_orm::DbErr;
 
 /// Everything a repository call can fail with.

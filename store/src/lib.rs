@@ -2,8 +2,11 @@
 //! and the repositories that keep the transactional outbox honest.
 //!
 //! PostgreSQL is the production backend; SQLite is the embedded default.
-//! Everything here works on both, and the few statements that differ
-//! (row claiming with `FOR UPDATE SKIP LOCKED`) are chosen per backend.
+//! Everything here works on both. The statements that differ (row claiming
+//! with `FOR UPDATE SKIP LOCKED`, batches bound as one JSON parameter, and
+//! a few more written by hand for PostgreSQL) are chosen per backend, in
+//! the repository that runs them. On PostgreSQL the API's queries also run
+//! under row-level security, in a per-tenant scope (`tenant_scope.rs`).
 
 pub mod cipher;
 mod credential_cache;
@@ -14,6 +17,7 @@ pub mod migration;
 mod page;
 pub mod repo;
 mod store;
+mod tenant_scope;
 
 pub use error::StoreError;
 pub use page::{Cursor, Page, PageRequest};

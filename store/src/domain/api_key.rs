@@ -1,3 +1,5 @@
+//! API keys: the `hh_live_…` secret, shown once, and the hash that is stored
+//! instead.
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -44,11 +46,6 @@ impl fmt::Debug for ApiKey {
 }
 
 impl ApiKeyHash {
-    /// Wraps a hash read from the database.
-    pub fn from_stored(hex: String) -> Self {
-        Self(hex)
-    }
-
     /// The hex digest.
     pub fn as_str(&self) -> &str {
         &self.0

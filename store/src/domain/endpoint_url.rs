@@ -1,3 +1,4 @@
+//! A subscription's endpoint URL, checked before it is stored.
 use std::fmt;
 
 /// Why a subscription URL was refused.

@@ -1,3 +1,5 @@
+//! Event types (`appointment.booked`) and the filters subscriptions match them
+//! with.
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,4 @@
+//! Prefixed, time-ordered ids (`evt_…`, `sub_…`) for every kind of row.
 use std::fmt;
 use std::str::FromStr;
 

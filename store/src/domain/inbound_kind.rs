@@ -1,3 +1,4 @@
+//! Which kind of gateway an inbound source is.
 use std::fmt;
 use std::str::FromStr;
 

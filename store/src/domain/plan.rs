@@ -1,3 +1,4 @@
+//! Rate-limit plans and the windows each allows.
 use std::fmt;
 use std::str::FromStr;
 

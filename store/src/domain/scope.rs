@@ -1,3 +1,4 @@
+//! What a credential may do: `read` < `write` < `admin`.
 use std::fmt;
 use std::str::FromStr;
 

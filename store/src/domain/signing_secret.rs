@@ -1,3 +1,4 @@
+//! A subscription's `whsec_…` signing secret, which never prints itself.
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;

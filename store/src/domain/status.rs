@@ -1,3 +1,4 @@
+//! The states of subscriptions and deliveries, and the outcomes of attempts.
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 

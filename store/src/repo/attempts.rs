@@ -1,3 +1,4 @@
+//! Attempts: what each delivery attempt observed, as the API lists them.
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{AttemptId, AttemptOutcome, DeliveryId, EventId, SubscriptionId, TenantId};

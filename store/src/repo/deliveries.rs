@@ -1,3 +1,6 @@
+//! Deliveries: claiming due ones for the retry path, loading their work,
+//! recording attempts and moving deliveries on, the circuit breaker, and the
+//! API's reads.
 use super::attempts::NewAttempt;
 use super::events::Event;
 use super::recordset::{pg_type, values_of};

@@ -1,3 +1,5 @@
+//! The event-type catalogue: the built-in types and a tenant's own, with their
+//! schemas and examples.
 use crate::domain::catalog::{builtin_type, builtins};
 use crate::domain::{now, EventType, EventTypeId, TenantId};
 use crate::entity::event_type;

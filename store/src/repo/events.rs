@@ -1,3 +1,5 @@
+//! Events: writing accepted events with their outbox rows, and reading them
+//! back with their payloads opened.
 use super::recordset::RecordSet;
 use super::stored;
 use crate::cipher::Cipher;

@@ -1,3 +1,5 @@
+//! Inbound sources: gateways whose callbacks become events, with their sealed
+//! signing secrets.
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{now, InboundKind, InboundSourceId, TenantId};

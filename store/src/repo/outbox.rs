@@ -1,3 +1,5 @@
+//! The outbox: claiming rows for the relay, and setting aside the ones it
+//! cannot publish.
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};

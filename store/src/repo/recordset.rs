@@ -1,9 +1,8 @@
 //! Batches of rows as one JSON parameter on PostgreSQL.
 //!
 //! A multi-row `VALUES` list has a different text for every batch size, so
-//! each size is parsed, prepared and planned anew on every connection (the
-//! fourth benchmark round counted a plan per call, a fifth of the server's
-//! statement time). `jsonb_to_recordset($1)` keeps one text for any
+//! each size is parsed, prepared and planned anew on every connection, and
+//! planning then dominates the statement's time. `jsonb_to_recordset($1)` keeps one text for any
 //! number of rows: prepared once per connection, planned generically.
 //! The rows are written straight into one JSON text, not built as a
 //! `serde_json::Value` first: a batch costs one growing buffer.

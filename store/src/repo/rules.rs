@@ -1,3 +1,5 @@
+//! Rules: events derived from other events (offboarding:
+//! `subscription.cancelled` emits `client.archived`).
 use super::stored;
 use crate::domain::{now, EventType, RuleId, TenantId};
 use crate::entity::rule;

@@ -1,3 +1,5 @@
+//! Subscriptions: endpoints, the event types they want, their sealed secrets
+//! and URLs, and matching an event to them.
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{

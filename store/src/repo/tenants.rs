@@ -1,3 +1,5 @@
+//! Tenants: creating them with their first API key, their plans, and listing
+//! them.
 use super::stored;
 use crate::domain::{now, ApiKey, Plan, Scope, TenantId};
 use crate::entity::tenant;
