@@ -72,7 +72,7 @@ pub async fn ping(url: &str) -> Result<(), QueueError> {
         .with_reactor(tokio_reactor_trait::Tokio);
     let conn = tokio::time::timeout(Duration::from_secs(2), Connection::connect(url, props))
         .await
-        .map_err(|_| QueueError::Broker("connect timed out".into()))??;
+        .map_err(|_| QueueError::Refused("connect timed out"))??;
     let _ = conn.close(0, "readiness probe").await;
     Ok(())
 }
@@ -123,8 +123,8 @@ impl AmqpPublisher {
             let failed = match confirm.await {
                 Ok(Confirmation::Ack(None)) => continue,
                 Ok(Confirmation::Ack(Some(_))) => QueueError::Unroutable,
-                Ok(Confirmation::Nack(_)) => QueueError::Broker("publish nacked".into()),
-                Ok(Confirmation::NotRequested) => QueueError::Broker("confirms not enabled".into()),
+                Ok(Confirmation::Nack(_)) => QueueError::Refused("publish nacked"),
+                Ok(Confirmation::NotRequested) => QueueError::Refused("confirms not enabled"),
                 Err(e) => e.into(),
             };
             if outcome.is_ok() {

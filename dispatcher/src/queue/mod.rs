@@ -56,21 +56,19 @@ pub fn decode(body: &[u8]) -> Result<Vec<EventMessage>, String> {
 /// Why the queue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// RabbitMQ refused, dropped the connection, or nacked.
+    /// The AMQP client failed: RabbitMQ refused or dropped the connection.
     #[error("broker: {0}")]
-    Broker(String),
+    Broker(#[from] lapin::Error),
+    /// RabbitMQ answered, but not with what a safe publish needs (a nack,
+    /// no confirm, no connection in time).
+    #[error("broker: {0}")]
+    Refused(&'static str),
     /// The broker accepted the message but routed it nowhere.
     #[error("broker returned the message as unroutable")]
     Unroutable,
     /// The in-process consumer is gone (shutting down).
     #[error("queue closed")]
     Closed,
-}
-
-impl From<lapin::Error> for QueueError {
-    fn from(e: lapin::Error) -> Self {
-        Self::Broker(e.to_string())
-    }
 }
 
 /// Sends messages and waits until they are safe.
