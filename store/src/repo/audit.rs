@@ -64,14 +64,14 @@ impl Store {
                 created_at: Set(e.at),
             })
             .collect();
-        let Err(batch_error) = self.insert_audit(rows.clone()).await else { return Ok(()) };
+        let Err(batch_error) = self.insert_audit(&rows).await else { return Ok(()) };
         if rows.len() < 2 {
             return Err(batch_error);
         }
         let mut last_error = None;
         let mut written = 0;
         for row in rows {
-            match self.insert_audit(vec![row]).await {
+            match self.insert_audit(std::slice::from_ref(&row)).await {
                 Ok(()) => written += 1,
                 Err(e) => {
                     tracing::error!(error = %e, "an audit row was refused; the rest of its batch is written");
@@ -85,13 +85,13 @@ impl Store {
         }
     }
 
-    async fn insert_audit(&self, rows: Vec<audit_entry::ActiveModel>) -> Result<(), StoreError> {
+    async fn insert_audit(&self, rows: &[audit_entry::ActiveModel]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         if self.backend() == DatabaseBackend::Postgres {
             let mut set = RecordSet::of_entity::<audit_entry::Entity>()?;
-            for row in &rows {
+            for row in rows {
                 set.push_model(row)?;
             }
             let sql = set.insert(1);
@@ -100,7 +100,7 @@ impl Store {
                 .await?;
             return Ok(());
         }
-        audit_entry::Entity::insert_many(rows).exec_without_returning(self.db()).await?;
+        audit_entry::Entity::insert_many(rows.iter().cloned()).exec_without_returning(self.db()).await?;
         Ok(())
     }
 

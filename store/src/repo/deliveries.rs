@@ -226,7 +226,13 @@ pub(super) fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
 pub(super) fn attempt_row(item: &RecordedAttempt, cipher: &Cipher) -> attempt::ActiveModel {
     let (d, a) = (&item.work.delivery, &item.attempt);
     let id = AttemptId::generate().to_string();
-    let response_body = a.response_body.as_deref().map(|body| cipher.seal_text(&body.replace('\0', "\u{FFFD}"), &id));
+    let response_body = a.response_body.as_deref().map(|body| {
+        if body.contains('\0') {
+            cipher.seal_text(&body.replace('\0', "\u{FFFD}"), &id)
+        } else {
+            cipher.seal_text(body, &id)
+        }
+    });
     attempt::ActiveModel {
         id: Set(id),
         tenant_id: Set(d.tenant_id.to_string()),

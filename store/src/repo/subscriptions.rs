@@ -116,7 +116,11 @@ pub struct UnreadableSubscription {
 
 impl UnreadableSubscription {
     fn of(row: &subscription::Model, error: &StoreError) -> Self {
-        Self { id: row.id.clone(), tenant_id: row.tenant_id.clone(), reason: error.to_string(), held_deliveries: 0 }
+        Self { id: row.id.clone(), tenant_id: row.tenant_id.clone(), ..Self::of_error(error) }
+    }
+
+    fn of_error(error: &StoreError) -> Self {
+        Self { id: String::new(), tenant_id: String::new(), reason: error.to_string(), held_deliveries: 0 }
     }
 }
 
@@ -364,19 +368,24 @@ impl Store {
             .await?;
         let mut out = Matching::default();
         for row in rows {
-            match Subscription::from_row(row.clone(), self.cipher()) {
-                Ok(sub) if sub.event_types.matches(event_type) => out.readable.push(sub),
-                Ok(_) => {}
-                Err(e) => match (event_types_of(&row), row.id.parse::<SubscriptionId>()) {
-                    (Ok(types), Ok(_)) => {
-                        if types.matches(event_type) {
-                            out.unreadable.push(UnreadableSubscription::of(&row, &e));
-                        }
-                    }
-                    _ => {
-                        tracing::error!(subscription_id = %row.id, error = %e, "subscription cannot be read or matched")
-                    }
-                },
+            // Types first: a subscription that does not want the event is
+            // skipped before its secret and URL are opened.
+            match event_types_of(&row) {
+                Ok(types) if !types.matches(event_type) => continue,
+                Ok(_) if row.id.parse::<SubscriptionId>().is_ok() => {}
+                Ok(_) | Err(_) => {
+                    tracing::error!(subscription_id = %row.id, "subscription cannot be read or matched");
+                    continue;
+                }
+            }
+            let (id, tenant_id) = (row.id.clone(), row.tenant_id.clone());
+            match Subscription::from_row(row, self.cipher()) {
+                Ok(sub) => out.readable.push(sub),
+                Err(e) => out.unreadable.push(UnreadableSubscription {
+                    id,
+                    tenant_id,
+                    ..UnreadableSubscription::of_error(&e)
+                }),
             }
         }
         Ok(out)
