@@ -273,7 +273,7 @@ async fn a_corrupt_delivery_row_fails_itself_not_the_claim(backend: Backend) {
 
     let claimed = store.claim_due_deliveries(10, chrono::Duration::seconds(30)).await.expect("the claim goes through");
     let expected: std::collections::HashSet<_> = [fresh[0].id(), fresh[2].id()].into_iter().cloned().collect();
-    assert_eq!(claimed.into_iter().collect::<std::collections::HashSet<_>>(), expected);
+    assert_eq!(claimed.into_iter().map(|d| d.id).collect::<std::collections::HashSet<_>>(), expected);
     let failed = "SELECT count(*) FROM deliveries WHERE id = 'dlv_not-an-id' AND status = 'failed'";
     assert_eq!(common::scalar(&store, failed).await, 1);
     common::drop_test_resources(&settings).await;

@@ -12,11 +12,19 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// How long a claim holds; a relay that dies releases its rows after this.
     pub lease: Duration,
+    /// Batches published at once (each waits for its confirm, or in
+    /// process for fan-out's ack).
+    pub batches_in_flight: usize,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { batch_size: 256, poll_interval: Duration::from_millis(500), lease: Duration::from_secs(30) }
+        Self {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+            batches_in_flight: 8,
+        }
     }
 }
 

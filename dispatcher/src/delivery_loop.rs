@@ -5,6 +5,7 @@
 //! is written ([`DeliveryLoop::take_on_by`]) and writes what became of it
 //! ([`Outcome::into_fresh`]); everything else is attempted as a stored
 //! delivery and recorded against it ([`DeliveryLoop::settle`]).
+use crate::fair::{FairPermit, FairSemaphore};
 use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
@@ -12,15 +13,15 @@ use crate::signer::sign_with_all;
 use crate::subscription_gate::SubscriptionGate;
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus};
+use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus, TenantId};
 use hookhub_store::repo::{
-    BreakerPolicy, Delivery, DeliveryWork, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
+    BreakerPolicy, Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
 use hookhub_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -91,6 +92,10 @@ pub(crate) fn observe(recorded: &RecordedAttempt) {
 /// below a struggling one's.
 const GATE_PATIENCE: Duration = Duration::from_millis(200);
 
+/// How soon the retry poller looks again after a claim that filled the
+/// loop: retries are waiting, and places free up by the millisecond.
+const BUSY_POLL: Duration = Duration::from_millis(50);
+
 /// Why a delivery is failed without an attempt.
 const SUBSCRIPTION_DISABLED: &str = "subscription is disabled";
 
@@ -128,11 +133,15 @@ pub struct DeliveryLoop {
     store: Store,
     sender: Sender,
     config: DeliveryConfig,
-    /// Attempts in flight (HTTP requests open) at once.
-    permits: Arc<Semaphore>,
+    /// Attempts in flight (HTTP requests open) at once, shared out by
+    /// tenant in turn.
+    permits: Arc<FairSemaphore<TenantId>>,
     /// Deliveries taken on at once, including those waiting for their
-    /// endpoint's gate; bounds memory and the retry poller's claims.
-    queue: Arc<Semaphore>,
+    /// endpoint's gate; bounds memory and the retry poller's claims. When
+    /// the loop is full, the next place goes to the next tenant in turn,
+    /// so a tenant's backlog never queues another tenant's delivery
+    /// behind all of it.
+    queue: Arc<FairSemaphore<TenantId>>,
     gate: SubscriptionGate,
     /// Every task it starts, waited for at shutdown.
     tasks: TaskTracker,
@@ -149,8 +158,8 @@ impl DeliveryLoop {
             results,
             results_rx: std::sync::Mutex::new(Some(results_rx)),
             sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
-            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            queue: Arc::new(Semaphore::new(config.concurrency.max(1) * 4)),
+            permits: FairSemaphore::new(config.concurrency.max(1)),
+            queue: FairSemaphore::new(config.concurrency.max(1) * 4),
             gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
             tasks: TaskTracker::new(),
             store,
@@ -172,30 +181,15 @@ impl DeliveryLoop {
         let results = self.results_rx.lock().expect("lock is never poisoned").take().expect("run is called once");
         let recorder =
             tokio::spawn(record_results(self.store.clone(), self.config.breaker, results, attempts_done.clone()));
-        let mut tick = tokio::time::interval(self.config.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lease = self.config.lease_span();
+        let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {
+                _ = tokio::time::sleep(wait) => {
                     self.gate.forget_idle();
-                    let free = self.queue.available_permits() as u64;
-                    if free == 0 {
-                        continue;
-                    }
-                    match self.store.claim_due_deliveries(free, lease).await {
-                        Ok(ids) => for id in ids {
-                            self.start(move |this| async move {
-                                if let Some(work) = this.load(&id).await {
-                                    this.settle(this.try_attempt(work).await).await;
-                                }
-                            })
-                            .await;
-                        },
-                        Err(e) => tracing::warn!(error = %e, "could not claim due deliveries"),
-                    }
+                    wait = self.poll_due(lease).await;
                 }
             }
         }
@@ -211,19 +205,53 @@ impl DeliveryLoop {
         tracing::info!("delivery loop stopped");
     }
 
-    /// Takes a delivery on, waiting while the loop is full (backpressure for
-    /// fan-out), and starts `job` for it.
-    async fn start<F, T>(self: &Arc<Self>, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
+    /// Claims the retries that are due, as many as the loop has places for,
+    /// and starts them; says how long to wait before looking again. A claim
+    /// that filled every free place means more are due: look again as soon
+    /// as places free up rather than a whole poll interval later, so a
+    /// backlog of retries does not make others late by the interval.
+    async fn poll_due(self: &Arc<Self>, lease: chrono::Duration) -> Duration {
+        let free = self.queue.available_permits() as u64;
+        if free == 0 {
+            return BUSY_POLL;
+        }
+        match self.store.claim_due_deliveries(free, lease).await {
+            Ok(due) => {
+                let full = due.len() as u64 >= free;
+                for DueDelivery { id, tenant_id } in due {
+                    self.start(&tenant_id, move |this| async move {
+                        if let Some(work) = this.load(&id).await {
+                            this.settle(this.try_attempt(work).await).await;
+                        }
+                    })
+                    .await;
+                }
+                if full {
+                    BUSY_POLL
+                } else {
+                    self.config.poll_interval
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim due deliveries");
+                self.config.poll_interval
+            }
+        }
+    }
+
+    /// Takes a delivery of `tenant` on, waiting while the loop is full
+    /// (backpressure for fan-out) for the tenant's turn, and starts `job`.
+    async fn start<F, T>(self: &Arc<Self>, tenant: &TenantId, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let place = self.queue.clone().acquire_owned().await.expect("semaphore is never closed");
+        let place = self.queue.acquire(tenant).await;
         self.run_in(place, job)
     }
 
     /// Starts `job` in the loop `place` it was given, freed when it ends.
-    fn run_in<F, T>(self: &Arc<Self>, place: OwnedSemaphorePermit, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
+    fn run_in<F, T>(self: &Arc<Self>, place: FairPermit<TenantId>, job: impl FnOnce(Arc<Self>) -> F) -> JoinHandle<T>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -247,11 +275,8 @@ impl DeliveryLoop {
         work: DeliveryWork,
         deadline: tokio::time::Instant,
     ) -> Result<JoinHandle<Outcome>, DeliveryWork> {
-        match tokio::time::timeout_at(deadline, self.queue.clone().acquire_owned()).await {
-            Ok(place) => {
-                let place = place.expect("semaphore is never closed");
-                Ok(self.run_in(place, move |this| async move { this.try_attempt(work).await }))
-            }
+        match tokio::time::timeout_at(deadline, self.queue.acquire(&work.delivery.tenant_id)).await {
+            Ok(place) => Ok(self.run_in(place, move |this| async move { this.try_attempt(work).await })),
             Err(_) => Err(work),
         }
     }
@@ -269,7 +294,8 @@ impl DeliveryLoop {
 
     /// Attempts a stored delivery and records the outcome.
     pub async fn dispatch(self: &Arc<Self>, work: DeliveryWork) {
-        self.start(move |this| async move { this.settle(this.try_attempt(work).await).await }).await;
+        let tenant = work.delivery.tenant_id.clone();
+        self.start(&tenant, move |this| async move { this.settle(this.try_attempt(work).await).await }).await;
     }
 
     async fn load(&self, id: &DeliveryId) -> Option<DeliveryWork> {
@@ -325,7 +351,7 @@ impl DeliveryLoop {
                 return Outcome::Deferred(work, until);
             }
         };
-        let _in_flight = self.permits.acquire().await.expect("semaphore is never closed");
+        let _in_flight = self.permits.acquire(&work.delivery.tenant_id).await;
         let (attempt, next) = self.send(&work).await;
         let span = tracing::info_span!(
             "attempt",

@@ -16,6 +16,7 @@
 //! never loses anything, and a crash before it sends the finished attempts
 //! again (at least once, same `webhook-id`).
 use crate::delivery_loop::{observe, DeliveryLoop, Outcome};
+use crate::fair::FairQueue;
 use crate::metrics::metrics;
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
@@ -24,8 +25,9 @@ use hookhub_store::repo::{Delivery, DeliveryWork, FanOutEvents, FreshDelivery, M
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -165,34 +167,27 @@ impl Fanout {
     }
 
     /// Consumes until the queue closes or `shutdown` fires. A feeder task
-    /// moves messages into a channel, so a batch takes whatever has arrived
-    /// without waiting; up to [`WRITERS`] batches are in the store at once.
+    /// moves messages into the [`Intake`], tenant by tenant, so a batch
+    /// takes whatever has arrived without waiting, each tenant in turn; up
+    /// to [`WRITERS`] batches are in the store at once.
     pub async fn run(self, mut consumer: impl Consumer + 'static, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let (tx, mut rx) = mpsc::channel(this.batch);
-        let feeder = tokio::spawn(async move {
-            while let Some(incoming) = consumer.next().await {
-                if tx.send(incoming).await.is_err() {
-                    break;
+        let intake = Arc::new(Intake::default());
+        let feeder = tokio::spawn({
+            let intake = intake.clone();
+            async move {
+                while let Some(incoming) = consumer.next().await {
+                    intake.take_in(incoming).await;
                 }
+                intake.close();
+                consumer
             }
-            consumer
         });
         let tasks = TaskTracker::new();
-        while let Some(first) = rx.recv().await {
+        loop {
             // Waiting for a writer lets the next batch fill up.
             let permit = this.writers.clone().acquire_owned().await.expect("semaphore is never closed");
-            let mut events = first.events();
-            let mut batch = vec![first];
-            while events < this.batch {
-                match rx.try_recv() {
-                    Ok(incoming) => {
-                        events += incoming.events();
-                        batch.push(incoming);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let Some(batch) = intake.next_batch(this.batch).await else { break };
             let (this, shutdown) = (this.clone(), shutdown.clone());
             tasks.spawn(async move { this.handle(batch, permit, &shutdown).await });
         }
@@ -237,17 +232,11 @@ impl Fanout {
     /// Fans a batch out and settles its messages. `reading` is the writer
     /// place the batch was formed under: held while the batch is read, not
     /// while its first attempts run.
-    async fn handle(&self, batch: Vec<Incoming>, reading: OwnedSemaphorePermit, shutdown: &CancellationToken) {
-        let (targets, ackers) = unpack(batch).await;
+    async fn handle(&self, batch: Vec<Queued>, reading: OwnedSemaphorePermit, shutdown: &CancellationToken) {
+        let (targets, messages): (Vec<Target>, Vec<Arc<Message>>) =
+            batch.into_iter().map(|q| (q.target, q.message)).unzip();
         let events = targets.len();
-        let planned = if targets.is_empty() {
-            Vec::new()
-        } else {
-            match self.until_stored(events, shutdown, || self.plan(&targets)).await {
-                Some(planned) => planned,
-                None => return,
-            }
-        };
+        let Some(planned) = self.until_stored(events, shutdown, || self.plan(&targets)).await else { return };
         let round = self.attempt_first(planned, reading).await;
         let written = if round.fresh.is_empty() {
             HashSet::new()
@@ -259,37 +248,44 @@ impl Fanout {
                 None => return,
             }
         };
-        for acker in ackers {
-            acker.ack().await;
+        for message in messages {
+            message.event_done().await;
         }
         tracing::debug!(events, deliveries = written.len(), "fanned out");
         self.hand_over(round, &written).await;
     }
 
     /// Starts the batch's first attempts and collects them until
-    /// `first_attempt_wait` runs out.
+    /// `first_attempt_wait` runs out. All of them wait for a place in the
+    /// loop at once, each in its tenant's turn, so one tenant's hundreds in
+    /// this batch do not keep another's from its place.
     async fn attempt_first(&self, planned: Vec<Planned>, reading: OwnedSemaphorePermit) -> Round {
         let deadline = tokio::time::Instant::now() + self.deliveries.config().first_attempt_wait;
         let mut round = Round::default();
-        let mut started = Vec::new();
+        let mut first = Vec::new();
         for p in planned {
             match p {
-                Planned::First(work) => {
-                    let delivery = work.delivery.clone();
-                    match self.deliveries.take_on_by(work, deadline).await {
-                        Ok(attempt) => started.push((delivery, attempt)),
-                        // No place in time: sent once written, like a redelivery.
-                        Err(work) => {
-                            round.fresh.push(FreshDelivery::Unattempted(delivery));
-                            round.after_write.push(work);
-                        }
-                    }
-                }
+                Planned::First(work) => first.push(work),
                 Planned::AfterWrite(work) => {
                     round.fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
                     round.after_write.push(work);
                 }
                 Planned::Unreadable(delivery) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+            }
+        }
+        let taking = first.into_iter().map(|work| {
+            let delivery = work.delivery.clone();
+            async move { (delivery, self.deliveries.take_on_by(work, deadline).await) }
+        });
+        let mut started = Vec::new();
+        for (delivery, taken) in futures::future::join_all(taking).await {
+            match taken {
+                Ok(attempt) => started.push((delivery, attempt)),
+                // No place in time: sent once written, like a redelivery.
+                Err(work) => {
+                    round.fresh.push(FreshDelivery::Unattempted(delivery));
+                    round.after_write.push(work);
+                }
             }
         }
         drop(reading);
@@ -331,28 +327,111 @@ impl Fanout {
     }
 }
 
-/// A batch's messages as events to fan out, and how to settle them; a
-/// message that does not parse is rejected, an event that names nothing
-/// valid is dropped, and their neighbours go ahead.
-async fn unpack(batch: Vec<Incoming>) -> (Vec<Target>, Vec<Box<dyn Acker>>) {
-    let mut targets = Vec::new();
-    let mut ackers: Vec<Box<dyn Acker>> = Vec::with_capacity(batch.len());
-    for incoming in batch {
-        match incoming.message {
-            Ok(events) => {
-                for event in &events {
-                    match Target::try_from(event) {
-                        Ok(target) => targets.push(Target { redelivered: incoming.redelivered, ..target }),
-                        Err(e) => tracing::error!(error = %e, "dropping event"),
-                    }
-                }
-                ackers.push(incoming.acker);
-            }
-            Err(e) => {
-                tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
-                incoming.acker.reject().await;
+/// A queue message whose events wait in the [`Intake`]: acked once the
+/// last of them is written, whichever batches they went out in.
+struct Message {
+    /// Its events not yet written.
+    unwritten: AtomicUsize,
+    acker: Mutex<Option<Box<dyn Acker>>>,
+}
+
+impl Message {
+    /// One of its events is written; the last one acks the message.
+    async fn event_done(&self) {
+        if self.unwritten.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let acker = self.acker.lock().expect("the lock is never held across a panic").take();
+            if let Some(acker) = acker {
+                acker.ack().await;
             }
         }
     }
-    (targets, ackers)
+}
+
+/// An event waiting for a batch, with the message it came in.
+struct Queued {
+    target: Target,
+    message: Arc<Message>,
+}
+
+/// Fan-out's intake: consumed events wait here by tenant, and each batch
+/// takes them tenant by tenant in turn (see [`FairQueue`]). A message of
+/// an import's 128 events and a message of another tenant's one event
+/// then go out in the same next batch, where the queue would have sent
+/// the import first; messages are split across batches, and acked when
+/// their last event is written.
+///
+/// It holds what the broker lets the consumer hold unacked (the prefetch),
+/// or what the in-process relay has in flight, and no more.
+#[derive(Default)]
+struct Intake {
+    waiting: Mutex<FairQueue<TenantId, Queued>>,
+    arrived: Notify,
+    closed: AtomicBool,
+}
+
+impl Intake {
+    /// Queues a message's events; a message that does not parse is
+    /// rejected, an event that names nothing valid is dropped, and their
+    /// neighbours go ahead.
+    async fn take_in(&self, incoming: Incoming) {
+        let events = match incoming.message {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
+                incoming.acker.reject().await;
+                return;
+            }
+        };
+        let mut targets = Vec::with_capacity(events.len());
+        for event in &events {
+            match Target::try_from(event) {
+                Ok(target) => targets.push(Target { redelivered: incoming.redelivered, ..target }),
+                Err(e) => tracing::error!(error = %e, "dropping event"),
+            }
+        }
+        if targets.is_empty() {
+            incoming.acker.ack().await;
+            return;
+        }
+        let message =
+            Arc::new(Message { unwritten: AtomicUsize::new(targets.len()), acker: Mutex::new(Some(incoming.acker)) });
+        {
+            let mut waiting = self.lock();
+            for target in targets {
+                let tenant = target.tenant.clone();
+                waiting.push(&tenant, Queued { target, message: message.clone() });
+            }
+        }
+        self.arrived.notify_one();
+    }
+
+    /// No more messages will come.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.arrived.notify_one();
+    }
+
+    /// Up to `most` waiting events, tenants in turn; waits for one if none
+    /// is waiting. `None` once closed and empty.
+    async fn next_batch(&self, most: usize) -> Option<Vec<Queued>> {
+        loop {
+            // Registered before looking, so an arrival in between is not missed.
+            let arrived = self.arrived.notified();
+            {
+                let mut waiting = self.lock();
+                if !waiting.is_empty() {
+                    let batch: Vec<Queued> = std::iter::from_fn(|| waiting.pop().map(|(_, q)| q)).take(most).collect();
+                    return Some(batch);
+                }
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            arrived.await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FairQueue<TenantId, Queued>> {
+        self.waiting.lock().expect("the lock is never held across a panic")
+    }
 }

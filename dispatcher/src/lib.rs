@@ -8,9 +8,12 @@
 //!   matching subscription, then acks.
 //! - [`delivery_loop`] attempts due deliveries: [`signer`] signs them,
 //!   [`sender`] POSTs them, [`retry_schedule`] says when to try again.
+//! - [`fair`] shares each of these places out between tenants in turn, so
+//!   one tenant's burst never queues another tenant's webhooks behind it.
 
 pub mod config;
 pub mod delivery_loop;
+pub mod fair;
 pub mod fanout;
 pub mod ip_network;
 pub mod metrics;

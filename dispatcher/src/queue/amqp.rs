@@ -169,6 +169,17 @@ impl Publisher for AmqpPublisher {
         result
     }
 
+    async fn waiting(&self) -> Option<u32> {
+        let link = self.link.lock().await;
+        let (_, channel) = link.as_ref().filter(|(conn, ch)| conn.status().connected() && ch.status().connected())?;
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        match channel.queue_declare(&self.config.queue, passive, FieldTable::default()).await {
+            Ok(queue) => Some(queue.message_count()),
+            // The next publish reopens the link and says what is wrong.
+            Err(_) => None,
+        }
+    }
+
     async fn close(&self) {
         if let Some((conn, channel)) = self.link.lock().await.take() {
             close(&conn, &channel, "relay shutting down").await;

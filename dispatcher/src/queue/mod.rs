@@ -81,6 +81,12 @@ pub trait Publisher: Send + Sync {
     /// Lets go of the broker at shutdown, before the runtime stops; the
     /// next `publish` would connect again.
     async fn close(&self) {}
+
+    /// Messages published and not yet taken by any consumer, when the
+    /// broker says (`None`: unknown, or a queue that cannot run ahead).
+    async fn waiting(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Settles one received message.

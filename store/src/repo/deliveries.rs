@@ -3,6 +3,7 @@
 //! API's reads.
 use super::attempts::NewAttempt;
 use super::events::Event;
+use super::fair_claim::fair_claim;
 use super::recordset::{pg_type, values_of};
 use super::stored;
 use super::subscriptions::Subscription;
@@ -13,7 +14,7 @@ use crate::domain::{
 use crate::entity::{attempt, delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Condition, Expr, Func};
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
     Statement, TransactionTrait, Value,
@@ -249,38 +250,51 @@ pub(super) fn attempt_row(item: &RecordedAttempt, cipher: &Cipher) -> attempt::A
     }
 }
 
+/// A due delivery the retry poller claimed, with its tenant, so that it
+/// waits for its tenant's turn if the loop is full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+}
+
 impl Store {
-    /// Claims up to `limit` pending deliveries that are due, pushing their
-    /// due time out by `lease` so no other worker takes them meanwhile.
-    pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DeliveryId>, StoreError> {
+    /// Claims up to `limit` pending deliveries that are due, taking tenants
+    /// in turn (see [`fair_claim`]), and pushes their due time out by
+    /// `lease` so no other worker takes them meanwhile.
+    pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
         let at = now();
-        let due = Query::select()
-            .column(delivery::Column::Id)
-            .from(delivery::Entity)
-            .and_where(delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .and_where(delivery::Column::NextAttemptAt.lte(at))
-            .order_by(delivery::Column::NextAttemptAt, sea_orm::Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
+        let claimable = Condition::all()
+            .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .add(delivery::Column::NextAttemptAt.lte(at));
+        let due = fair_claim(
+            delivery::Entity,
+            delivery::Column::Id,
+            delivery::Column::TenantId,
+            delivery::Column::NextAttemptAt,
+            claimable,
+            limit,
+        );
         let claimed = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())
             .filter(delivery::Column::Id.in_subquery(due))
             .exec_with_returning(self.db())
             .await?;
-        let mut ids = Vec::with_capacity(claimed.len());
+        let mut due = Vec::with_capacity(claimed.len());
         for d in claimed {
-            match d.id.parse() {
-                Ok(id) => ids.push(id),
+            match (d.id.parse(), d.tenant_id.parse()) {
+                (Ok(id), Ok(tenant_id)) => due.push(DueDelivery { id, tenant_id }),
                 // A corrupt row must not fail the claim it shares with every
                 // tenant's due retries; failed, it is not claimed again.
-                Err(_) => {
+                _ => {
                     tracing::error!(delivery_id = ?d.id, "delivery row has a corrupt id; failing it");
                     self.fail_pending(&d.id, "corrupt row: its id does not parse").await?;
                 }
             }
         }
-        Ok(ids)
+        Ok(due)
     }
 
     /// Loads a delivery with its event and subscription, if it is still

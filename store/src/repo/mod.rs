@@ -9,6 +9,7 @@ mod audit;
 mod deliveries;
 mod event_types;
 mod events;
+mod fair_claim;
 mod fan_out;
 mod inbound;
 mod ingest;
@@ -27,7 +28,7 @@ pub use access::{
 };
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use audit::{AuditEntry, AuditFilter};
-pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, Loaded, NextStep, RecordedAttempt, HOLD};
+pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, DueDelivery, Loaded, NextStep, RecordedAttempt, HOLD};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use fan_out::{FanOutEvents, FreshDelivery};

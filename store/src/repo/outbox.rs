@@ -1,10 +1,11 @@
 //! The outbox: claiming rows for the relay, and setting aside the ones it
 //! cannot publish.
+use super::fair_claim::fair_claim;
 use crate::domain::{now, EventId, EventType, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType, PostgresQueryBuilder, Query, UpdateStatement};
+use sea_orm::sea_query::{PostgresQueryBuilder, Query, UpdateStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Statement,
@@ -124,8 +125,9 @@ impl Claimed {
 }
 
 impl Store {
-    /// Claims up to `limit` unpublished rows for `lease`, oldest first, and
-    /// quarantines those among them that cannot be published.
+    /// Claims up to `limit` unpublished rows for `lease`, tenants in turn
+    /// and each tenant's oldest first (see [`fair_claim`]), and quarantines
+    /// those among them that cannot be published.
     ///
     /// The claim is a lease (`locked_until`) rather than a transaction held
     /// open across the publish: no connection waits on the broker, and a
@@ -139,18 +141,18 @@ impl Store {
     /// quarantined instead and the rest of the batch goes ahead.
     pub async fn claim_outbox(&self, limit: u64, lease: Duration) -> Result<OutboxClaim, StoreError> {
         let at = now();
-        let claimable = Query::select()
-            .column(outbox::Column::Id)
-            .from(outbox::Entity)
-            .and_where(outbox::Column::PublishedAt.is_null())
-            .and_where(outbox::Column::QuarantinedAt.is_null())
-            .cond_where(
-                Condition::any().add(outbox::Column::LockedUntil.is_null()).add(outbox::Column::LockedUntil.lt(at)),
-            )
-            .order_by(outbox::Column::Id, sea_orm::Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
+        let claimable = Condition::all()
+            .add(outbox::Column::PublishedAt.is_null())
+            .add(outbox::Column::QuarantinedAt.is_null())
+            .add(Condition::any().add(outbox::Column::LockedUntil.is_null()).add(outbox::Column::LockedUntil.lt(at)));
+        let claimable = fair_claim(
+            outbox::Entity,
+            outbox::Column::Id,
+            outbox::Column::TenantId,
+            outbox::Column::Id,
+            claimable,
+            limit,
+        );
         let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
             .filter(outbox::Column::Id.in_subquery(claimable));

@@ -1,0 +1,69 @@
+//! Claims that take tenants in turn: the relay's outbox rows and the
+//! retry poller's due deliveries.
+//!
+//! Oldest first would hand a whole claim to the tenant with the biggest
+//! backlog: an import of 60,000 events would make every other tenant's
+//! next event wait for all of it. Each claimable row is instead numbered
+//! within its tenant (`ROW_NUMBER() OVER (PARTITION BY tenant_id …)`), and
+//! the claim takes every tenant's first row, then every tenant's second,
+//! and so on up to the limit. A tenant with one row waiting is in the next
+//! claim whatever waits beside it; a tenant alone gets the whole claim.
+//!
+//! The numbering reads every claimable row, so its cost follows the
+//! backlog; ingest's backlog bound keeps the outbox's short, and due
+//! retries are claimed at most a few times a second.
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, IntoColumnRef, LockBehavior, LockType, Order, Query, SelectStatement, WindowStatement,
+};
+use sea_orm::Iden;
+
+/// The ids of at most `limit` rows of `table` matching `claimable`, taken
+/// from each tenant in turn, each tenant's oldest (by `oldest_first`)
+/// first; locked with `SKIP LOCKED` on PostgreSQL, where `claimable` is
+/// checked again on the locked row so that two relays or pollers never
+/// claim one row twice.
+pub(crate) fn fair_claim<T, C>(
+    table: T,
+    id: C,
+    tenant: C,
+    oldest_first: C,
+    claimable: Condition,
+    limit: u64,
+) -> SelectStatement
+where
+    T: Iden + Copy + 'static,
+    C: Iden + Copy + IntoColumnRef + 'static,
+{
+    let (turn, age, ranked) = (Alias::new("turn"), Alias::new("age"), Alias::new("ranked"));
+    let numbered = Query::select()
+        .column(id)
+        .expr_as(Expr::col(oldest_first), age.clone())
+        .expr_window_as(
+            Expr::cust("ROW_NUMBER()"),
+            WindowStatement::partition_by(tenant)
+                .order_by(oldest_first, Order::Asc)
+                .order_by(id, Order::Asc)
+                .to_owned(),
+            turn.clone(),
+        )
+        .from(table)
+        .cond_where(claimable.clone())
+        .to_owned();
+    let in_turn = Query::select()
+        .column(id)
+        .from_subquery(numbered, ranked)
+        .order_by(turn, Order::Asc)
+        .order_by(age, Order::Asc)
+        .order_by(id, Order::Asc)
+        .limit(limit)
+        .to_owned();
+    // Window functions and row locks cannot share a query: lock in an
+    // outer one, which also re-checks the rows another claim just took.
+    Query::select()
+        .column(id)
+        .from(table)
+        .and_where(Expr::col(id).in_subquery(in_turn))
+        .cond_where(claimable)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned()
+}

@@ -1,0 +1,139 @@
+//! Fair shares between tenants: a tenant's burst or backlog of retries
+//! does not queue another tenant's webhooks behind it, on both backends
+//! (SQLite with the in-process queue; PostgreSQL with RabbitMQ).
+//!
+//! The assertions are on order and counts, not on wall-clock time: where
+//! the quiet tenant's webhook lands among the burst's.
+mod common;
+
+use common::receiver::Receiver;
+use common::{fanned_out, post_events, Backend, TestHub};
+use hookhub_store::domain::now;
+use serde_json::json;
+use std::time::Duration;
+
+crate::on_both_backends!(
+    a_quiet_tenants_event_goes_out_ahead_of_a_burst,
+    claims_take_tenants_in_turn,
+    a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries,
+);
+
+/// A second tenant subscribed to bookings at `url`; returns its key.
+async fn quiet_tenant(hub: &TestHub, url: &str) -> String {
+    let key = hub.new_tenant().await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/v1/subscriptions", hub.base))
+        .bearer_auth(&key)
+        .json(&json!({"url": url, "event_types": ["appointment.booked"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    key
+}
+
+/// Webhooks of the burst: 4 subscriptions × this many events.
+const BURST_EVENTS: usize = 300;
+
+async fn a_quiet_tenants_event_goes_out_ahead_of_a_burst(backend: Backend) {
+    let receiver = Receiver::start().await;
+    // Slow enough that the burst takes seconds to deliver: its backlog
+    // is what the quiet tenant's event must not queue behind.
+    for n in 0..4 {
+        receiver.set_path_delay(&format!("/burst/{n}"), Duration::from_millis(10));
+    }
+    let hub = TestHub::start_with(backend, |s| {
+        s.delivery_concurrency = 4;
+        s.delivery_concurrency_per_subscription = 1;
+    })
+    .await;
+    for n in 0..4 {
+        hub.subscribe(&receiver.url(&format!("/burst/{n}")), &["client.created"]).await;
+    }
+    let quiet_key = quiet_tenant(&hub, &receiver.url("/quiet")).await;
+
+    post_events(std::slice::from_ref(&hub.base), &hub.key, BURST_EVENTS, |n| ("client.created", json!({"n": n}))).await;
+    post_events(std::slice::from_ref(&hub.base), &quiet_key, 1, |_| {
+        ("appointment.booked", json!({"appointment_id": "apt_1"}))
+    })
+    .await;
+
+    let quiet_at = receiver.wait_for("/quiet", 1).await[0].at;
+    let burst = 4 * BURST_EVENTS;
+    let burst_paths: Vec<String> = (0..4).map(|n| format!("/burst/{n}")).collect();
+    for path in &burst_paths {
+        receiver.wait_for_ids(path, BURST_EVENTS, Duration::from_secs(120)).await;
+    }
+    let before_quiet = receiver.all().iter().filter(|r| r.path.starts_with("/burst/") && r.at < quiet_at).count();
+    // First come, first served, the quiet tenant's webhook would be the
+    // last of all; served in turn, it goes out while most of the burst
+    // still waits.
+    assert!(
+        before_quiet < burst / 2,
+        "{before_quiet} of the burst's {burst} webhooks went out before the quiet tenant's one"
+    );
+    hub.stop().await;
+}
+
+async fn claims_take_tenants_in_turn(backend: Backend) {
+    let (settings, store, busy) = common::test_store(backend).await;
+    let (quiet, _) = store.create_tenant("quiet").await.unwrap();
+    common::subscribe_in_store(&store, &busy, "http://127.0.0.1:9/busy").await;
+    common::subscribe_in_store(&store, &quiet, "http://127.0.0.1:9/quiet").await;
+
+    // The outbox: 30 of the busy tenant's rows, then the quiet tenant's one.
+    for n in 0..30 {
+        store.ingest_event(&busy.id, common::client_created(json!({"n": n}))).await.unwrap();
+    }
+    let last = store.ingest_event(&quiet.id, common::client_created(json!({}))).await.unwrap().event;
+    let claim = store.claim_outbox(4, chrono::Duration::seconds(30)).await.unwrap();
+    let tenants: Vec<_> = claim.items.iter().map(|i| i.tenant_id.clone()).collect();
+    assert_eq!(tenants.len(), 4);
+    assert!(claim.items.iter().any(|i| i.event_id == last.id), "the quiet tenant's row waits behind: {tenants:?}");
+    assert_eq!(tenants.iter().filter(|t| **t == quiet.id).count(), 1);
+
+    // Due retries: 30 of the busy tenant's, due longer ago than the quiet one's.
+    for _ in 0..30 {
+        fanned_out(&store, &busy, now() - chrono::Duration::hours(1)).await;
+    }
+    let quiet_due = fanned_out(&store, &quiet, now() - chrono::Duration::seconds(1)).await;
+    let due = store.claim_due_deliveries(4, chrono::Duration::seconds(30)).await.unwrap();
+    assert_eq!(due.len(), 4);
+    assert!(due.iter().any(|d| &d.id == quiet_due[0].id()), "the quiet tenant's retry waits behind: {due:?}");
+    assert!(due.iter().all(|d| d.tenant_id == busy.id || d.tenant_id == quiet.id));
+    common::drop_test_resources(&settings).await;
+}
+
+async fn a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start_with(backend, |s| {
+        s.delivery_concurrency = 2;
+        s.delivery_concurrency_per_subscription = 2;
+        // Every failure comes due again at once: the retry path is all
+        // there is, and the busy tenant's backlog of it is never empty.
+        s.retry_schedule = "10ms,10ms,10ms,10ms,10ms,10ms,10ms,10ms".into();
+    })
+    .await;
+    receiver.set_path_delay("/failing", Duration::from_millis(5));
+    receiver.script("/failing", &[500; 10_000]);
+    hub.subscribe(&receiver.url("/failing"), &["client.created"]).await;
+    receiver.script("/quiet", &[500]);
+    let quiet_key = quiet_tenant(&hub, &receiver.url("/quiet")).await;
+
+    post_events(std::slice::from_ref(&hub.base), &hub.key, 200, |n| ("client.created", json!({"n": n}))).await;
+    // Wait until the busy tenant's deliveries are all in the retry path.
+    common::eventually(Duration::from_secs(60), || async {
+        (receiver.received("/failing").len() >= 200).then_some(())
+    })
+    .await;
+    post_events(std::slice::from_ref(&hub.base), &quiet_key, 1, |_| ("appointment.booked", json!({}))).await;
+
+    // The quiet tenant's first attempt fails; its retry is the second arrival.
+    let quiet = receiver.wait_for("/quiet", 2).await;
+    let failing = receiver.received("/failing");
+    let between = failing.iter().filter(|r| r.at > quiet[0].at && r.at < quiet[1].at).count();
+    // First come, first served, its retry would wait behind the 200 due
+    // before it; in turn, behind about one per loop place.
+    assert!(between < 50, "{between} of the busy tenant's retries went out before the quiet tenant's retry");
+    hub.stop().await;
+}
