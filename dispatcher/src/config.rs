@@ -13,7 +13,9 @@ pub struct RelayConfig {
     /// How long a claim holds; a relay that dies releases its rows after this.
     pub lease: Duration,
     /// Batches published at once (each waits for its confirm, or in
-    /// process for fan-out's ack).
+    /// process for fan-out's ack). In process, this is how far the relay
+    /// runs ahead of fan-out: enough that a new claim never waits for a
+    /// place, since fan-out's intake shares what it holds between tenants.
     pub batches_in_flight: usize,
 }
 
@@ -23,7 +25,7 @@ impl Default for RelayConfig {
             batch_size: 256,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(30),
-            batches_in_flight: 8,
+            batches_in_flight: 32,
         }
     }
 }

@@ -169,9 +169,10 @@ impl OutboxRelay {
 }
 
 /// Messages ready in the broker (published, not yet taken by a consumer)
-/// at which the relay stops claiming: enough to keep consumers busy while
-/// the next claim is made.
-const BROKER_AHEAD: u32 = 4;
+/// at which the relay stops claiming. One: a message no consumer had room
+/// for is first come, first served, so the next claim, which may carry a
+/// quiet tenant's event, waits in the outbox until the consumers take it.
+const BROKER_AHEAD: u32 = 1;
 
 /// How long the relay waits before asking the broker again.
 const BROKER_AHEAD_PAUSE: Duration = Duration::from_millis(10);
