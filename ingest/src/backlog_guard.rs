@@ -60,6 +60,8 @@ struct Over {
     /// Seconds its backlog needs to fall below the bound, at the pace it
     /// fell since the read before.
     retry_after: u64,
+    /// Since when it has been over, as first read.
+    since: Instant,
 }
 
 /// The tenants over the bound, refreshed in the background; cheap to ask.
@@ -116,12 +118,14 @@ impl BacklogGuard {
     /// Takes a fresh read of the tenants over the bound, `elapsed` after the last.
     fn replace(&self, now_over: Vec<(TenantId, u64)>, elapsed: Duration) {
         let mut over = self.over.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
         let fresh: HashMap<TenantId, Over> = now_over
             .into_iter()
             .map(|(tenant, pending)| {
-                let before = over.get(&tenant).map(|o| o.pending);
-                let retry_after = retry_after(self.limit, pending, before, elapsed);
-                (tenant, Over { pending, retry_after })
+                let before = over.get(&tenant);
+                let since = before.map_or(now, |o| o.since);
+                let pace = Pace { before: before.map(|o| o.pending), elapsed, over_for: now - since };
+                (tenant, Over { pending, retry_after: pace.retry_after(self.limit, pending), since })
             })
             .collect();
         *over = fresh;
@@ -129,19 +133,32 @@ impl BacklogGuard {
     }
 }
 
-/// Seconds until `pending` falls below `limit` at the pace it fell from
-/// `before` over `elapsed`: at least 1, at most [`MAX_RETRY_AFTER_SECS`]
-/// when it did not fall (the relay is behind or down), and 1 for a tenant
-/// just over the bound, whose pace is not known yet.
-fn retry_after(limit: u64, pending: u64, before: Option<u64>, elapsed: Duration) -> u64 {
-    let Some(before) = before else { return 1 };
-    let drained = before.saturating_sub(pending);
-    if drained == 0 {
-        return MAX_RETRY_AFTER_SECS;
+/// How a tenant's backlog moved between two reads.
+struct Pace {
+    /// Its pending rows at the read before, if it was over then.
+    before: Option<u64>,
+    /// Time between the two reads.
+    elapsed: Duration,
+    /// How long it has been over the bound.
+    over_for: Duration,
+}
+
+impl Pace {
+    /// Seconds until `pending` falls below `limit` at the pace it fell
+    /// since the read before, within 1 and [`MAX_RETRY_AFTER_SECS`]. When it
+    /// did not fall (it just crossed, events admitted before the refusal
+    /// began landed meanwhile, or the relays are behind or down), one second
+    /// more for each second it has been over: short waits while the drain
+    /// is merely unseen, longer ones while nothing drains.
+    fn retry_after(&self, limit: u64, pending: u64) -> u64 {
+        let drained = self.before.map_or(0, |before| before.saturating_sub(pending));
+        if drained == 0 {
+            return (self.over_for.as_secs() + 1).min(MAX_RETRY_AFTER_SECS);
+        }
+        let per_sec = drained as f64 / self.elapsed.as_secs_f64().max(0.001);
+        let excess = (pending + 1).saturating_sub(limit) as f64;
+        ((excess / per_sec).ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS)
     }
-    let per_sec = drained as f64 / elapsed.as_secs_f64().max(0.001);
-    let excess = (pending + 1).saturating_sub(limit) as f64;
-    ((excess / per_sec).ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS)
 }
 
 #[cfg(test)]
@@ -150,12 +167,15 @@ mod tests {
 
     #[test]
     fn retry_after_follows_the_pace_of_the_drain_within_bounds() {
-        let second = Duration::from_secs(1);
-        assert_eq!(retry_after(100, 150, None, second), 1, "a tenant just over: soon");
-        assert_eq!(retry_after(100, 150, Some(150), second), MAX_RETRY_AFTER_SECS, "nothing drains");
-        assert_eq!(retry_after(100, 150, Some(160), second), 6, "51 over at 10/s");
-        assert_eq!(retry_after(100, 101, Some(1_000), second), 1, "at least a second");
-        assert_eq!(retry_after(100, 10_000, Some(10_001), second), MAX_RETRY_AFTER_SECS, "at most the cap");
+        let pace = |before, over_for| Pace { before, elapsed: Duration::from_secs(1), over_for };
+        let just = Duration::ZERO;
+        assert_eq!(pace(None, just).retry_after(100, 150), 1, "a tenant just over: soon");
+        assert_eq!(pace(Some(150), Duration::from_secs(4)).retry_after(100, 150), 5, "not falling for 4 s");
+        let stuck = Duration::from_secs(600);
+        assert_eq!(pace(Some(150), stuck).retry_after(100, 150), MAX_RETRY_AFTER_SECS, "nothing drains: the cap");
+        assert_eq!(pace(Some(160), just).retry_after(100, 150), 6, "51 over at 10/s");
+        assert_eq!(pace(Some(1_000), just).retry_after(100, 101), 1, "at least a second");
+        assert_eq!(pace(Some(10_001), just).retry_after(100, 10_000), MAX_RETRY_AFTER_SECS, "at most the cap");
     }
 
     #[test]
