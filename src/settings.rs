@@ -100,6 +100,9 @@ pub struct Settings {
     pub relay_batch_size: u64,
     /// How often an idle relay polls the outbox, in milliseconds.
     pub relay_poll_interval_ms: u64,
+    /// Events of one tenant accepted but not yet published at which ingest
+    /// refuses that tenant's new events with `429 tenant_backlog_full` (0: never).
+    pub tenant_backlog_limit: u64,
     /// Days to keep finished events, their deliveries and attempts; 0 keeps everything.
     pub retention_days: u32,
     /// How often the relay role purges, in seconds.
@@ -147,6 +150,7 @@ impl Default for Settings {
             amqp_prefetch: delivery.prefetch,
             relay_batch_size: relay.batch_size,
             relay_poll_interval_ms: relay.poll_interval.as_millis() as u64,
+            tenant_backlog_limit: hookhub_ingest::backlog_guard::DEFAULT_TENANT_BACKLOG_LIMIT,
             retention_days: 30,
             purge_interval_secs: 3600,
             audit_retention_days: 6 * 365,

@@ -5,7 +5,7 @@ use hookhub_dispatcher::fanout::Fanout;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
 use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
-use hookhub_ingest::AppState;
+use hookhub_ingest::{AppState, BacklogGuard};
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -106,6 +106,14 @@ impl Hub {
             tasks.push(spawn_part("delivery loop", delivery_loop.run(shutdown.clone()), &shutdown, &failed));
         }
 
+        // Only the API admits events, so only it needs to know whose backlog is full.
+        let backlog_guard = (role.ingest() && settings.tenant_backlog_limit > 0).then(|| {
+            let guard = BacklogGuard::new(settings.tenant_backlog_limit);
+            let refresh = guard.clone().run(store.clone(), shutdown.clone());
+            tasks.push(spawn_part("backlog guard", refresh, &shutdown, &failed));
+            guard
+        });
+
         // The API on its port; the probes and metrics on the metrics
         // listener, when one is configured.
         let state = AppState {
@@ -116,6 +124,7 @@ impl Hub {
             trusted_proxies: settings.trusted_proxies.parse().context("HOOKHUB_TRUSTED_PROXIES")?,
             broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
             audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
+            backlog_guard,
         };
         let mut servers = Vec::new();
         let mut start_http = |address: &str, api: bool| -> anyhow::Result<u16> {

@@ -69,6 +69,7 @@ fn answer_with(
             trusted_proxies: Default::default(),
             broker_url: None,
             audit: None,
+            backlog_guard: None,
         };
         tweak(&mut state);
         let app =

@@ -1,8 +1,13 @@
 //! The load generator: posts events to the hub at a fixed rate or as fast
 //! as a bounded number of in-flight requests allows, and notes for each
 //! accepted event the moment its 202 came back.
+//!
+//! A `429` is treated as a real client would: the same event is sent again
+//! after `Retry-After` (with the same idempotency key when the plan gives
+//! keys), so a refusal is counted but never lost.
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -29,6 +34,12 @@ pub struct Plan {
     pub duration: Duration,
     /// Most POSTs in flight at once (both paces).
     pub concurrency: usize,
+    /// The report's index of the tenant of `keys[0]`; the others follow.
+    pub first_tenant: usize,
+    /// Ends sending early once set (a phase of the run is over).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// When set, event `n` carries the idempotency key `{prefix}-{n}`.
+    pub idempotency_prefix: Option<String>,
 }
 
 /// An event the hub accepted.
@@ -55,6 +66,26 @@ pub struct Outcome {
     pub first_error: Option<String>,
     /// Times a rate-paced send could not start on time because all in-flight slots were taken.
     pub late_sends: u64,
+    /// `429` answers, each waited out and the event sent again.
+    pub refused: u64,
+    /// Events still refused when sending ended: never accepted, so owed nothing.
+    pub given_up: u64,
+}
+
+/// The wait a `429` asks for: its `Retry-After` in seconds, else one second.
+fn retry_after(resp: &reqwest::Response) -> Duration {
+    let secs = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    Duration::from_secs(secs.unwrap_or(1))
+}
+
+/// How one POST ended.
+enum Answer {
+    /// 202, with the event id and when the answer came.
+    Accepted(String, Instant),
+    /// 429: send it again after this long.
+    Refused(Duration),
+    /// Anything else.
+    Failed(String),
 }
 
 /// Shared by the sending tasks.
@@ -62,48 +93,86 @@ struct Sender {
     client: reqwest::Client,
     url: String,
     keys: Vec<String>,
+    first_tenant: usize,
+    idempotency_prefix: Option<String>,
+    /// No wait after a `429` may end past this.
+    deadline: Instant,
+    stop: Arc<AtomicBool>,
     outcome: Mutex<Outcome>,
 }
 
 impl Sender {
-    /// Posts event number `seq` and records the result.
+    /// Whether sending should end: the deadline passed or the run said stop.
+    fn done(&self) -> bool {
+        Instant::now() >= self.deadline || self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Posts event number `seq`, again after each `429` until it is
+    /// answered otherwise or sending ends, and records the result.
     async fn send(&self, seq: u64) {
-        let tenant = (seq % self.keys.len() as u64) as usize;
-        let body = json!({
+        let slot = (seq % self.keys.len() as u64) as usize;
+        let mut body = json!({
             "type": "appointment.booked",
             "data": {"appointment_id": format!("apt_{seq}"), "client_id": format!("cl_{}", seq % 1000)},
         });
-        let started = Instant::now();
-        let answer = self.client.post(&self.url).bearer_auth(&self.keys[tenant]).json(&body).send().await;
-        let result = match answer {
+        if let Some(prefix) = &self.idempotency_prefix {
+            body["idempotency_key"] = format!("{prefix}-{seq}").into();
+        }
+        loop {
+            let started = Instant::now();
+            let answer = self.post(&self.keys[slot], &body).await;
+            let Some(wait) = self.record(answer, started.elapsed(), slot) else { return };
+            // Never past the end of sending: a worker that gave up at once
+            // would only be refused again with its next event.
+            tokio::time::sleep(wait.min(self.deadline.saturating_duration_since(Instant::now()))).await;
+            if self.done() {
+                self.outcome.lock().unwrap().given_up += 1;
+                return;
+            }
+        }
+    }
+
+    /// Records one answer; returns how long to wait before sending the
+    /// event again when it was refused.
+    fn record(&self, answer: Answer, elapsed: Duration, slot: usize) -> Option<Duration> {
+        let mut out = self.outcome.lock().unwrap();
+        out.sent += 1;
+        match answer {
+            Answer::Accepted(id, at) => {
+                out.ingest_latencies.push(elapsed);
+                out.accepted.insert(id, Accepted { tenant: self.first_tenant + slot, at });
+            }
+            Answer::Refused(wait) => {
+                out.refused += 1;
+                return Some(wait);
+            }
+            Answer::Failed(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert(e);
+            }
+        }
+        None
+    }
+
+    /// One POST of `body` with `key`.
+    async fn post(&self, key: &str, body: &serde_json::Value) -> Answer {
+        match self.client.post(&self.url).bearer_auth(key).json(body).send().await {
             Ok(resp) if resp.status() == reqwest::StatusCode::ACCEPTED => {
                 let at = Instant::now();
                 match resp.json::<serde_json::Value>().await {
                     Ok(v) => match v["id"].as_str() {
-                        Some(id) => Ok((id.to_owned(), at)),
-                        None => Err(format!("202 without an id: {v}")),
+                        Some(id) => Answer::Accepted(id.to_owned(), at),
+                        None => Answer::Failed(format!("202 without an id: {v}")),
                     },
-                    Err(e) => Err(format!("202 with an unreadable body: {e}")),
+                    Err(e) => Answer::Failed(format!("202 with an unreadable body: {e}")),
                 }
             }
+            Ok(resp) if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => Answer::Refused(retry_after(&resp)),
             Ok(resp) => {
                 let status = resp.status();
-                Err(format!("{status}: {}", resp.text().await.unwrap_or_default()))
+                Answer::Failed(format!("{status}: {}", resp.text().await.unwrap_or_default()))
             }
-            Err(e) => Err(format!("transport: {e}")),
-        };
-        let elapsed = started.elapsed();
-        let mut out = self.outcome.lock().unwrap();
-        out.sent += 1;
-        match result {
-            Ok((id, at)) => {
-                out.ingest_latencies.push(elapsed);
-                out.accepted.insert(id, Accepted { tenant, at });
-            }
-            Err(e) => {
-                out.errors += 1;
-                out.first_error.get_or_insert(e);
-            }
+            Err(e) => Answer::Failed(format!("transport: {e}")),
         }
     }
 }
@@ -117,16 +186,20 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         // Bounds every POST, so the run ends even if the hub hangs.
         .timeout(Duration::from_secs(30))
         .build()?;
+    let deadline = Instant::now() + plan.duration;
     let sender = Arc::new(Sender {
         client,
         url: format!("{}/v1/events", plan.hub),
         keys: plan.keys,
+        first_tenant: plan.first_tenant,
+        idempotency_prefix: plan.idempotency_prefix,
+        deadline,
+        stop: plan.stop.unwrap_or_default(),
         outcome: Mutex::new(Outcome::default()),
     });
-    let deadline = Instant::now() + plan.duration;
     let late_sends = match plan.pace {
-        Pace::Max => run_max(&sender, concurrency, deadline).await,
-        Pace::Rate(rate) => run_rate(&sender, rate, concurrency, deadline).await,
+        Pace::Max => run_max(&sender, concurrency).await,
+        Pace::Rate(rate) => run_rate(&sender, rate, concurrency).await,
     };
     let sender = Arc::into_inner(sender).expect("all sending tasks finished");
     let mut outcome = sender.outcome.into_inner().unwrap();
@@ -135,13 +208,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
 }
 
 /// `concurrency` workers, each posting the next event as soon as its previous one was answered.
-async fn run_max(sender: &Arc<Sender>, concurrency: usize, deadline: Instant) -> u64 {
+async fn run_max(sender: &Arc<Sender>, concurrency: usize) -> u64 {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for _ in 0..concurrency {
         let (sender, next) = (sender.clone(), next.clone());
         workers.spawn(async move {
-            while Instant::now() < deadline {
+            while !sender.done() {
                 sender.send(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).await;
             }
         });
@@ -152,7 +225,7 @@ async fn run_max(sender: &Arc<Sender>, concurrency: usize, deadline: Instant) ->
 
 /// Starts event `i` at `start + i / rate`; at most `concurrency` in flight.
 /// Returns how many sends started late because no slot was free.
-async fn run_rate(sender: &Arc<Sender>, rate: u32, concurrency: usize, deadline: Instant) -> u64 {
+async fn run_rate(sender: &Arc<Sender>, rate: u32, concurrency: usize) -> u64 {
     let slots = Arc::new(Semaphore::new(concurrency));
     let start = Instant::now();
     let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
@@ -160,10 +233,13 @@ async fn run_rate(sender: &Arc<Sender>, rate: u32, concurrency: usize, deadline:
     let mut late = 0;
     for seq in 0u64.. {
         let due = start + period.mul_f64(seq as f64);
-        if due >= deadline {
+        if due >= sender.deadline {
             break;
         }
         tokio::time::sleep_until(due.into()).await;
+        if sender.done() {
+            break;
+        }
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {

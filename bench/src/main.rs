@@ -8,6 +8,7 @@
 mod hub;
 mod infra;
 mod load;
+mod noisy;
 mod receiver;
 mod report;
 
@@ -15,10 +16,12 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, ValueEnum};
 use hub::{HubLauncher, HubProcess, ProcUsage};
 use infra::{AmqpNames, PgDatabase, SslMode};
-use load::{Outcome, Pace, Plan};
+use load::{Accepted, Pace, Plan};
+use noisy::NoisyReport;
 use receiver::{Behaviour, Endpoint, Receiver, ReservedPort};
 use report::{Context, Report, RunConfig, Timeline};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -96,6 +99,18 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Two tenants: a noisy one bursting at the run's pace (`--max` or
+    /// `--rate`, `--duration`, `--fanout`) and a quiet one posting
+    /// `--quiet-rate` events/s to one subscription before, during and after
+    /// the burst; reports the quiet tenant's latency during the burst.
+    #[arg(long, conflicts_with_all = ["tenants", "slow_endpoints"])]
+    noisy_tenant: bool,
+    /// Events per second of the quiet tenant (`--noisy-tenant`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    quiet_rate: u32,
+    /// Seconds the quiet tenant posts alone before and after the burst (`--noisy-tenant`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    quiet_alone: u64,
 }
 
 impl Args {
@@ -193,9 +208,9 @@ async fn subscribe(client: &reqwest::Client, hub: &str, key: &str, url: &str) ->
     receiver::secret_key(body["secret"].as_str().context("subscription without a secret")?)
 }
 
-/// Waits until every expected delivery arrived or `timeout` passed; returns whether all did.
-async fn drain(receiver: &Receiver, sent: &Outcome, fanout: usize, timeout: Duration) -> bool {
-    let expected = sent.accepted.len() * fanout;
+/// Waits until the `expected` deliveries of the `accepted` events arrived
+/// or `timeout` passed; returns whether all did.
+async fn drain(receiver: &Receiver, accepted: &HashMap<String, Accepted>, expected: usize, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut last_progress = Instant::now();
     loop {
@@ -204,7 +219,7 @@ async fn drain(receiver: &Receiver, sent: &Outcome, fanout: usize, timeout: Dura
         // the cheap count says we may be done.
         if receiver.distinct() >= expected {
             let delivered = receiver.with_arrivals(|arrivals, endpoints| {
-                report::match_arrivals(arrivals, |slot| endpoints[slot].tenant, &sent.accepted).delivered
+                report::match_arrivals(arrivals, |slot| endpoints[slot].tenant, accepted).delivered
             });
             if delivered as usize >= expected {
                 return true;
@@ -221,29 +236,76 @@ async fn drain(receiver: &Receiver, sent: &Outcome, fanout: usize, timeout: Dura
     }
 }
 
+/// The figures of one run, of either kind.
+enum Figures {
+    /// The standard run.
+    Standard(Box<Report>),
+    /// `--noisy-tenant`.
+    Noisy(Box<NoisyReport>),
+}
+
+impl Figures {
+    /// Where the services' versions and settings go.
+    fn services(&mut self) -> (&mut Option<infra::PgSettings>, &mut Option<String>) {
+        match self {
+            Self::Standard(r) => (&mut r.postgres, &mut r.rabbitmq_version),
+            Self::Noisy(r) => (&mut r.postgres, &mut r.rabbitmq_version),
+        }
+    }
+
+    /// Deliveries owed and not received, and events accepted.
+    fn lost_and_accepted(&self) -> (u64, u64) {
+        match self {
+            Self::Standard(r) => (r.lost, r.events_accepted),
+            Self::Noisy(r) => (r.lost(), r.noisy.accepted + r.quiet.accepted),
+        }
+    }
+
+    fn table(&self) -> String {
+        match self {
+            Self::Standard(r) => r.table(),
+            Self::Noisy(r) => r.table(),
+        }
+    }
+
+    fn json(&self) -> String {
+        let json = match self {
+            Self::Standard(r) => serde_json::to_string_pretty(r),
+            Self::Noisy(r) => serde_json::to_string_pretty(r),
+        };
+        json.expect("report serializes")
+    }
+}
+
 /// Everything between "services are ready" and "figures are in".
-async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyhow::Result<Report> {
-    let (tenants, fanout) = (args.tenants as usize, args.fanout as usize);
+async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyhow::Result<Figures> {
+    let tenants = if args.noisy_tenant { 2 } else { args.tenants as usize };
     eprintln!("creating {tenants} tenant(s)");
     let mut keys = Vec::with_capacity(tenants);
     for t in 0..tenants {
         keys.push(launcher.create_tenant(&format!("bench tenant {t}")).await?);
     }
     let hub = launcher.serve(&format!("127.0.0.1:{}", hub::free_port()?)).await?;
-    let result = measure_with_hub(args, backend, &hub, keys, fanout).await;
+    let result = if args.noisy_tenant {
+        let pair: [String; 2] = keys.try_into().expect("two tenants were created");
+        noisy::measure(args, backend, &hub, pair).await.map(|r| Figures::Noisy(Box::new(r)))
+    } else {
+        measure_with_hub(args, backend, &hub, keys).await
+    };
     // Stopped in every case so a failed run leaves no hub behind.
     let stopped = hub.stop().await;
-    let mut report = result?;
+    let mut figures = result?;
     if let Err(e) = stopped {
         eprintln!("warning: {e:#}");
     }
+    let (postgres, rabbitmq_version) = figures.services();
     if let Some(pg) = &backend.pg {
-        report.postgres = Some(pg.settings().await?);
+        *postgres = Some(pg.settings().await?);
     }
     if backend.amqp.is_some() {
-        report.rabbitmq_version = Some(infra::rabbitmq_version().await.unwrap_or_else(|e| format!("unknown ({e:#})")));
+        *rabbitmq_version = Some(infra::rabbitmq_version().await.unwrap_or_else(|e| format!("unknown ({e:#})")));
     }
-    Ok(report)
+    Ok(figures)
 }
 
 /// Starts the receiver of `--slow-endpoints` and subscribes them, if asked for.
@@ -274,8 +336,8 @@ async fn measure_with_hub(
     backend: &Backend,
     hub: &HubProcess,
     keys: Vec<String>,
-    fanout: usize,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Figures> {
+    let fanout = args.fanout as usize;
     let port = ReservedPort::bind()?;
     let receiver_base = port.base_url()?;
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
@@ -299,6 +361,9 @@ async fn measure_with_hub(
         pace: args.pace(),
         duration: Duration::from_secs(args.duration),
         concurrency: args.concurrency as usize,
+        first_tenant: 0,
+        stop: None,
+        idempotency_prefix: None,
     };
     let sent = load::run(plan).await?;
     let send_end = Instant::now();
@@ -308,7 +373,8 @@ async fn measure_with_hub(
         sent.accepted.len(),
         args.drain_timeout
     );
-    let drained = drain(&receiver, &sent, fanout, Duration::from_secs(args.drain_timeout)).await;
+    let expected = sent.accepted.len() * fanout;
+    let drained = drain(&receiver, &sent.accepted, expected, Duration::from_secs(args.drain_timeout)).await;
 
     // Read now: VmHWM is the peak over the process's life, and the hub is about to stop.
     let hub_usage = hub.usage()?;
@@ -319,21 +385,8 @@ async fn measure_with_hub(
         eprintln!("slow receiver got {} requests (not counted)", slow.requests());
         slow.abandon();
     }
-    let config = RunConfig {
-        store: format!("{:?}", args.store).to_lowercase(),
-        queue: if backend.amqp.is_some() { "rabbitmq" } else { "in-process" }.into(),
-        tenants: args.tenants as usize,
-        fanout,
-        rate: args.rate,
-        duration_s: args.duration as f64,
-        concurrency: args.concurrency as usize,
-        receiver_delay_ms: args.receiver_delay_ms,
-        receiver_fail_pct: args.receiver_fail_pct,
-        hub_env: launcher_settings(args),
-        nproc: std::thread::available_parallelism().map_or(0, usize::from),
-    };
     let ctx = Context {
-        config,
+        config: run_config(args, backend, args.tenants as usize),
         timeline: Timeline { send_start, send_end },
         drained,
         hub: hub_usage,
@@ -341,7 +394,24 @@ async fn measure_with_hub(
         postgres: None,
         rabbitmq_version: None,
     };
-    Ok(Report::build(ctx, sent, seen))
+    Ok(Figures::Standard(Box::new(Report::build(ctx, sent, seen))))
+}
+
+/// How the run was set up, for the report.
+fn run_config(args: &Args, backend: &Backend, tenants: usize) -> RunConfig {
+    RunConfig {
+        store: format!("{:?}", args.store).to_lowercase(),
+        queue: if backend.amqp.is_some() { "rabbitmq" } else { "in-process" }.into(),
+        tenants,
+        fanout: args.fanout as usize,
+        rate: args.rate,
+        duration_s: args.duration as f64,
+        concurrency: args.concurrency as usize,
+        receiver_delay_ms: args.receiver_delay_ms,
+        receiver_fail_pct: args.receiver_fail_pct,
+        hub_env: launcher_settings(args),
+        nproc: std::thread::available_parallelism().map_or(0, usize::from),
+    }
 }
 
 /// The tuning settings given to the hub (not the URLs, which may carry credentials).
@@ -351,7 +421,7 @@ fn launcher_settings(args: &Args) -> Vec<String> {
     v
 }
 
-async fn run(args: &Args) -> anyhow::Result<(Report, PathBuf)> {
+async fn run(args: &Args) -> anyhow::Result<(Figures, PathBuf)> {
     let bin = match &args.hub_bin {
         Some(b) => b.clone(),
         None => hub::default_bin()?,
@@ -389,16 +459,14 @@ async fn main() -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+        println!("{}", report.json());
     } else {
         print!("{}", report.table());
     }
-    if report.lost > 0 || report.events_accepted == 0 {
+    let (lost, accepted) = report.lost_and_accepted();
+    if lost > 0 || accepted == 0 {
         eprintln!(
-            "FAIL: {} of {} expected deliveries lost, {} events accepted; hub log kept in {}",
-            report.lost,
-            report.expected_deliveries,
-            report.events_accepted,
+            "FAIL: {lost} expected deliveries lost, {accepted} events accepted; hub log kept in {}",
             workdir.join("hub.log").display()
         );
         return ExitCode::FAILURE;

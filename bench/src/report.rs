@@ -36,6 +36,33 @@ impl Quantiles {
         };
         Self { count: samples.len(), p50_ms: rank(0.50), p95_ms: rank(0.95), p99_ms: rank(0.99), max_ms: rank(1.0) }
     }
+
+    /// `p50 / p95 / p99 / max`, for a table.
+    pub fn cells(&self) -> String {
+        format!("{:.1} / {:.1} / {:.1} / {:.1}", self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms)
+    }
+}
+
+/// Rows of a table, keys aligned.
+pub fn render_rows(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+}
+
+/// The rows naming the services a run used, in postgres mode.
+pub fn service_rows(postgres: Option<&PgSettings>, rabbitmq_version: Option<&String>) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(pg) = postgres {
+        rows.push(("postgres", pg.server_version.clone()));
+        rows.push(("  shared_buffers", pg.shared_buffers.clone()));
+        rows.push(("  synchronous_commit", pg.synchronous_commit.clone()));
+        rows.push(("  hub connection", pg.hub_connection.clone()));
+        rows.push(("  max_connections", pg.max_connections.clone()));
+    }
+    if let Some(v) = rabbitmq_version {
+        rows.push(("rabbitmq", v.clone()));
+    }
+    rows
 }
 
 /// How the run was set up.
@@ -120,6 +147,10 @@ pub struct Report {
     pub receiver_unknown_paths: u64,
     /// Rate-paced sends that started late because all in-flight slots were busy.
     pub late_sends: u64,
+    /// `429` answers, each waited out (`Retry-After`) and sent again.
+    pub refused: u64,
+    /// Events still refused when sending ended (never accepted, so not owed).
+    pub given_up: u64,
     /// The hub process, read just before it was stopped.
     pub hub: ProcUsage,
     /// This benchmark process (load generator + receiver), which shares the machine.
@@ -138,16 +169,34 @@ pub struct Timeline {
     pub send_end: Instant,
 }
 
+/// One expected delivery that arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivered {
+    /// The tenant whose event it is.
+    pub tenant: usize,
+    /// When its event's 202 came back.
+    pub accepted: Instant,
+    /// When it arrived at the receiver.
+    pub arrived: Instant,
+}
+
+impl Delivered {
+    /// From the 202 to the arrival. A delivery can beat the 202 to us (the
+    /// relay may publish before the API's answer is read); that is zero
+    /// latency, not negative.
+    pub fn latency(&self) -> Duration {
+        self.arrived.saturating_duration_since(self.accepted)
+    }
+}
+
 /// Deliveries matched against accepted events.
 pub struct Matched {
     /// Expected and received.
     pub delivered: u64,
     /// Received but not expected.
     pub unexpected: u64,
-    /// E2E latency of each delivered one.
-    pub latencies: Vec<Duration>,
-    /// Arrival of each delivered one.
-    pub arrivals: Vec<Instant>,
+    /// Each delivered one.
+    pub deliveries: Vec<Delivered>,
 }
 
 /// Matches the receiver's arrivals against accepted events: a delivery
@@ -157,20 +206,26 @@ pub fn match_arrivals(
     tenant_of_slot: impl Fn(usize) -> usize,
     accepted: &HashMap<String, Accepted>,
 ) -> Matched {
-    let mut m = Matched { delivered: 0, unexpected: 0, latencies: Vec::new(), arrivals: Vec::new() };
+    let mut m = Matched { delivered: 0, unexpected: 0, deliveries: Vec::new() };
     for ((slot, id), &arrived) in arrivals {
         match accepted.get(id) {
             Some(a) if a.tenant == tenant_of_slot(*slot) => {
                 m.delivered += 1;
-                // A delivery can beat the 202 to us (the relay may publish before
-                // the API's answer is read); that is zero latency, not negative.
-                m.latencies.push(arrived.saturating_duration_since(a.at));
-                m.arrivals.push(arrived);
+                m.deliveries.push(Delivered { tenant: a.tenant, accepted: a.at, arrived });
             }
             _ => m.unexpected += 1,
         }
     }
     m
+}
+
+/// `n` per second over `secs` (0 over no time).
+pub fn per_s(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
 }
 
 /// Inputs of [`Report::build`] that come from outside the two observers.
@@ -200,10 +255,9 @@ impl Report {
         let m = match_arrivals(&seen.arrivals, |slot| seen.tenant_of_slot[slot], &sent.accepted);
         let Timeline { send_start, send_end } = ctx.timeline;
         let send_seconds = send_end.duration_since(send_start).as_secs_f64();
-        let last_arrival = m.arrivals.iter().max().copied().unwrap_or(send_start);
+        let last_arrival = m.deliveries.iter().map(|d| d.arrived).max().unwrap_or(send_start);
         let delivery_seconds = last_arrival.duration_since(send_start).as_secs_f64();
-        let delivered_during_send = m.arrivals.iter().filter(|&&t| t <= send_end).count() as u64;
-        let per_s = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let delivered_during_send = m.deliveries.iter().filter(|d| d.arrived <= send_end).count() as u64;
         Self {
             events_sent: sent.sent,
             events_accepted: accepted,
@@ -219,7 +273,7 @@ impl Report {
             delivered_during_send,
             backlog_at_send_end: expected.saturating_sub(delivered_during_send),
             drained: ctx.drained,
-            e2e_latency: Quantiles::of(m.latencies),
+            e2e_latency: Quantiles::of(m.deliveries.iter().map(Delivered::latency).collect()),
             ingest_latency: Quantiles::of(sent.ingest_latencies),
             ingest_errors: sent.errors,
             first_ingest_error: sent.first_error,
@@ -230,6 +284,8 @@ impl Report {
             receiver_requests: seen.requests,
             receiver_unknown_paths: seen.unknown_paths,
             late_sends: sent.late_sends,
+            refused: sent.refused,
+            given_up: sent.given_up,
             hub: ctx.hub,
             bench: ctx.bench,
             postgres: ctx.postgres,
@@ -242,7 +298,6 @@ impl Report {
     pub fn table(&self) -> String {
         let c = &self.config;
         let pace = c.rate.map_or_else(|| "max".to_owned(), |r| format!("{r}/s"));
-        let q = |q: &Quantiles| format!("{:.1} / {:.1} / {:.1} / {:.1}", q.p50_ms, q.p95_ms, q.p99_ms, q.max_ms);
         let mut rows: Vec<(&str, String)> = vec![
             ("store / queue", format!("{} / {}", c.store, c.queue)),
             ("tenants x fan-out", format!("{} x {}", c.tenants, c.fanout)),
@@ -259,8 +314,8 @@ impl Report {
             ("lost", self.lost.to_string()),
             ("duplicates / unexpected", format!("{} / {}", self.duplicates, self.unexpected)),
             ("drained in time", self.drained.to_string()),
-            ("e2e ms p50/p95/p99/max", q(&self.e2e_latency)),
-            ("ingest ms p50/p95/p99/max", q(&self.ingest_latency)),
+            ("e2e ms p50/p95/p99/max", self.e2e_latency.cells()),
+            ("ingest ms p50/p95/p99/max", self.ingest_latency.cells()),
             (
                 "errors",
                 format!("{} ({} ingest, {} bad signatures)", self.errors, self.ingest_errors, self.bad_signatures),
@@ -273,27 +328,18 @@ impl Report {
                 ),
             ),
             ("late sends", self.late_sends.to_string()),
+            ("429s waited out / given up", format!("{} / {}", self.refused, self.given_up)),
             ("hub peak RSS", format!("{:.1} MiB", self.hub.peak_rss_kib as f64 / 1024.0)),
             ("hub / bench CPU", format!("{:.1} s / {:.1} s", self.hub.cpu_seconds, self.bench.cpu_seconds)),
         ];
-        if let Some(pg) = &self.postgres {
-            rows.push(("postgres", pg.server_version.clone()));
-            rows.push(("  shared_buffers", pg.shared_buffers.clone()));
-            rows.push(("  synchronous_commit", pg.synchronous_commit.clone()));
-            rows.push(("  hub connection", pg.hub_connection.clone()));
-            rows.push(("  max_connections", pg.max_connections.clone()));
-        }
-        if let Some(v) = &self.rabbitmq_version {
-            rows.push(("rabbitmq", v.clone()));
-        }
+        rows.extend(service_rows(self.postgres.as_ref(), self.rabbitmq_version.as_ref()));
         if let Some(e) = &self.first_ingest_error {
             rows.push(("first ingest error", e.clone()));
         }
         if let Some(e) = &self.first_bad_signature {
             rows.push(("first bad signature", e.clone()));
         }
-        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+        render_rows(&rows)
     }
 }
 
@@ -325,7 +371,7 @@ mod tests {
         ]);
         let m = match_arrivals(&arrivals, |slot| slot, &accepted);
         assert_eq!((m.delivered, m.unexpected), (2, 2));
-        let mut ms: Vec<_> = m.latencies.iter().map(|d| d.as_millis()).collect();
+        let mut ms: Vec<_> = m.deliveries.iter().map(|d| d.latency().as_millis()).collect();
         ms.sort();
         assert_eq!(ms, vec![0, 5]);
     }

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub events_accepted: IntCounter,
     /// Events confirmed by the broker.
     pub events_published: IntCounter,
+    /// Events refused because their tenant's backlog was over the bound.
+    pub backlog_refusals: IntCounter,
+    /// Tenants whose backlog is over the bound now (as this ingest process last read it).
+    pub tenants_over_backlog_limit: IntGauge,
     /// Outbox rows not yet published (read from the store now and then).
     pub outbox_backlog: IntGauge,
     /// Age of the oldest unpublished outbox row (read from the store now and then).
@@ -114,6 +118,14 @@ impl Metrics {
         Self {
             events_accepted: counter("hookhub_events_accepted_total", "Events accepted"),
             events_published: counter("hookhub_events_published_total", "Events confirmed by the broker"),
+            backlog_refusals: counter(
+                "hookhub_backlog_refusals_total",
+                "Events refused with 429 tenant_backlog_full (HOOKHUB_TENANT_BACKLOG_LIMIT)",
+            ),
+            tenants_over_backlog_limit: gauge(
+                "hookhub_tenants_over_backlog_limit",
+                "Tenants whose unpublished events are at or over HOOKHUB_TENANT_BACKLOG_LIMIT",
+            ),
             outbox_backlog: gauge("hookhub_outbox_backlog", "Outbox rows not yet published"),
             outbox_oldest_age_seconds: gauge(
                 "hookhub_outbox_oldest_age_seconds",

@@ -45,6 +45,15 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after: i64,
     },
+    /// The tenant's events not yet published reached the backlog bound;
+    /// other tenants are unaffected.
+    #[error("this tenant has {limit} or more events waiting to be published; retry in {retry_after} s")]
+    BacklogFull {
+        /// Seconds the backlog is expected to need to fall below the bound.
+        retry_after: i64,
+        /// The bound (`HOOKHUB_TENANT_BACKLOG_LIMIT`).
+        limit: u64,
+    },
     /// The resource does not exist, or belongs to another tenant.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -100,6 +109,7 @@ impl ApiError {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::RateLimited { .. } => "rate_limited",
+            Self::BacklogFull { .. } => "tenant_backlog_full",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
@@ -120,6 +130,10 @@ impl ApiError {
             ),
             Self::InvalidToken => Some("get a new token from POST /v1/oauth/token"),
             Self::UnsupportedMediaType => Some("set `Content-Type: application/json`"),
+            Self::BacklogFull { .. } => Some(
+                "resend the same event (same idempotency key) after Retry-After; \
+                 spread large imports out, or post them at a steady pace",
+            ),
             Self::PayloadTooLarge { .. } => {
                 Some("events carry references and small facts; fetch large documents from the platform's API")
             }
@@ -150,7 +164,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -175,7 +189,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, allow.as_str()));
             }
-            Self::RateLimited { retry_after } => {
+            Self::RateLimited { retry_after } | Self::BacklogFull { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             Self::InsufficientScope { needed } => {

@@ -6,6 +6,7 @@
 
 mod audit;
 mod auth;
+pub mod backlog_guard;
 mod body;
 mod client_ip;
 mod error;
@@ -15,6 +16,7 @@ mod pagination;
 mod routes;
 
 pub use audit::AuditSink;
+pub use backlog_guard::BacklogGuard;
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
 
@@ -48,6 +50,8 @@ pub struct AppState {
     pub broker_url: Option<String>,
     /// Where API calls are recorded (off in tests that do not need it).
     pub audit: Option<AuditSink>,
+    /// Refuses events of a tenant whose backlog is over the bound (off when unset).
+    pub backlog_guard: Option<Arc<BacklogGuard>>,
 }
 
 impl AppState {
@@ -61,6 +65,15 @@ impl AppState {
         }
         let parsed = url::Url::parse(url.as_str()).map_err(|_| ApiError::field(field, EndpointUrlError::Invalid))?;
         hookhub_dispatcher::target_guard::check_endpoint(&parsed).await.map_err(|why| ApiError::field(field, why))
+    }
+
+    /// Admits an event of `tenant`, or refuses it with `429
+    /// tenant_backlog_full` when the tenant's backlog is over the bound.
+    /// Every path that accepts a tenant's events through the API calls this
+    /// first (single events, batches); gateway callbacks do not, see
+    /// `routes::inbound::receive`.
+    pub fn admit_event(&self, tenant: &hookhub_store::domain::TenantId) -> Result<(), ApiError> {
+        self.backlog_guard.as_ref().map_or(Ok(()), |guard| guard.check(tenant))
     }
 
     /// Counts a newly accepted event and wakes an in-process relay for it.

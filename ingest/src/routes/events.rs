@@ -157,7 +157,7 @@ pub struct AcceptedBody {
 #[utoipa::path(operation_id = "create_event", post, path = "/v1/events", tag = "events", request_body = IngestBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotency_key` in the body")),
     responses((status = 202, description = "Accepted: written with its outbox row in one transaction", body = AcceptedBody,
-        headers(("Idempotent-Replayed" = bool, description = "`true` when the key was seen before")))),
+        headers(("Idempotent-Replayed" = bool, description = "`true` when the key was seen before"))), crate::backlog_guard::Refused),
     security(("bearer" = ["write"])))]
 pub async fn ingest(
     state: web::Data<AppState>,
@@ -167,6 +167,7 @@ pub async fn ingest(
 ) -> Result<HttpResponse, ApiError> {
     let header_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
     let new = body.check(header_key, &tenant.id)?;
+    state.admit_event(&tenant.id)?;
     // The type's validation setting is read in the ingest transaction itself.
     let outcome = state.store.ingest_checked_event(&tenant.id, new, super::event_types::check_data).await??;
     if !outcome.replayed {

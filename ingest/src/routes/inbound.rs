@@ -225,6 +225,10 @@ pub async fn receive(
             new
         }
     };
+    // No backlog guard here (`AppState::admit_event`): a callback is one
+    // payment fact, rare next to an import, and gateways retry a refusal
+    // slowly (Stripe over hours), which would delay an offboarding far
+    // longer than the backlog delays it. The plan's rate limit still applies.
     let outcome = state.store.ingest_event(&source.tenant_id, new).await?;
     if !outcome.replayed {
         state.event_accepted();

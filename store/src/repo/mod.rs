@@ -6,6 +6,7 @@
 mod access;
 mod attempts;
 mod audit;
+mod backlog;
 mod deliveries;
 mod event_types;
 mod events;
