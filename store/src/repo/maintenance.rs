@@ -1,8 +1,8 @@
 //! Operators' queries: backlog, dead letters, replays, and retention.
 use super::deliveries::Delivery;
 use super::parse_all;
-use crate::domain::{now, DeliveryId, DeliveryStatus, EventId, TenantId};
-use crate::entity::{attempt, delivery, event, outbox};
+use crate::domain::{now, DeliveryId, DeliveryStatus, EventId, SubscriptionStatus, TenantId};
+use crate::entity::{attempt, delivery, event, outbox, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Query;
@@ -138,6 +138,33 @@ impl Store {
             .all(self.db())
             .await?;
         rows.into_iter().map(|e| Ok((super::stored(&e.tenant_id)?, super::stored(&e.id)?))).collect()
+    }
+
+    /// Deletes up to `batch` subscriptions that a `410 Gone` disabled
+    /// before `cutoff`, with their deliveries and attempts. Zapier and Make
+    /// never unsubscribe a hook whose endpoint is gone, so without this
+    /// they would pile up; one disabled by its owner stays. Returns how many.
+    pub async fn purge_gone_subscriptions(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64, StoreError> {
+        let ids: Vec<String> = subscription::Entity::find()
+            .select_only()
+            .column(subscription::Column::Id)
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Disabled))
+            .filter(subscription::Column::DisabledReason.eq(super::subscriptions::GONE_REASON))
+            .filter(subscription::Column::UpdatedAt.lt(cutoff))
+            .order_by_asc(subscription::Column::Id)
+            .limit(batch)
+            .into_tuple()
+            .all(self.db())
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db().begin().await?;
+        attempt::Entity::delete_many().filter(attempt::Column::SubscriptionId.is_in(ids.clone())).exec(&txn).await?;
+        delivery::Entity::delete_many().filter(delivery::Column::SubscriptionId.is_in(ids.clone())).exec(&txn).await?;
+        let purged = subscription::Entity::delete_many().filter(subscription::Column::Id.is_in(ids)).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(purged.rows_affected)
     }
 
     /// Deletes up to `batch` finished events older than `cutoff`, with their
