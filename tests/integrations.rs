@@ -67,6 +67,58 @@ async fn zapier_rest_hook_subscribe_receive_gone_unsubscribe() {
     let (status, body) = hub.post("/v1/hooks", json!({"event": "appointment.booked"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "target_url");
+
+    // The retention job deletes hooks a 410 disabled (here at once); a
+    // subscription its owner disabled stays.
+    let (_, paused) = hub
+        .post("/v1/subscriptions", json!({"url": receiver.url("/paused"), "event_types": ["*"], "status": "disabled"}))
+        .await;
+    let purged =
+        hookhub_dispatcher::retention::purge_gone_subscriptions(hub.hub().store(), Duration::ZERO).await.unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(hub.get(&format!("/v1/subscriptions/{hook_id}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(hub.get(&format!("/v1/subscriptions/{}", paused["id"].as_str().unwrap())).await.0, StatusCode::OK);
+    // Turning the Zap off later unsubscribes a hook that is gone: still 204,
+    // as is every repeat, and an id that never was.
+    for id in [hook_id.as_str(), hook_id.as_str(), make["id"].as_str().unwrap(), "sub_nonsense"] {
+        let (status, _) = hub.call(hub.request(Method::DELETE, &format!("/v1/hooks/{id}"))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{id}");
+    }
+    hub.stop().await;
+}
+
+/// A sample is exactly what a live delivery carries, so a Zap mapped from
+/// a sample finds the same fields live; for `*` and for a custom type
+/// without an example too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_have_the_shape_of_live_deliveries() {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (status, examples) = hub.get("/v1/hooks/samples?event=*").await;
+    assert_eq!(status, StatusCode::OK, "{examples}");
+    assert_eq!(examples.as_array().unwrap().len(), 3, "the first types' examples: {examples}");
+    let schema = json!({"type": "object", "required": ["class_id"],
+        "properties": {"class_id": {"type": "string"}, "position": {"type": "integer", "minimum": 1}}});
+    let (status, created) = hub.post("/v1/event-types", json!({"name": "class.waitlisted", "schema": schema})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, generated) = hub.get("/v1/hooks/samples?event=class.waitlisted").await;
+    assert_eq!(generated[0]["data"], json!({"class_id": "string", "position": 1}), "generated from the schema");
+
+    let (_, hook) = hub.post("/v1/hooks", json!({"target_url": receiver.url("/zap"), "event": "*"})).await;
+    let id = hub.send_event("client.created", json!({"client_id": "cl_1", "first_name": "Laura"})).await;
+    let got = receiver.wait_for("/zap", 1).await;
+    let live = got[0].json();
+    assert_eq!(live["id"], id.as_str(), "the body carries the event id");
+    assert_eq!(got[0].header("webhook-id"), id);
+    verify_with_reference(hook["secret"].as_str().unwrap(), &got);
+    let (_, samples) = hub.get("/v1/hooks/samples?event=*").await;
+    assert_eq!(samples[0], live, "the sample is the delivery, field for field");
+    let (_, typed) = hub.get("/v1/hooks/samples?event=client.created").await;
+    assert_eq!(typed[0], live);
+    let fields = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for example in examples.as_array().unwrap().iter().chain(generated.as_array().unwrap()) {
+        assert_eq!(fields(example), fields(&live), "{example}");
+    }
     hub.stop().await;
 }
 
@@ -76,7 +128,7 @@ async fn samples_show_the_example_then_real_events_newest_first() {
     let (status, samples) = hub.get("/v1/hooks/samples?event=appointment.booked").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(samples.as_array().unwrap().len(), 1);
-    assert_eq!(samples[0]["id"], "evt_sample");
+    assert_eq!(samples[0]["id"], "evt_sample_appointment_booked");
     assert_eq!(samples[0]["type"], "appointment.booked");
     assert!(samples[0]["data"]["appointment_id"].is_string());
 
