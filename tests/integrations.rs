@@ -279,6 +279,53 @@ async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
     hub.stop().await;
 }
 
+/// Stripe sends `invoice.paid` and `invoice.payment_succeeded` for one
+/// invoice: one `payment.received`. Built from the `invoice` object of
+/// Stripe's published fixtures (stripe/openapi `fixtures3.json` at commit
+/// f6c2a48, an API version after 2025-03-31.basil), signed as Stripe signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_payment_events_count_one_payment() {
+    const FIXTURES: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/stripe/stripe_fixture_objects.json");
+    let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURES).expect(FIXTURES)).unwrap();
+    let mut invoice = fixtures["invoice"].clone();
+    invoice["status"] = json!("paid");
+    invoice["amount_paid"] = invoice["amount_due"].clone();
+    invoice["parent"]["subscription_details"]["metadata"] = json!({"client_id": "cl_8f3a2"});
+
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (_, source) = hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_s"})).await;
+    let path = source["url_path"].as_str().unwrap().to_owned();
+    let post = |body: Value| {
+        let (hub, path) = (&hub, &path);
+        async move {
+            let body = body.to_string();
+            post_raw(hub, path, &body, &[("stripe-signature", stripe_header("whsec_s", now(), &body))]).await
+        }
+    };
+    let event = |id: &str, kind: &str| {
+        json!({"id": id, "object": "event", "api_version": "2025-03-31.basil", "type": kind,
+            "data": {"object": invoice.clone()}})
+    };
+    let (status, paid) = post(event("evt_1Paid", "invoice.paid")).await;
+    assert_eq!((status, paid["replayed"].as_bool()), (StatusCode::OK, Some(false)), "{paid}");
+    let (status, succeeded) = post(event("evt_1Succeeded", "invoice.payment_succeeded")).await;
+    assert_eq!(status, StatusCode::OK, "{succeeded}");
+    assert_eq!((&succeeded["event_id"], succeeded["replayed"].as_bool()), (&paid["event_id"], Some(true)));
+    let (_, payment) = hub.get(&format!("/v1/events/{}", paid["event_id"].as_str().unwrap())).await;
+    assert_eq!(payment["data"]["client_id"], "cl_8f3a2");
+    assert_eq!(payment["data"]["amount"], 1000);
+
+    // A thin (API v2) event is acknowledged, not refused, or Stripe retries it forever.
+    let thin = json!({"id": "evt_test_65R9", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-11-30T10:00:00.000Z", "related_object": {"id": "mtr_1", "type": "billing.meter"}});
+    let (status, ignored) = post(thin).await;
+    assert_eq!((status, ignored["ignored"].as_bool()), (StatusCode::OK, Some(true)), "{ignored}");
+    let (_, events) = hub.get("/v1/events").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "one payment, one event");
+    hub.stop().await;
+}
+
 /// Each sender has its own idempotency namespace, and no key is stored in
 /// clear: an API event keyed `stripe:evt_X` neither blocks nor answers for
 /// Stripe's callback for `evt_X`.
