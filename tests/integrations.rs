@@ -123,6 +123,50 @@ async fn samples_have_the_shape_of_live_deliveries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_names_the_tenant_the_credential_and_the_plan() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (status, me) = hub.get("/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert!(me["tenant_id"].as_str().unwrap().starts_with("ten_"), "{me}");
+    assert!(me["tenant_name"].is_string());
+    assert_eq!((me["credential_kind"].as_str(), me["scope"].as_str()), (Some("api_key"), Some("read write admin")));
+    assert!(me["credential_id"].as_str().unwrap().starts_with("key_"), "{me}");
+
+    // A read-only OAuth token, on a plan with limits.
+    let tenant: hookhub_store::domain::TenantId = me["tenant_id"].as_str().unwrap().parse().unwrap();
+    hub.hub().store().set_plan(&tenant, hookhub_store::domain::Plan::Pro).await.unwrap();
+    let (_, app) = hub.post("/v1/oauth-apps", json!({"name": "Make", "scope": "read"})).await;
+    let client_id = app["client_id"].as_str().unwrap();
+    let token: Value = reqwest::Client::new()
+        .post(format!("{}/v1/oauth/token", hub.base))
+        .basic_auth(client_id, app["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let req =
+        reqwest::Client::new().get(format!("{}/v1/me", hub.base)).bearer_auth(token["access_token"].as_str().unwrap());
+    let (status, me) = hub.call(req).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["credential_kind"].as_str(), me["credential_id"].as_str()),
+        (Some("oauth_access_token"), Some(client_id))
+    );
+    assert_eq!((me["scope"].as_str(), me["plan"].as_str()), (Some("read"), Some("pro")));
+    assert_eq!(
+        me["limits"],
+        json!([{"window_seconds": 900, "requests": 200}, {"window_seconds": 86400, "requests": 15000}])
+    );
+
+    let (status, _) = hub.call(reqwest::Client::new().get(format!("{}/v1/me", hub.base))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_show_the_example_then_real_events_newest_first() {
     let hub = TestHub::start(Backend::Postgres).await;
     let (status, samples) = hub.get("/v1/hooks/samples?event=appointment.booked").await;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
-use super::{access, attempts, event_types, events, health, hooks, inbound, listen, rules, subscriptions};
+use super::{access, attempts, event_types, events, health, hooks, inbound, listen, me, rules, subscriptions};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -34,6 +34,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         listen::start, listen::stream,
         access::token, access::list_keys, access::create_key, access::delete_key,
         access::list_apps, access::create_app, access::delete_app, access::audit_log,
+        me::get,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes, &StandardErrors),
