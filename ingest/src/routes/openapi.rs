@@ -9,6 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+mod typed_clients;
+
 /// The whole API surface; `paths` must name every operation of the route
 /// table (a test holds the two together).
 #[derive(OpenApi)]
@@ -21,6 +23,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
 `admin` may also manage credentials and read the audit log. Errors are `{message, code, hint?, errors?}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
+    servers((url = "/", description = "The hub that serves this document; pass your deployment's URL to generated clients")),
     paths(
         health::healthz, health::readyz, serve,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
@@ -121,10 +124,13 @@ fn add_errors(path: &str, operation: &mut Operation) {
     }
 }
 
-/// The document as JSON, built once.
+/// The document as JSON, built once, adjusted for typed clients.
 pub(crate) fn document() -> &'static str {
-    static DOC: LazyLock<String> =
-        LazyLock::new(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes"));
+    static DOC: LazyLock<String> = LazyLock::new(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        typed_clients::adjust(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("JSON serializes")
+    });
     &DOC
 }
 
