@@ -166,6 +166,154 @@ async fn me_names_the_tenant_the_credential_and_the_plan() {
     hub.stop().await;
 }
 
+/// Fills in Make's `{{a.b}}` template variables from `vars`: a string that
+/// is one variable becomes its JSON value, others get the text spliced in.
+fn make_template(template: &Value, vars: &Value) -> Value {
+    let lookup = |path: &str| path.trim().split('.').fold(vars, |v, key| &v[key]).clone();
+    match template {
+        Value::String(s) => {
+            if let Some(path) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")).filter(|p| !p.contains("{{")) {
+                return lookup(path);
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some((before, after)) = rest.split_once("{{") {
+                let (path, tail) = after.split_once("}}").expect("a closed template variable");
+                let value = lookup(path);
+                out.push_str(before);
+                out.push_str(value.as_str().map_or_else(|| value.to_string(), str::to_owned).as_str());
+                rest = tail;
+            }
+            Value::String(out + rest)
+        }
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), make_template(v, vars))).collect(),
+        Value::Array(items) => items.iter().map(|v| make_template(v, vars)).collect(),
+        other => other.clone(),
+    }
+}
+
+/// Sends one request of the Make app (a `url`, `method`, `headers`, `body`,
+/// `qs` block), as Make would with the base's URL and headers.
+async fn make_request(hub: &TestHub, base: &Value, call: &Value) -> (StatusCode, Value) {
+    let url = call["url"].as_str().unwrap();
+    let url = if url.starts_with('/') { format!("{}{url}", base["baseUrl"].as_str().unwrap()) } else { url.to_owned() };
+    let method: Method = call["method"].as_str().unwrap_or("GET").parse().unwrap();
+    let mut req = reqwest::Client::new().request(method, url);
+    for headers in [&base["headers"], &call["headers"]] {
+        for (name, value) in headers.as_object().into_iter().flatten() {
+            req = req.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    if let Some(qs) = call["qs"].as_object() {
+        req = req.query(qs);
+    }
+    if call["body"].is_object() {
+        req = req.json(&call["body"]);
+    }
+    hub.call(req).await
+}
+
+/// docs/integrations/make-app.json, replayed as Make runs it: the
+/// connection test, `attach` when a scenario is turned on, a delivery to
+/// the scenario's webhook, `detach` when it is turned off (twice: Make
+/// retries, and the hook may be gone already).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_instant_trigger_attach_and_detach_as_recipe_says() {
+    let make = Receiver::start().await;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let app: Value = serde_json::from_str(include_str!("../docs/integrations/make-app.json")).unwrap();
+    let connection = json!({"hubUrl": hub.base, "apiKey": hub.key});
+    let mut vars = json!({"parameters": connection, "connection": connection});
+
+    let (status, me) = make_request(&hub, &json!({}), &make_template(&app["connection"]["communication"], &vars)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let label =
+        make_template(&app["connection"]["communication"]["response"]["metadata"]["value"], &json!({"body": me}));
+    assert_eq!(label, me["tenant_name"]);
+
+    let base = make_template(&app["base"], &vars);
+    vars["parameters"] = json!({"event": "appointment.booked"});
+    vars["webhook"] = json!({"url": make.url("/make")});
+    let (status, attached) = make_request(&hub, &base, &make_template(&app["webhook"]["attach"], &vars)).await;
+    assert_eq!(status, StatusCode::CREATED, "{attached}");
+    let kept = make_template(&app["webhook"]["attach"]["response"]["data"], &json!({"body": attached}));
+    assert!(kept["externalHookId"].as_str().unwrap().starts_with("sub_"), "{kept}");
+
+    let id = hub.send_event("appointment.booked", json!({"appointment_id": "apt_1", "client_id": "cl_1"})).await;
+    let got = make.wait_for("/make", 1).await;
+    let output = make_template(&app["module"]["communication"]["output"], &json!({"body": got[0].json()}));
+    assert_eq!(output["id"], id.as_str());
+    verify_with_reference(kept["secret"].as_str().unwrap(), &got);
+    let (status, samples) = make_request(&hub, &base, &make_template(&app["module"]["samples"], &vars)).await;
+    assert_eq!((status, &samples[0]), (StatusCode::OK, &output));
+
+    vars["webhook"]["externalHookId"] = kept["externalHookId"].clone();
+    for _ in 0..2 {
+        let (status, body) = make_request(&hub, &base, &make_template(&app["webhook"]["detach"], &vars)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (_, subs) = hub.get("/v1/subscriptions").await;
+    assert_eq!(subs["data"], json!([]));
+    hub.stop().await;
+}
+
+/// Runs one operation of docs/integrations/zapier with zapier-platform-core's
+/// app tester (installed by .ci/run into target/ci-node) and returns its result.
+async fn zapier(hub: &TestHub, args: &[&str], stdin: Option<&Value>) -> Value {
+    use tokio::io::AsyncWriteExt;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut child = tokio::process::Command::new("node")
+        .arg(format!("{root}/docs/integrations/zapier/harness.js"))
+        .args(args)
+        .env("NODE_PATH", format!("{root}/target/ci-node/node_modules"))
+        .env("HOOKHUB_URL", &hub.base)
+        .env("HOOKHUB_API_KEY", &hub.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is installed");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(body) = stdin {
+        input.write_all(body.to_string().as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "zapier {args:?} failed (is zapier-platform-core in target/ci-node? .ci/run installs it): {stderr}"
+    );
+    // The result is the last line; the app tester may log before it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zapier_app_runs_in_zapiers_app_tester() {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let me = zapier(&hub, &["test"], None).await;
+    assert!(me["tenant_name"].is_string(), "the connection test: {me}");
+
+    let target = receiver.url("/zap");
+    let hook = zapier(&hub, &["subscribe", "appointment.booked", &target], None).await;
+    assert_eq!(hook["target_url"], target.as_str());
+    let id = hub.send_event("appointment.booked", json!({"appointment_id": "apt_1", "client_id": "cl_1"})).await;
+    let got = receiver.wait_for("/zap", 1).await;
+    verify_with_reference(hook["secret"].as_str().unwrap(), &got);
+    let performed = zapier(&hub, &["perform"], Some(&got[0].json())).await;
+    assert_eq!(performed[0]["id"], id.as_str(), "Zapier deduplicates on `id`: {performed}");
+    let listed = zapier(&hub, &["list", "appointment.booked"], None).await;
+    assert_eq!(listed[0], performed[0], "performList gives what perform gives");
+
+    let hook_id = hook["id"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(zapier(&hub, &["unsubscribe", hook_id], None).await, json!({}));
+    }
+    hub.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_show_the_example_then_real_events_newest_first() {
     let hub = TestHub::start(Backend::Postgres).await;
