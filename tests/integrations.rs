@@ -257,35 +257,40 @@ async fn make_instant_trigger_attach_and_detach_as_recipe_says() {
     hub.stop().await;
 }
 
-/// Runs one operation of docs/integrations/zapier with zapier-platform-core's
-/// app tester (installed by .ci/run into target/ci-node) and returns its result.
-async fn zapier(hub: &TestHub, args: &[&str], stdin: Option<&Value>) -> Value {
+/// Runs a Node script (a path from the repository root) with the packages
+/// .ci/run installs into target/ci-node, and returns its standard output.
+async fn node(script: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) -> String {
     use tokio::io::AsyncWriteExt;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut child = tokio::process::Command::new("node")
-        .arg(format!("{root}/docs/integrations/zapier/harness.js"))
+        .arg(format!("{root}/{script}"))
         .args(args)
         .env("NODE_PATH", format!("{root}/target/ci-node/node_modules"))
-        .env("HOOKHUB_URL", &hub.base)
-        .env("HOOKHUB_API_KEY", &hub.key)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("node is installed");
     let mut input = child.stdin.take().unwrap();
-    if let Some(body) = stdin {
-        input.write_all(body.to_string().as_bytes()).await.unwrap();
-    }
+    input.write_all(stdin.as_bytes()).await.unwrap();
     drop(input);
     let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "zapier {args:?} failed (is zapier-platform-core in target/ci-node? .ci/run installs it): {stderr}"
+        "{script} {args:?} failed (.ci/run installs its packages into target/ci-node): {stderr}"
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs one operation of docs/integrations/zapier with zapier-platform-core's
+/// app tester and returns its result.
+async fn zapier(hub: &TestHub, args: &[&str], stdin: Option<&Value>) -> Value {
+    let env = [("HOOKHUB_URL", hub.base.as_str()), ("HOOKHUB_API_KEY", hub.key.as_str())];
+    let input = stdin.map(Value::to_string).unwrap_or_default();
+    let stdout = node("docs/integrations/zapier/harness.js", args, &env, &input).await;
     // The result is the last line; the app tester may log before it.
-    let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
@@ -474,7 +479,7 @@ async fn stripe_callbacks_are_verified_before_anything_is_recorded() {
 /// Stripe sends `invoice.paid` and `invoice.payment_succeeded` for one
 /// invoice: one `payment.received`. Built from the `invoice` object of
 /// Stripe's published fixtures (stripe/openapi `fixtures3.json` at commit
-/// f6c2a48, an API version after 2025-03-31.basil), signed as Stripe signs.
+/// f6c2a48, an API version after 2025-03-31.basil), signed by Stripe's SDK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stripe_payment_events_count_one_payment() {
     const FIXTURES: &str =
@@ -488,11 +493,13 @@ async fn stripe_payment_events_count_one_payment() {
     let hub = TestHub::start(Backend::Sqlite).await;
     let (_, source) = hub.post("/v1/inbound-sources", json!({"source": "stripe", "signing_secret": "whsec_s"})).await;
     let path = source["url_path"].as_str().unwrap().to_owned();
+    // Signed by Stripe's official SDK (stripe-node's generateTestHeaderString).
     let post = |body: Value| {
         let (hub, path) = (&hub, &path);
         async move {
             let body = body.to_string();
-            post_raw(hub, path, &body, &[("stripe-signature", stripe_header("whsec_s", now(), &body))]).await
+            let signature = node("tests/fixtures/stripe_sign.js", &["whsec_s"], &[], &body).await;
+            post_raw(hub, path, &body, &[("stripe-signature", signature)]).await
         }
     };
     let event = |id: &str, kind: &str| {
