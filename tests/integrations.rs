@@ -712,6 +712,16 @@ async fn listen_forwards_signed_deliveries_to_a_local_receiver() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(local.received("/webhooks").len(), 1, "only the types asked for");
 
+    // About 160 KB of multi-byte text crosses many network chunks and
+    // reaches the receiver intact, its signature still valid.
+    let notes = "é漢😀 Laura García ✓ ".repeat(6_000);
+    let data = json!({"appointment_id": "apt_2", "client_id": "c", "notes": notes});
+    let large = hub.send_event("appointment.booked", data).await;
+    let got = local.wait_for("/webhooks", 2).await;
+    assert_eq!(got[1].header("webhook-id"), large);
+    assert_eq!(got[1].json()["data"]["notes"], notes.as_str());
+    verify_with_reference(&secret, &got[1..]);
+
     // Ctrl-C ends the session and removes its subscription.
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
