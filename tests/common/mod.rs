@@ -348,7 +348,8 @@ where
 }
 
 /// Verifies deliveries with the Standard Webhooks reference implementation
-/// (Python `standardwebhooks`), independent of Hookhub's signer.
+/// (Python `standardwebhooks`) and Svix's verifier (`svix`), both
+/// independent of Hookhub's signer.
 pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
     let messages: Vec<Value> = received
         .iter()
