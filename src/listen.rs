@@ -64,19 +64,54 @@ async fn forward(client: &reqwest::Client, hub: &str, args: &ListenArgs, id: &st
         .await?
         .error_for_status()?;
     let mut stream = resp.bytes_stream();
-    let mut buffer = String::new();
+    let mut frames = SseFrames::default();
     while let Some(chunk) = stream.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk?));
-        // Server-sent events end with a blank line.
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-            if !data.is_empty() {
-                deliver(client, &args.forward_to, &serde_json::from_str(&data)?).await;
-            }
+        frames.push(&chunk?);
+        while let Some(data) = frames.next_data()? {
+            deliver(client, &args.forward_to, &serde_json::from_str(&data)?).await;
         }
     }
     bail!("the hub closed the stream")
+}
+
+/// Splits a server-sent event stream into the `data` of its events.
+///
+/// Bytes are buffered and decoded only once a whole event (up to its blank
+/// line) has arrived: the network may cut a multi-byte UTF-8 character in
+/// two, and decoding each chunk on its own would turn its halves into
+/// U+FFFD and break the body's signature.
+#[derive(Default)]
+struct SseFrames {
+    buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no blank line, so a large
+    /// event arriving in small chunks is not rescanned from its start.
+    scanned: usize,
+}
+
+impl SseFrames {
+    /// Appends bytes as they came off the network.
+    fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The `data` of the next complete event that has any (comments and
+    /// keep-alives have none), or `None` until more bytes arrive.
+    fn next_data(&mut self) -> anyhow::Result<Option<String>> {
+        loop {
+            let from = self.scanned.saturating_sub(1);
+            let Some(end) = self.buffer[from..].windows(2).position(|w| w == b"\n\n").map(|i| from + i) else {
+                self.scanned = self.buffer.len();
+                return Ok(None);
+            };
+            let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+            self.scanned = 0;
+            let frame = std::str::from_utf8(&frame).context("the hub sent an event that is not UTF-8")?;
+            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
+        }
+    }
 }
 
 async fn deliver(client: &reqwest::Client, url: &str, message: &Value) {
@@ -94,5 +129,34 @@ async fn deliver(client: &reqwest::Client, url: &str, message: &Value) {
             println!("--> {kind} [{event_id}]  <-- [{}] {} ms", resp.status().as_u16(), started.elapsed().as_millis())
         }
         Err(e) => println!("--> {kind} [{event_id}]  <-- failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseFrames;
+
+    #[test]
+    fn multi_byte_text_survives_any_chunking() {
+        // About 180 KB of two-, three- and four-byte characters, as in a
+        // large `client.created` event.
+        let text = "é漢😀 Laura García, 東京, ✓ ".repeat(6_000);
+        let first = serde_json::json!({"body": text}).to_string();
+        let second = serde_json::json!({"body": "ok"}).to_string();
+        let wire = format!(
+            ": connected\n\nevent: webhook\ndata: {first}\n\n: keepalive\n\nevent: webhook\ndata: {second}\n\n"
+        );
+        for size in [1, 2, 3, 5, 7, 64, 1000, 4096, 16_381, wire.len()] {
+            let mut frames = SseFrames::default();
+            let mut got = Vec::new();
+            for chunk in wire.as_bytes().chunks(size) {
+                frames.push(chunk);
+                while let Some(data) = frames.next_data().unwrap() {
+                    got.push(data);
+                }
+            }
+            assert_eq!(got, [first.clone(), second.clone()], "chunks of {size} bytes");
+            assert!(!got[0].contains('\u{FFFD}'));
+        }
     }
 }

@@ -109,6 +109,9 @@ pub struct Settings {
     pub purge_interval_secs: u64,
     /// Days to keep the audit log (six years by default, as HIPAA asks); 0 keeps it forever.
     pub audit_retention_days: u32,
+    /// Days to keep a subscription (a Zapier or Make hook, typically) after
+    /// its endpoint answered `410 Gone`; 0 keeps it forever.
+    pub gone_subscription_retention_days: u32,
     /// Keys that seal secrets and payloads at rest: `id:base64-32-bytes`,
     /// comma-separated. Empty: a SQLite hub generates its own key beside its
     /// database; a PostgreSQL hub refuses to start unless unencrypted
@@ -154,6 +157,7 @@ impl Default for Settings {
             retention_days: 30,
             purge_interval_secs: 3600,
             audit_retention_days: 6 * 365,
+            gone_subscription_retention_days: 30,
             encryption_keys: String::new(),
             encryption_key_id: None,
             log_format: "pretty".into(),
@@ -301,6 +305,7 @@ impl Settings {
             keep: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             interval: Duration::from_secs(self.purge_interval_secs.max(1)),
             keep_audit: Duration::from_secs(u64::from(self.audit_retention_days) * 86_400),
+            keep_gone_subscriptions: Duration::from_secs(u64::from(self.gone_subscription_retention_days) * 86_400),
         }
     }
 

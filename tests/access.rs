@@ -145,6 +145,14 @@ async fn the_token_endpoint_answers_errors_as_rfc_6749_says() {
         ("a repeated parameter", vec![grant, grant], Some((id, secret)), 400, "invalid_request"),
         ("more scope than the app has", vec![grant, ("scope", "write")], Some((id, secret)), 400, "invalid_scope"),
         ("unknown scope", vec![grant, ("scope", "root")], Some((id, secret)), 400, "invalid_scope"),
+        (
+            "a body client_id that is not the Basic one",
+            vec![grant, ("client_id", "hh_client_other")],
+            Some((id, secret)),
+            400,
+            "invalid_request",
+        ),
+        ("Basic and a body secret", vec![grant, ("client_secret", secret)], Some((id, secret)), 400, "invalid_request"),
     ] {
         let resp = token_request(&hub, &form, basic).await;
         assert_eq!(resp.status().as_u16(), status, "{name}");
@@ -167,6 +175,27 @@ async fn the_token_endpoint_answers_errors_as_rfc_6749_says() {
     let form = vec![grant, ("client_id", id), ("client_secret", secret), ("x", "1"), ("x", "2"), ("scope", "")];
     let resp = token_request(&hub, &form, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
+    hub.stop().await;
+}
+
+/// Authlib and requests-oauthlib, as their documentation configures them,
+/// including Basic authentication with the client id repeated in the body
+/// (RFC 6749 §3.2.1), which the endpoint once refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_oauth_client_libraries_get_tokens() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let (_, app) = hub.post("/v1/oauth-apps", json!({"name": "Zapier", "scope": "write"})).await;
+    let (id, secret) =
+        (app["client_id"].as_str().unwrap().to_owned(), app["client_secret"].as_str().unwrap().to_owned());
+    let url = format!("{}/v1/oauth/token", hub.base);
+    let out = tokio::task::spawn_blocking(move || common::run_python("oauth_clients.py", &[&url, &id, &secret], ""))
+        .await
+        .unwrap();
+    assert_eq!(out.lines().count(), 4, "{out}");
+    for line in out.lines() {
+        let token: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(token["token_type"], "Bearer", "{line}");
+    }
     hub.stop().await;
 }
 

@@ -34,6 +34,7 @@ async fn delivers_a_signed_webhook(backend: Backend) {
     assert_eq!(req.header("content-type"), "application/json");
     assert!(req.header("user-agent").starts_with("Hookhub/"));
     let body = req.json();
+    assert_eq!(body["id"], event_id, "the body carries the event id, as samples do");
     assert_eq!(body["type"], "appointment.booked");
     assert_eq!(body["data"], json!({"appointment_id": "apt_1", "client_id": "cl_9"}));
     assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());

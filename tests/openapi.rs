@@ -228,6 +228,7 @@ async fn every_answer_matches_the_openapi_document() {
     let app_path = format!("/v1/oauth-apps/{}", app["id"].as_str().unwrap());
     api.call(&hub, Method::DELETE, "/v1/oauth-apps/{id}", hub.request(Method::DELETE, &app_path)).await;
     api.call(&hub, Method::GET, "/v1/audit-log", hub.request(Method::GET, "/v1/audit-log?status=403")).await;
+    api.call(&hub, Method::GET, "/v1/me", hub.request(Method::GET, "/v1/me")).await;
 
     api.call(&hub, Method::DELETE, one, hub.request(Method::DELETE, &sub_path)).await;
 

@@ -1,5 +1,6 @@
 //! Retention: finished events older than the retention period are purged,
-//! with their deliveries and attempts, in small batches.
+//! with their deliveries and attempts, in small batches; so are old audit
+//! rows, and subscriptions a `410 Gone` disabled long enough ago.
 use hookhub_store::domain::now;
 use hookhub_store::repo::Purged;
 use hookhub_store::Store;
@@ -18,6 +19,8 @@ pub struct RetentionConfig {
     pub interval: Duration,
     /// Audit rows older than this go; zero keeps them forever.
     pub keep_audit: Duration,
+    /// Subscriptions disabled by a `410 Gone` longer ago than this go; zero keeps them.
+    pub keep_gone_subscriptions: Duration,
 }
 
 /// Purges once: every batch until none is left. Returns the totals.
@@ -39,14 +42,30 @@ pub async fn purge(store: &Store, keep: Duration) -> Result<Purged, hookhub_stor
 
 /// Purges audit rows older than `keep`, in batches.
 pub async fn purge_audit(store: &Store, keep: Duration) -> Result<u64, hookhub_store::StoreError> {
+    purge_rows(keep, |cutoff| store.purge_audit_batch(cutoff, BATCH)).await
+}
+
+/// Purges subscriptions a `410 Gone` disabled more than `keep` ago, in batches.
+pub async fn purge_gone_subscriptions(store: &Store, keep: Duration) -> Result<u64, hookhub_store::StoreError> {
+    purge_rows(keep, |cutoff| store.purge_gone_subscriptions(cutoff, BATCH)).await
+}
+
+/// Runs `batch` (which deletes up to [`BATCH`] rows older than its cutoff)
+/// until a batch comes back short. Returns the total.
+async fn purge_rows<F, Fut>(keep: Duration, mut batch: F) -> Result<u64, hookhub_store::StoreError>
+where
+    F: FnMut(chrono::DateTime<chrono::Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, hookhub_store::StoreError>>,
+{
     let cutoff = now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let mut total = 0;
     loop {
-        let n = store.purge_audit_batch(cutoff, BATCH).await?;
+        let n = batch(cutoff).await?;
         total += n;
         if n < BATCH {
             return Ok(total);
         }
+        // Let the hot path have the tables between batches.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -66,6 +85,13 @@ pub async fn run(store: Store, config: RetentionConfig, shutdown: CancellationTo
         if !config.keep_audit.is_zero() {
             if let Err(e) = purge_audit(&store, config.keep_audit).await {
                 tracing::warn!(error = %e, "audit purge failed; next run will retry");
+            }
+        }
+        if !config.keep_gone_subscriptions.is_zero() {
+            match purge_gone_subscriptions(&store, config.keep_gone_subscriptions).await {
+                Ok(n) if n > 0 => tracing::info!(subscriptions = n, "purged subscriptions disabled by 410 Gone"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "gone subscription purge failed; next run will retry"),
             }
         }
         if let Err(e) = store.purge_rate_counters(now().timestamp()).await {

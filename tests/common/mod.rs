@@ -348,29 +348,34 @@ where
 }
 
 /// Verifies deliveries with the Standard Webhooks reference implementation
-/// (Python `standardwebhooks`), independent of Hookhub's signer.
+/// (Python `standardwebhooks`) and Svix's verifier (`svix`), both
+/// independent of Hookhub's signer.
 pub fn verify_with_reference(secret: &str, received: &[receiver::Received]) {
-    use std::io::Write;
     let messages: Vec<Value> = received
         .iter()
         .map(|r| json!({"secret": secret, "headers": r.headers, "body": String::from_utf8_lossy(&r.body)}))
         .collect();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify_standard_webhooks.py");
+    run_python("verify_standard_webhooks.py", &[], &Value::from(messages).to_string());
+}
+
+/// Runs a script of `tests/fixtures/` with `python3`, feeding it `stdin`,
+/// and returns its standard output; fails the test if the script fails.
+pub fn run_python(script: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let script = format!("{}/tests/fixtures/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = std::process::Command::new("python3")
-        .arg(script)
+        .arg(&script)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3 is installed");
-    child.stdin.take().unwrap().write_all(Value::from(messages).to_string().as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "reference verification failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{script} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
 }
 
 /// Runs one scenario on each backend, as two tests that run in parallel.

@@ -2,13 +2,16 @@
 //!
 //! A REST hook is an ordinary subscription underneath, so signing, retries,
 //! attempts and `410 Gone` handling all apply.
-use super::{path_id, IdPath};
+use super::IdPath;
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_dispatcher::payload::webhook_body;
-use hookhub_store::domain::{now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus};
+use hookhub_dispatcher::payload::WebhookBody;
+use hookhub_store::domain::{
+    example_from_schema, now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus,
+};
 use hookhub_store::repo::NewSubscription;
+use hookhub_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -44,6 +47,24 @@ pub struct HookCreated {
     secret: String,
 }
 
+/// The body of every delivery, and of each sample.
+#[derive(ToSchema)]
+#[schema(as = WebhookBody)]
+#[allow(dead_code)] // documents `hookhub_dispatcher::payload::WebhookBody`, which writes these fields
+pub(crate) struct WebhookBodyDoc {
+    /// The event id, equal to the `webhook-id` header; the same on every retry (deduplicate on it).
+    #[schema(example = "evt_01jdx4k7m2v9c3q8r5t6y7z8a9")]
+    id: String,
+    /// The event type.
+    #[schema(example = "appointment.booked")]
+    r#type: String,
+    /// When the hub accepted the event (RFC 3339, UTC, milliseconds).
+    timestamp: chrono::DateTime<chrono::Utc>,
+    /// The event's data; its schema per type is in `GET /v1/event-types`.
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+}
+
 /// `POST /v1/hooks` `{target_url, event}` → 201 `{id, target_url, event, secret}`.
 #[utoipa::path(operation_id = "subscribe_rest_hook", post, path = "/v1/hooks", tag = "integrations", request_body = HookBody,
     responses((status = 201, body = HookCreated)), security(("bearer" = ["write"])))]
@@ -76,16 +97,24 @@ pub async fn subscribe(
     Ok(HttpResponse::Created().json(HookCreated { id: sub.id, target_url: sub.url, event, secret }))
 }
 
-/// `DELETE /v1/hooks/{id}` → 204.
+/// `DELETE /v1/hooks/{id}` → 204, also when there is no such hook (any
+/// more): Zapier and Make unsubscribe when a user turns a Zap or scenario
+/// off, and the hook may be gone already (deleted by hand, or purged after
+/// its endpoint answered `410 Gone`); an error there would be the user's.
 #[utoipa::path(operation_id = "unsubscribe_rest_hook", delete, path = "/v1/hooks/{id}", tag = "integrations", params(IdPath),
-    responses((status = 204, description = "Unsubscribed")), security(("bearer" = ["write"])))]
+    responses((status = 204, description = "Unsubscribed, or there was no such hook")), security(("bearer" = ["write"])))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: SubscriptionId = path_id(&id, "hook")?;
-    state.store.delete_subscription(&tenant.id, &id).await?;
+    // A malformed id names no hook either.
+    if let Ok(id) = id.parse::<SubscriptionId>() {
+        match state.store.delete_subscription(&tenant.id, &id).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -93,16 +122,19 @@ pub async fn unsubscribe(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SamplesQuery {
-    /// The event type to sample.
-    #[param(value_type = EventType, required = true, example = "appointment.booked")]
+    /// The event type to sample, or `*` for every type (as a hook subscribed with `event: "*"` gets).
+    #[param(value_type = String, required = true, example = "appointment.booked",
+        pattern = r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)+)$")]
     event: Option<String>,
 }
 
 /// `GET /v1/hooks/samples?event=...`: a JSON array, newest first, of the
-/// tenant's recent events of that type in the shape a delivery has (plus
-/// `id`, which Zapier deduplicates on); the type's example if there are none.
+/// tenant's recent events of that type (`*`: of any type), each exactly as
+/// a delivery's body carries it. With none yet, the type's example (or one
+/// generated from its schema) in that same shape, so a user can map fields
+/// before the first real event.
 #[utoipa::path(operation_id = "list_rest_hook_samples", get, path = "/v1/hooks/samples", tag = "integrations", params(SamplesQuery),
-    responses((status = 200, description = "Recent events as deliveries carry them", body = Vec<Object>),
+    responses((status = 200, description = "Recent events as deliveries carry them", body = Vec<WebhookBodyDoc>),
         (status = 404, description = "The type is neither in the catalogue nor among the tenant's events",
             body = crate::error::ErrorBody)),
     security(("bearer" = ["read"])))]
@@ -115,25 +147,33 @@ pub async fn samples(
         code: "invalid_query",
         message: "the `event` query parameter is required".into(),
     })?;
-    let event_type: EventType =
-        raw.parse().map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("event: {e}") })?;
-    let recent = state.store.recent_events(&tenant.id, &event_type, SAMPLES).await?;
-    let mut out: Vec<Value> = Vec::with_capacity(recent.len());
-    for event in &recent {
-        let mut body: Value = serde_json::from_slice(&webhook_body(event)).map_err(|_| ApiError::Internal)?;
-        body["id"] = json!(event.id);
-        out.push(body);
-    }
+    let event_type: Option<EventType> = match raw {
+        "*" => None,
+        raw => Some(
+            raw.parse().map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("event: {e}") })?,
+        ),
+    };
+    let recent = state.store.recent_events(&tenant.id, event_type.as_ref(), SAMPLES).await?;
+    let mut out: Vec<Value> = recent.iter().map(|e| json!(WebhookBody::of(e))).collect();
     if out.is_empty() {
-        let info = state.store.event_type(&tenant.id, event_type.as_str()).await?;
-        let info = info.ok_or(ApiError::NotFound("event type"))?;
-        if let Some(example) = info.example {
-            out.push(json!({
-                "id": "evt_sample",
-                "type": event_type,
-                "timestamp": now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "data": example,
-            }));
+        let types = match &event_type {
+            Some(t) => {
+                vec![state.store.event_type(&tenant.id, t.as_str()).await?.ok_or(ApiError::NotFound("event type"))?]
+            }
+            None => state.store.list_event_types(&tenant.id).await?.into_iter().take(SAMPLES as usize).collect(),
+        };
+        let at = now();
+        for info in &types {
+            let data = info.example.clone().unwrap_or_else(|| {
+                let generated = info.schema.as_ref().map(example_from_schema).unwrap_or_default();
+                if generated.is_object() {
+                    generated
+                } else {
+                    json!({})
+                }
+            });
+            let id = format!("evt_sample_{}", info.name.replace('.', "_"));
+            out.push(json!(WebhookBody::new(&id, &info.name, at, &data)));
         }
     }
     Ok(HttpResponse::Ok().json(out))

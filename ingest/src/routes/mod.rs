@@ -8,6 +8,7 @@ mod health;
 mod hooks;
 mod inbound;
 mod listen;
+mod me;
 mod rules;
 mod subscriptions;
 
@@ -92,6 +93,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/oauth-apps" => access::create_app),
         op!(DELETE "/v1/oauth-apps/{id}" => access::delete_app),
         op!(GET "/v1/audit-log" => access::audit_log),
+        op!(GET "/v1/me" => me::get),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
-use super::{access, attempts, event_types, events, health, hooks, inbound, listen, rules, subscriptions};
+use super::{access, attempts, event_types, events, health, hooks, inbound, listen, me, rules, subscriptions};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -8,6 +8,8 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+
+mod typed_clients;
 
 /// The whole API surface; `paths` must name every operation of the route
 /// table (a test holds the two together).
@@ -21,6 +23,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
 `admin` may also manage credentials and read the audit log. Errors are `{message, code, hint?, errors?}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
+    servers((url = "/", description = "The hub that serves this document; pass your deployment's URL to generated clients")),
     paths(
         health::healthz, health::readyz, serve,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
@@ -34,6 +37,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         listen::start, listen::stream,
         access::token, access::list_keys, access::create_key, access::delete_key,
         access::list_apps, access::create_app, access::delete_app, access::audit_log,
+        me::get,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes, &StandardErrors),
@@ -120,10 +124,13 @@ fn add_errors(path: &str, operation: &mut Operation) {
     }
 }
 
-/// The document as JSON, built once.
+/// The document as JSON, built once, adjusted for typed clients.
 pub(crate) fn document() -> &'static str {
-    static DOC: LazyLock<String> =
-        LazyLock::new(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes"));
+    static DOC: LazyLock<String> = LazyLock::new(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        typed_clients::adjust(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("JSON serializes")
+    });
     &DOC
 }
 

@@ -8,6 +8,7 @@ mod idempotency;
 mod ids;
 mod inbound_kind;
 mod plan;
+mod schema_example;
 mod scope;
 mod signing_secret;
 mod status;
@@ -22,6 +23,7 @@ pub use ids::{
 };
 pub use inbound_kind::InboundKind;
 pub use plan::{Plan, UnknownPlan, Window};
+pub use schema_example::example_from_schema;
 pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};
 pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};

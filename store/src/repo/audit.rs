@@ -6,8 +6,7 @@ use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement,
 };
 
 /// One API call.
@@ -140,14 +139,8 @@ impl Store {
 
     /// Deletes up to `batch` audit rows older than `cutoff`; returns how many.
     pub async fn purge_audit_batch(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64, StoreError> {
-        let ids: Vec<String> = audit_entry::Entity::find()
-            .select_only()
-            .column(audit_entry::Column::Id)
-            .filter(audit_entry::Column::CreatedAt.lt(cutoff))
-            .order_by_asc(audit_entry::Column::Id)
-            .limit(batch)
-            .into_tuple()
-            .all(self.db())
+        let old = Condition::all().add(audit_entry::Column::CreatedAt.lt(cutoff));
+        let ids = super::maintenance::oldest_ids::<audit_entry::Entity>(self.db(), old, audit_entry::Column::Id, batch)
             .await?;
         if ids.is_empty() {
             return Ok(0);

@@ -532,7 +532,7 @@ impl Store {
         }
         let (work, sub) = (&item.work, &item.work.delivery.subscription_id);
         let disabled = match item.next {
-            NextStep::Gone => Some("endpoint answered 410 Gone".to_owned()),
+            NextStep::Gone => Some(super::subscriptions::GONE_REASON.to_owned()),
             NextStep::Succeeded => {
                 Self::clear_failure_streak(txn, sub).await?;
                 None

@@ -196,18 +196,19 @@ impl Store {
         page.try_map(|m| Event::from_row(m, self.cipher()))
     }
 
-    /// The tenant's newest events of one type (samples for Zapier), newest first.
+    /// The tenant's newest events of one type, or of any type for `None`
+    /// (samples for Zapier), newest first.
     pub async fn recent_events(
         &self,
         tenant: &TenantId,
-        event_type: &EventType,
+        event_type: Option<&EventType>,
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
-        let select = event::Entity::find()
-            .filter(event::Column::TenantId.eq(tenant.as_str()))
-            .filter(event::Column::EventType.eq(event_type.as_str()))
-            .order_by_desc(event::Column::Id)
-            .limit(limit);
+        let mut select = event::Entity::find().filter(event::Column::TenantId.eq(tenant.as_str()));
+        if let Some(event_type) = event_type {
+            select = select.filter(event::Column::EventType.eq(event_type.as_str()));
+        }
+        let select = select.order_by_desc(event::Column::Id).limit(limit);
         self.tenant_events(tenant, select).await
     }
 

@@ -1,13 +1,14 @@
 //! Operators' queries: backlog, dead letters, replays, and retention.
 use super::deliveries::Delivery;
 use super::parse_all;
-use crate::domain::{now, DeliveryId, DeliveryStatus, EventId, TenantId};
-use crate::entity::{attempt, delivery, event, outbox};
+use crate::domain::{now, DeliveryId, DeliveryStatus, EventId, SubscriptionStatus, TenantId};
+use crate::entity::{attempt, delivery, event, outbox, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -31,6 +32,17 @@ pub struct Purged {
     pub deliveries: u64,
     /// Attempts removed.
     pub attempts: u64,
+}
+
+/// Up to `batch` ids of the rows of `E` that match `condition`, lowest
+/// (oldest) first: what one purge batch deletes.
+pub(super) async fn oldest_ids<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    condition: Condition,
+    id: E::Column,
+    batch: u64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(E::find().select_only().column(id).filter(condition).order_by_asc(id).limit(batch).into_tuple().all(db).await?)
 }
 
 fn tenant_filter<C: ColumnTrait>(col: C, tenant: Option<&TenantId>) -> Condition {
@@ -140,6 +152,27 @@ impl Store {
         rows.into_iter().map(|e| Ok((super::stored(&e.tenant_id)?, super::stored(&e.id)?))).collect()
     }
 
+    /// Deletes up to `batch` subscriptions that a `410 Gone` disabled
+    /// before `cutoff`, with their deliveries and attempts. Zapier and Make
+    /// never unsubscribe a hook whose endpoint is gone, so without this
+    /// they would pile up; one disabled by its owner stays. Returns how many.
+    pub async fn purge_gone_subscriptions(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64, StoreError> {
+        let gone = Condition::all()
+            .add(subscription::Column::Status.eq(SubscriptionStatus::Disabled))
+            .add(subscription::Column::DisabledReason.eq(super::subscriptions::GONE_REASON))
+            .add(subscription::Column::UpdatedAt.lt(cutoff));
+        let ids = oldest_ids::<subscription::Entity>(self.db(), gone, subscription::Column::Id, batch).await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db().begin().await?;
+        attempt::Entity::delete_many().filter(attempt::Column::SubscriptionId.is_in(ids.clone())).exec(&txn).await?;
+        delivery::Entity::delete_many().filter(delivery::Column::SubscriptionId.is_in(ids.clone())).exec(&txn).await?;
+        let purged = subscription::Entity::delete_many().filter(subscription::Column::Id.is_in(ids)).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(purged.rows_affected)
+    }
+
     /// Deletes up to `batch` finished events older than `cutoff`, with their
     /// outbox rows, deliveries and attempts, in one short transaction.
     ///
@@ -157,17 +190,11 @@ impl Store {
             .from(outbox::Entity)
             .and_where(outbox::Column::PublishedAt.is_null())
             .to_owned();
-        let ids: Vec<String> = event::Entity::find()
-            .select_only()
-            .column(event::Column::Id)
-            .filter(event::Column::CreatedAt.lt(cutoff))
-            .filter(event::Column::Id.not_in_subquery(still_pending))
-            .filter(event::Column::Id.not_in_subquery(unpublished))
-            .order_by_asc(event::Column::Id)
-            .limit(batch)
-            .into_tuple()
-            .all(self.db())
-            .await?;
+        let finished = Condition::all()
+            .add(event::Column::CreatedAt.lt(cutoff))
+            .add(event::Column::Id.not_in_subquery(still_pending))
+            .add(event::Column::Id.not_in_subquery(unpublished));
+        let ids = oldest_ids::<event::Entity>(self.db(), finished, event::Column::Id, batch).await?;
         if ids.is_empty() {
             return Ok(Purged::default());
         }

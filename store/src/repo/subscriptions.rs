@@ -15,6 +15,10 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
+/// The `disabled_reason` of a subscription whose endpoint answered `410
+/// Gone`; the retention job purges these after a while.
+pub(crate) const GONE_REASON: &str = "endpoint answered 410 Gone";
+
 /// A subscription as the rest of the hub sees it: every field parsed.
 #[derive(Clone, Debug)]
 pub struct Subscription {

@@ -193,9 +193,19 @@ impl TokenAsk {
         let basic = basic_credentials(req).transpose()?;
         let used_basic = basic.is_some();
         let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
+            // RFC 6749 §3.2.1 lets a client identify itself in the body
+            // while authenticating with Basic (requests-oauthlib does by
+            // default); only a disagreement is an error.
             (Some(creds), None, None) => creds,
+            (Some(creds), Some(id), None) if *id == creds.0 => creds,
+            (Some(_), Some(_), None) => {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "client_id in the body differs from the Basic credentials",
+                ))
+            }
             (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
-            (Some(_), _, _) => {
+            (Some(_), _, Some(_)) => {
                 return Err(OAuthError::new("invalid_request", "use one client authentication method, not two"))
             }
             _ => {
