@@ -287,7 +287,7 @@ impl Store {
     /// pending and both read.
     ///
     /// One whose event or subscription exists but cannot be read (a key
-    /// left the keyring, a corrupt row) is held: pushed [`HOLD`] into the
+    /// left the keyring, a corrupt row), or whose tenant is suspended, is held: pushed [`HOLD`] into the
     /// future with the reason in `last_error`, so it neither spins nor is
     /// lost, and goes out once the row reads again.
     pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Loaded, StoreError> {
@@ -305,8 +305,12 @@ impl Store {
             self.abandon_delivery(id, "its event or subscription no longer exists").await?;
             return Ok(Loaded::Gone);
         };
-        let read = Subscription::from_row(sub, self.cipher())
-            .and_then(|subscription| Ok((Event::from_row(event, self.cipher())?, subscription)));
+        let read = if self.tenant_paused(self.db(), &d.tenant_id).await? {
+            Err(StoreError::TenantSuspended)
+        } else {
+            Subscription::from_row(sub, self.cipher())
+                .and_then(|subscription| Ok((Event::from_row(event, self.cipher())?, subscription)))
+        };
         match read {
             Ok((event, subscription)) => {
                 Ok(Loaded::Ready(Box::new(DeliveryWork { delivery: d.try_into()?, event, subscription })))
