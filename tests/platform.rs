@@ -15,6 +15,7 @@ crate::on_both_backends!(
     a_platform_key_onboards_tenants_and_batch_posts_across_them,
     tenant_keys_stay_out_of_platform_routes_and_other_tenants,
     suspend_refuses_ingest_and_holds_deliveries_until_resume,
+    delete_erases_every_row_of_the_tenant_and_keeps_the_audit_log,
 );
 
 /// A platform and its `platform` key, made as `hookhub platform-key create` makes them.
@@ -266,6 +267,75 @@ async fn suspend_refuses_ingest_and_holds_deliveries_until_resume(backend: Backe
     let mut kinds: Vec<String> = told.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
     kinds.sort();
     assert_eq!(kinds, ["tenant.created", "tenant.resumed", "tenant.suspended"]);
+    verify_with_reference(platform_hook["secret"].as_str().unwrap(), &told);
+    hub.stop().await;
+}
+
+/// Rows of `tenant` in `table`, read directly.
+async fn rows_of(hub: &TestHub, table: &str, column: &str, tenant: &str) -> i64 {
+    common::scalar(hub.hub().store(), &format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{tenant}'")).await
+}
+
+async fn delete_erases_every_row_of_the_tenant_and_keeps_the_audit_log(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start(backend).await;
+    let (_, key) = platform_key(&hub).await;
+    let platform_hook = hub_subscribe(&hub, &key, None, &receiver.url("/platform"), &["tenant.deleted"]).await;
+    let mut ids = Vec::new();
+    for name in ["gone", "kept"] {
+        let t = create_tenant(&hub, &key, name, name).await;
+        ids.push(t["id"].as_str().unwrap().to_owned());
+        hub_subscribe(&hub, &key, Some(name), &receiver.url(&format!("/{name}")), &["*"]).await;
+        for (path, body) in [
+            ("/v1/api-keys", json!({"name": "own"})),
+            ("/v1/oauth-apps", json!({"name": "app"})),
+            ("/v1/rules", json!({"on": "client.created", "emit": "client.welcomed"})),
+            ("/v1/inbound-sources", json!({"source": "generic"})),
+        ] {
+            let (status, answer) = call(&hub, &key, Some(name), Method::POST, path, Some(body)).await;
+            assert!(status.is_success(), "{path}: {status} {answer}");
+        }
+        let events: Vec<Value> = (0..20).map(|i| json!({"type": "client.created", "data": {"n": i}})).collect();
+        let (_, answer) =
+            call(&hub, &key, Some(name), Method::POST, "/v1/events/batch", Some(json!({"events": events}))).await;
+        assert_eq!(answer["accepted"], 20, "{answer}");
+        receiver.wait_for(&format!("/{name}"), 40).await;
+    }
+    let (gone, kept) = (ids[0].clone(), ids[1].clone());
+    let tables = hookhub_store::repo::ERASED_TABLES;
+    let mut kept_before = Vec::new();
+    for table in tables {
+        kept_before.push(rows_of(&hub, table, "tenant_id", &kept).await);
+    }
+    for table in
+        ["subscriptions", "events", "deliveries", "attempts", "rules", "inbound_sources", "api_keys", "oauth_apps"]
+    {
+        assert!(rows_of(&hub, table, "tenant_id", &gone).await > 0, "{table} has rows to erase");
+    }
+
+    let (status, job) = call(&hub, &key, None, Method::DELETE, "/v1/tenants/gone", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let done = common::eventually(Duration::from_secs(30), || async {
+        let (_, job) = call(&hub, &key, None, Method::GET, &format!("/v1/erasures/{job_id}"), None).await;
+        (job["status"] == "done").then_some(job)
+    })
+    .await;
+    assert!(done["rows_erased"].as_i64().unwrap() > 100, "{done}");
+    for table in tables.iter().chain(&["rate_counters"]) {
+        assert_eq!(rows_of(&hub, table, "tenant_id", &gone).await, 0, "{table} still holds the tenant's rows");
+    }
+    assert_eq!(rows_of(&hub, "tenants", "id", &gone).await, 0);
+    for (table, before) in tables.iter().zip(kept_before) {
+        assert_eq!(rows_of(&hub, table, "tenant_id", &kept).await, before, "{table} of the other tenant is untouched");
+    }
+    assert!(rows_of(&hub, "audit_log", "tenant_id", &gone).await > 0, "the audit log is kept");
+    let (status, _) = call(&hub, &key, None, Method::GET, "/v1/tenants/gone", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&hub, &key, Some("gone"), Method::GET, "/v1/events", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let told = receiver.wait_for("/platform", 1).await;
+    assert_eq!(told[0].json()["data"]["tenant_id"], gone.as_str());
     verify_with_reference(platform_hook["secret"].as_str().unwrap(), &told);
     hub.stop().await;
 }

@@ -3,6 +3,7 @@
 mod access;
 mod attempts;
 mod batch;
+mod erasures;
 mod event_types;
 mod events;
 mod health;
@@ -101,6 +102,8 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(PATCH "/v1/tenants/{id}" => tenants::update),
         op!(POST "/v1/tenants/{id}/suspend" => tenants::suspend),
         op!(POST "/v1/tenants/{id}/resume" => tenants::resume),
+        op!(DELETE "/v1/tenants/{id}" => erasures::delete),
+        op!(GET "/v1/erasures/{id}" => erasures::get),
     ]
 }
 

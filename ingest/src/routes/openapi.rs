@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
 use super::{
-    access, attempts, batch, event_types, events, health, hooks, inbound, listen, rules, subscriptions, tenants,
+    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, rules, subscriptions,
+    tenants,
 };
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -39,6 +40,7 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         access::token, access::list_keys, access::create_key, access::delete_key,
         access::list_apps, access::create_app, access::delete_app, access::audit_log,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::suspend, tenants::resume,
+        erasures::delete, erasures::get,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes, &StandardErrors),
@@ -47,7 +49,7 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         (name = "subscriptions", description = "Endpoints that receive signed deliveries"),
         (name = "integrations", description = "REST Hooks (Zapier, Make), event types, rules, inbound gateways, listen"),
         (name = "access", description = "API keys, OAuth 2.0 client credentials and the audit log"),
-        (name = "platform", description = "A platform's tenants: create, list, change, suspend, resume"),
+        (name = "platform", description = "A platform's tenants: create, list, change, suspend, resume, delete"),
         (name = "operations", description = "Probes and this document"),
     )
 )]
@@ -94,7 +96,8 @@ fn add_errors(path: &str, operation: &mut Operation) {
     if authenticated {
         codes.extend([StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS]);
     }
-    let acts_for_tenant = authenticated && !path.starts_with("/v1/tenants");
+    let platform_route = path.starts_with("/v1/tenants") || path.starts_with("/v1/erasures");
+    let acts_for_tenant = authenticated && !platform_route;
     if acts_for_tenant {
         // Every tenant route honours the header; a tenant it cannot name is not found.
         operation.parameters.get_or_insert_with(Vec::new).push(tenant_header());

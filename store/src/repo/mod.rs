@@ -21,6 +21,7 @@ mod platform;
 mod recordset;
 mod rules;
 mod subscriptions;
+mod tenant_erasure;
 mod tenants;
 
 pub use access::{
@@ -42,6 +43,7 @@ pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection,
 pub use platform::{ManagedTenant, NewTenant, TenantFilter, TenantPatch};
 pub use rules::Rule;
 pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
+pub use tenant_erasure::{Erasure, ERASED_TABLES};
 pub use tenants::Tenant;
 
 use crate::StoreError;
