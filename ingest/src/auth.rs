@@ -151,15 +151,24 @@ pub(crate) fn caller_scope(req: &HttpRequest) -> Scope {
 /// manages are named in the path, not in the header).
 pub struct Platform(pub Tenant);
 
-impl FromRequest for Platform {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+/// An extractor of the tenant acted for, needing a fixed scope.
+macro_rules! scoped_extractor {
+    ($name:ident, $scope:expr, $acts:expr) => {
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = extract(req, Scope::Platform, Acts::AsItself);
-        Box::pin(async move { fut.await.map(Self) })
-    }
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let fut = extract(req, $scope, $acts);
+                Box::pin(async move { fut.await.map(Self) })
+            }
+        }
+    };
 }
+
+scoped_extractor!(Platform, Scope::Platform, Acts::AsItself);
+scoped_extractor!(Admin, Scope::Admin, Acts::AsNamed);
+scoped_extractor!(Writer, Scope::Write, Acts::AsNamed);
 
 /// Counts a request of `tenant` against its plan, on every route the
 /// tenant can drive (its gateways' callbacks and its OAuth clients' token
@@ -189,26 +198,6 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let needed = if matches!(*req.method(), Method::GET | Method::HEAD) { Scope::Read } else { Scope::Write };
         let fut = extract(req, needed, Acts::AsNamed);
-        Box::pin(async move { fut.await.map(Self) })
-    }
-}
-
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = extract(req, Scope::Admin, Acts::AsNamed);
-        Box::pin(async move { fut.await.map(Self) })
-    }
-}
-
-impl FromRequest for Writer {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = extract(req, Scope::Write, Acts::AsNamed);
         Box::pin(async move { fut.await.map(Self) })
     }
 }

@@ -1,6 +1,9 @@
 //! `POST /v1/events/batch`: up to 1,000 events in one request, for
-//! backfills and imports. Each event is checked as `POST /v1/events` checks
-//! it and gets its own answer (its index, and its id or its error); the
+//! backfills and imports. A batch with a malformed event (one `POST
+//! /v1/events` would refuse as invalid) is refused whole, with a 422 that
+//! names each bad field by its index. Otherwise every event gets its own
+//! answer (its index, and its id or why it was refused: unknown tenant,
+//! suspended tenant, data failing its type's schema, too large); the
 //! events of each tenant are written in one transaction. A platform
 //! credential may name a tenant per event, so one batch can cross tenants.
 use crate::auth::{acted_for, tenant_named};
@@ -46,6 +49,14 @@ pub struct BatchItem {
     #[schema(inline)]
     #[serde(flatten)]
     event: IngestBody,
+}
+
+/// Field errors of the event at `index`, named from the body's root.
+fn at_index(index: usize, errors: Vec<FieldError>) -> impl Iterator<Item = FieldError> {
+    errors.into_iter().map(move |e| {
+        let field = if e.field == "body" { format!("events[{index}]") } else { format!("events[{index}].{}", e.field) };
+        FieldError { field, ..e }
+    })
 }
 
 /// Splits one event of a batch into the tenant it names and the event,
@@ -136,7 +147,8 @@ pub struct BatchAnswer {
 #[utoipa::path(operation_id = "create_event_batch", post, path = "/v1/events/batch", tag = "events",
     request_body = BatchBody,
     responses((status = 200, description = "Every event's own answer; the events of each tenant were written in one transaction", body = BatchAnswer),
-        (status = 413, description = "`batch_too_large` (over 1,000 events) or `payload_too_large` (over 4 MiB)", body = crate::error::ErrorBody)),
+        (status = 413, description = "`payload_too_large`: the body is over 4 MiB", body = crate::error::ErrorBody),
+        (status = 422, description = "`batch_too_large` (over 1,000 events), or an event is malformed (`validation_failed`, fields named `events[i].field`)", body = crate::error::ErrorBody)),
     security(("bearer" = ["write"])))]
 pub async fn ingest(
     state: web::Data<AppState>,
@@ -158,27 +170,41 @@ pub async fn ingest(
     let mut results: Vec<Option<BatchResult>> = body.events.iter().map(|_| None).collect();
     let mut tenants: HashMap<String, Result<Tenant, ApiError>> = HashMap::new();
     let mut groups: HashMap<TenantId, Vec<(usize, NewEvent)>> = HashMap::new();
+    // Events the document's schema refuses fail the whole batch (422, each
+    // field named with its index); the rest are judged event by event.
+    let mut invalid: Vec<FieldError> = Vec::new();
     for (index, item) in body.events.into_iter().enumerate() {
-        let checked = match read_item(item) {
-            Ok((named, event)) => {
-                let tenant = match named {
-                    None => Ok(acting.clone()),
-                    Some(named) => {
-                        if !tenants.contains_key(&named) {
-                            let found = tenant_named(&state, &req, &named).await;
-                            tenants.insert(named.clone(), found);
-                        }
-                        tenants[&named].clone()
-                    }
-                };
-                tenant.and_then(|t| Ok((event.check(None, &t.id)?, t)))
+        let (named, event) = match read_item(item) {
+            Ok(read) => read,
+            Err(ApiError::Validation(errors)) => {
+                invalid.extend(at_index(index, errors));
+                continue;
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                results[index] = Some(BatchResult::refused(index, e));
+                continue;
+            }
         };
-        match checked {
-            Ok((new, tenant)) => groups.entry(tenant.id).or_default().push((index, new)),
-            Err(e) => results[index] = Some(BatchResult::refused(index, e)),
+        let tenant = match named {
+            None => Ok(acting.clone()),
+            Some(named) => {
+                if !tenants.contains_key(&named) {
+                    let found = tenant_named(&state, &req, &named).await;
+                    tenants.insert(named.clone(), found);
+                }
+                tenants[&named].clone()
+            }
+        };
+        // An unknown tenant's event is still checked, so a malformed one is reported as such.
+        let owner = tenant.as_ref().map_or(&acting.id, |t| &t.id);
+        match (event.check(None, owner), tenant) {
+            (Err(ApiError::Validation(errors)), _) => invalid.extend(at_index(index, errors)),
+            (Err(e), _) | (Ok(_), Err(e)) => results[index] = Some(BatchResult::refused(index, e)),
+            (Ok(new), Ok(tenant)) => groups.entry(tenant.id).or_default().push((index, new)),
         }
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Validation(invalid));
     }
     if groups.keys().any(|t| *t != acting.id) {
         acted_for(&req, groups.keys().cloned().collect());

@@ -2,8 +2,8 @@
 //! that erases the tenant's data in batches, and `GET /v1/erasures/{id}`
 //! tells how far it got (`platform` scope).
 use super::path_id;
-use super::tenants::TenantPath;
-use crate::auth::{acted_for, Platform};
+use super::tenants::{managed, TenantPath};
+use crate::auth::Platform;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -55,8 +55,7 @@ pub async fn delete(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = state.store.managed_tenant(&platform.id, &id).await?.tenant;
-    acted_for(&req, vec![tenant.id.clone()]);
+    let tenant = managed(&state, &platform, &req, &id).await?.tenant;
     let job = state.store.start_erasure(&platform.id, &tenant.id).await?;
     state.event_accepted();
     spawn_erasure(state.store.clone(), job.id.clone());

@@ -84,6 +84,9 @@ impl Modify for StandardErrors {
     }
 }
 
+/// The operations that write events, which a suspended tenant is refused (409).
+const INGESTING: [&str; 2] = ["create_event", "receive_inbound_callback"];
+
 fn add_errors(path: &str, operation: &mut Operation) {
     let authenticated = operation
         .security
@@ -117,6 +120,13 @@ fn add_errors(path: &str, operation: &mut Operation) {
         ]);
     }
     let responses = &mut operation.responses.responses;
+    if operation.operation_id.as_deref().is_some_and(|id| INGESTING.contains(&id)) {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        let suspended = "`tenant_suspended`: the tenant is suspended and accepts no events";
+        responses.entry("409".to_owned()).or_insert_with(|| {
+            RefOr::T(ResponseBuilder::new().description(suspended).content("application/json", content).build())
+        });
+    }
     for code in codes {
         responses.entry(code.as_str().to_owned()).or_insert_with(|| {
             let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();

@@ -133,7 +133,7 @@ impl TenantFields {
 
 /// Resolves `{id}` to one of the platform's tenants and files the call
 /// under that tenant in the audit log.
-async fn managed(
+pub(super) async fn managed(
     state: &AppState,
     platform: &Tenant,
     req: &HttpRequest,
@@ -262,10 +262,7 @@ pub async fn suspend(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let found = managed(&state, &platform, &req, &id).await?;
-    let suspended = state.store.suspend_tenant(&platform.id, &found.tenant.id).await?;
-    state.event_accepted();
-    Ok(HttpResponse::Ok().json(TenantBody::from(suspended)))
+    change_status(&state, &platform, &req, &id, Change::Suspend).await
 }
 
 /// `POST /v1/tenants/{id}/resume`: events are accepted again and the held
@@ -280,8 +277,29 @@ pub async fn resume(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let found = managed(&state, &platform, &req, &id).await?;
-    let resumed = state.store.resume_tenant(&platform.id, &found.tenant.id).await?;
+    change_status(&state, &platform, &req, &id, Change::Resume).await
+}
+
+/// Which way a status change goes.
+enum Change {
+    Suspend,
+    Resume,
+}
+
+/// Suspends or resumes one of the platform's tenants; the change's
+/// `tenant.*` event is on its way to the platform's subscriptions.
+async fn change_status(
+    state: &AppState,
+    platform: &Tenant,
+    req: &HttpRequest,
+    reference: &str,
+    change: Change,
+) -> Result<HttpResponse, ApiError> {
+    let id = managed(state, platform, req, reference).await?.tenant.id;
+    let changed = match change {
+        Change::Suspend => state.store.suspend_tenant(&platform.id, &id).await?,
+        Change::Resume => state.store.resume_tenant(&platform.id, &id).await?,
+    };
     state.event_accepted();
-    Ok(HttpResponse::Ok().json(TenantBody::from(resumed)))
+    Ok(HttpResponse::Ok().json(TenantBody::from(changed)))
 }
