@@ -1,5 +1,6 @@
-//! The load generator: posts events to the hub at a fixed rate or as fast
-//! as a bounded number of in-flight requests allows, and notes for each
+//! The load generator: posts events to the hub (one per request, or in
+//! batches) at a fixed rate or as fast as a bounded number of in-flight
+//! requests allows, and notes for each
 //! accepted event the moment its 202 came back.
 use serde_json::json;
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Most POSTs in flight at once (both paces).
     pub concurrency: usize,
+    /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
+    pub batch: usize,
 }
 
 /// An event the hub accepted.
@@ -43,7 +46,7 @@ pub struct Accepted {
 /// What the load generator saw.
 #[derive(Default)]
 pub struct Outcome {
-    /// POSTs attempted.
+    /// Events attempted.
     pub sent: u64,
     /// Accepted events by id.
     pub accepted: HashMap<String, Accepted>,
@@ -62,28 +65,53 @@ struct Sender {
     client: reqwest::Client,
     url: String,
     keys: Vec<String>,
+    batch: usize,
     outcome: Mutex<Outcome>,
 }
 
+/// Event number `seq`.
+fn event(seq: u64) -> serde_json::Value {
+    json!({
+        "type": "appointment.booked",
+        "data": {"appointment_id": format!("apt_{seq}"), "client_id": format!("cl_{}", seq % 1000)},
+    })
+}
+
+/// The ids a 202 (one event) or a batch answer (each event's result) accepted.
+fn accepted_ids(batch: usize, answer: &serde_json::Value) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = if batch == 1 {
+        answer["id"].as_str().map(str::to_owned).into_iter().collect()
+    } else {
+        let results =
+            answer["results"].as_array().ok_or_else(|| format!("a batch answer without results: {answer}"))?;
+        results.iter().filter(|r| r["status"] == 202).filter_map(|r| Some(r["id"].as_str()?.to_owned())).collect()
+    };
+    if ids.len() == batch {
+        Ok(ids)
+    } else {
+        Err(format!("{} of {batch} accepted: {answer}", ids.len()))
+    }
+}
+
 impl Sender {
-    /// Posts event number `seq` and records the result.
+    /// Posts request number `seq` (one event, or a batch of them) and records the result.
     async fn send(&self, seq: u64) {
         let tenant = (seq % self.keys.len() as u64) as usize;
-        let body = json!({
-            "type": "appointment.booked",
-            "data": {"appointment_id": format!("apt_{seq}"), "client_id": format!("cl_{}", seq % 1000)},
-        });
+        let first = seq * self.batch as u64;
+        let body = if self.batch == 1 {
+            event(first)
+        } else {
+            json!({"events": (first..first + self.batch as u64).map(event).collect::<Vec<_>>()})
+        };
         let started = Instant::now();
         let answer = self.client.post(&self.url).bearer_auth(&self.keys[tenant]).json(&body).send().await;
+        let expected = if self.batch == 1 { reqwest::StatusCode::ACCEPTED } else { reqwest::StatusCode::OK };
         let result = match answer {
-            Ok(resp) if resp.status() == reqwest::StatusCode::ACCEPTED => {
+            Ok(resp) if resp.status() == expected => {
                 let at = Instant::now();
                 match resp.json::<serde_json::Value>().await {
-                    Ok(v) => match v["id"].as_str() {
-                        Some(id) => Ok((id.to_owned(), at)),
-                        None => Err(format!("202 without an id: {v}")),
-                    },
-                    Err(e) => Err(format!("202 with an unreadable body: {e}")),
+                    Ok(v) => accepted_ids(self.batch, &v).map(|ids| (ids, at)),
+                    Err(e) => Err(format!("{expected} with an unreadable body: {e}")),
                 }
             }
             Ok(resp) => {
@@ -94,11 +122,13 @@ impl Sender {
         };
         let elapsed = started.elapsed();
         let mut out = self.outcome.lock().unwrap();
-        out.sent += 1;
+        out.sent += self.batch as u64;
         match result {
-            Ok((id, at)) => {
+            Ok((ids, at)) => {
                 out.ingest_latencies.push(elapsed);
-                out.accepted.insert(id, Accepted { tenant, at });
+                for id in ids {
+                    out.accepted.insert(id, Accepted { tenant, at });
+                }
             }
             Err(e) => {
                 out.errors += 1;
@@ -119,8 +149,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         .build()?;
     let sender = Arc::new(Sender {
         client,
-        url: format!("{}/v1/events", plan.hub),
+        url: format!("{}/v1/events{}", plan.hub, if plan.batch > 1 { "/batch" } else { "" }),
         keys: plan.keys,
+        batch: plan.batch.max(1),
         outcome: Mutex::new(Outcome::default()),
     });
     let deadline = Instant::now() + plan.duration;
