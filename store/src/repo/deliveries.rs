@@ -287,9 +287,10 @@ impl Store {
     /// pending and both read.
     ///
     /// One whose event or subscription exists but cannot be read (a key
-    /// left the keyring, a corrupt row), or whose tenant is suspended, is held: pushed [`HOLD`] into the
-    /// future with the reason in `last_error`, so it neither spins nor is
-    /// lost, and goes out once the row reads again.
+    /// left the keyring, a corrupt row), or whose tenant is suspended, is
+    /// held: pushed [`HOLD`] into the future with the reason in
+    /// `last_error`, so it neither spins nor is lost, and goes out once the
+    /// row reads again (or the tenant is resumed).
     pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Loaded, StoreError> {
         let Some(d) = delivery::Entity::find_by_id(id.as_str()).one(self.db()).await? else {
             return Ok(Loaded::Gone);
