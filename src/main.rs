@@ -81,6 +81,21 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Create a platform and its first platform key (then manage tenants
+    /// and keys over the API).
+    PlatformKey {
+        #[command(subcommand)]
+        command: PlatformKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformKeyCommand {
+    /// Create a platform and print its `platform`-scoped API key (shown once).
+    Create {
+        /// The platform's name, for operators.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +142,15 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Tenant { command } => return tenant(&settings, command).await,
+        Command::PlatformKey { command: PlatformKeyCommand::Create { name } } => {
+            let store = settings.store().await?;
+            store.migrate().await?;
+            let (platform, key) = store.create_platform(&name).await?;
+            println!("platform: {}", platform.id);
+            println!("api key:  {}", key.expose());
+            eprintln!("Store the key now: only its hash is kept, it cannot be shown again.");
+            return Ok(());
+        }
         Command::Subscriptions { command } => return admin::subscriptions(&settings.store().await?, command).await,
         Command::Events { command } => return admin::events(&settings.store().await?, command).await,
         Command::Outbox { command } => return admin::outbox(&settings.store().await?, command).await,

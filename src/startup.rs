@@ -96,6 +96,11 @@ impl Hub {
             // and several are harmless (batches of finished rows).
             let purge = retention::run(store.clone(), settings.retention_config(), shutdown.clone());
             tasks.push(spawn_part("retention", purge, &shutdown, &failed));
+            // Tenant erasures a restart cut short; they end, so not a part.
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.resume_erasures().await }
+            });
         }
         if role.dispatcher() {
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);

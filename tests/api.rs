@@ -169,12 +169,46 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         let expected = if *template == "/v1/hooks/{id}" { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
         assert_eq!(status, expected, "{method} {path}: {body}");
     }
+    // A platform's tenants and erasure jobs, probed with another platform's key.
+    let store = hub.hub().store();
+    let platform_key = |key: hookhub_store::domain::ApiKey| key.expose().to_owned();
+    let mine_platform = platform_key(store.create_platform("mine").await.unwrap().1);
+    let other_platform = platform_key(store.create_platform("other").await.unwrap().1);
+    let as_platform = |key: &str, method: Method, path: &str| {
+        reqwest::Client::new().request(method, format!("{}{path}", hub.base)).bearer_auth(key)
+    };
+    let mut tenant_ids = Vec::new();
+    for name in ["kept", "erased"] {
+        let create = as_platform(&mine_platform, Method::POST, "/v1/tenants").json(&json!({"name": name}));
+        tenant_ids.push(id_of(hub.call(create).await.1));
+    }
+    let erasure =
+        id_of(hub.call(as_platform(&mine_platform, Method::DELETE, &format!("/v1/tenants/{}", tenant_ids[1]))).await.1);
+    let platform_cases = [
+        (Method::GET, "/v1/tenants/{id}", tenant_ids[0].as_str()),
+        (Method::PATCH, "/v1/tenants/{id}", &tenant_ids[0]),
+        (Method::DELETE, "/v1/tenants/{id}", &tenant_ids[0]),
+        (Method::POST, "/v1/tenants/{id}/suspend", &tenant_ids[0]),
+        (Method::POST, "/v1/tenants/{id}/resume", &tenant_ids[0]),
+        (Method::GET, "/v1/erasures/{id}", &erasure),
+    ];
+    for (method, template, id) in &platform_cases {
+        let path = template.replace("{id}", id);
+        let (status, body) = hub.call(as_platform(&other_platform, method.clone(), &path).json(&json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let (_, mine_tenant) =
+        hub.call(as_platform(&mine_platform, Method::GET, &format!("/v1/tenants/{}", tenant_ids[0]))).await;
+    assert_eq!(mine_tenant["status"], "active", "another platform changed nothing: {mine_tenant}");
     // Every operation that takes an id is in the list above: the document says which.
     let doc: Value = serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
     for (template, item) in doc["paths"].as_object().unwrap() {
         let takes_id = template.contains("{id}") || template.contains("{name}");
         for method in item.as_object().unwrap().keys().filter(|_| takes_id) {
-            let tested = cases.iter().any(|(m, t, _)| t == template && m.as_str().eq_ignore_ascii_case(method));
+            let tested = cases
+                .iter()
+                .chain(&platform_cases)
+                .any(|(m, t, _)| t == template && m.as_str().eq_ignore_ascii_case(method));
             assert!(tested, "{method} {template} takes an id but is not in the isolation suite");
         }
     }

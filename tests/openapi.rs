@@ -230,6 +230,31 @@ async fn every_answer_matches_the_openapi_document() {
     api.call(&hub, Method::GET, "/v1/audit-log", hub.request(Method::GET, "/v1/audit-log?status=403")).await;
     api.call(&hub, Method::GET, "/v1/me", hub.request(Method::GET, "/v1/me")).await;
 
+    // Platform: tenants, acting for one, batch ingest, suspension, erasure.
+    let (_, platform_key) = hub.hub().store().create_platform("platform").await.unwrap();
+    let platform = |method: Method, path: &str| http.request(method, url(path)).bearer_auth(platform_key.expose());
+    let tenant = json!({"name": "Studio", "external_id": "studio_1", "plan": "pro", "metadata": {"tier": 1}});
+    api.call(&hub, Method::POST, "/v1/tenants", platform(Method::POST, "/v1/tenants").json(&tenant)).await;
+    api.call(&hub, Method::POST, "/v1/tenants", platform(Method::POST, "/v1/tenants").json(&tenant)).await;
+    api.call(&hub, Method::GET, "/v1/tenants", platform(Method::GET, "/v1/tenants?status=active&plan=pro")).await;
+    let studio = "/v1/tenants/{id}";
+    api.call(&hub, Method::GET, studio, platform(Method::GET, "/v1/tenants/studio_1")).await;
+    let rename = platform(Method::PATCH, "/v1/tenants/studio_1").json(&json!({"name": "Studio One"}));
+    api.call(&hub, Method::PATCH, studio, rename).await;
+    let batch = json!({"events": [{"tenant": "studio_1", "type": "client.created", "data": {}}, {"tenant": "nope", "type": "client.created", "data": {}}]});
+    let batch = platform(Method::POST, "/v1/events/batch").header("Hookhub-Tenant", "studio_1").json(&batch);
+    api.call(&hub, Method::POST, "/v1/events/batch", batch).await;
+    api.call(&hub, Method::POST, "/v1/tenants/{id}/suspend", platform(Method::POST, "/v1/tenants/studio_1/suspend"))
+        .await;
+    let refused = platform(Method::POST, "/v1/events").header("Hookhub-Tenant", "studio_1").json(&event);
+    api.call(&hub, Method::POST, "/v1/events", refused).await;
+    api.call(&hub, Method::POST, "/v1/tenants/{id}/resume", platform(Method::POST, "/v1/tenants/studio_1/resume"))
+        .await;
+    let job = api.call(&hub, Method::DELETE, studio, platform(Method::DELETE, "/v1/tenants/studio_1")).await;
+    let job_path = format!("/v1/erasures/{}", job["id"].as_str().unwrap());
+    api.call(&hub, Method::GET, "/v1/erasures/{id}", platform(Method::GET, &job_path)).await;
+    api.call(&hub, Method::GET, "/v1/tenants", hub.request(Method::GET, "/v1/tenants")).await;
+
     api.call(&hub, Method::DELETE, one, hub.request(Method::DELETE, &sub_path)).await;
 
     // The standard errors.

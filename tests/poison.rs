@@ -205,6 +205,7 @@ async fn an_audit_row_the_database_refuses_costs_only_itself(backend: Backend) {
         latency_ms: 1,
         client_ip: None,
         at: hookhub_store::domain::now(),
+        platform_id: None,
     };
     let batch = vec![entry("/v1/events"), entry("/v1/\0poison"), entry("/v1/subscriptions")];
     store.record_audit(batch).await.expect("the healthy rows are written");

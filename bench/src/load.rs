@@ -1,5 +1,6 @@
-//! The load generator: posts events to the hub at a fixed rate or as fast
-//! as a bounded number of in-flight requests allows, and notes for each
+//! The load generator: posts events to the hub (one per request, or in
+//! batches) at a fixed rate or as fast as a bounded number of in-flight
+//! requests allows, and notes for each
 //! accepted event the moment its 202 came back.
 //!
 //! A `429` is treated as a real client would: the same event is sent again
@@ -40,6 +41,8 @@ pub struct Plan {
     pub stop: Option<Arc<AtomicBool>>,
     /// When set, event `n` carries the idempotency key `{prefix}-{n}`.
     pub idempotency_prefix: Option<String>,
+    /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
+    pub batch: usize,
 }
 
 /// An event the hub accepted.
@@ -54,7 +57,7 @@ pub struct Accepted {
 /// What the load generator saw.
 #[derive(Default)]
 pub struct Outcome {
-    /// POSTs attempted.
+    /// Events attempted.
     pub sent: u64,
     /// Accepted events by id.
     pub accepted: HashMap<String, Accepted>,
@@ -80,8 +83,9 @@ fn retry_after(resp: &reqwest::Response) -> Duration {
 
 /// How one POST ended.
 enum Answer {
-    /// 202, with the event id and when the answer came.
-    Accepted(String, Instant),
+    /// Accepted (202, or a batch's 200 with every event accepted), with
+    /// the event ids and when the answer came.
+    Accepted(Vec<String>, Instant),
     /// 429: send it again after this long.
     Refused(Duration),
     /// Anything else.
@@ -98,7 +102,32 @@ struct Sender {
     /// No wait after a `429` may end past this.
     deadline: Instant,
     stop: Arc<AtomicBool>,
+    batch: usize,
     outcome: Mutex<Outcome>,
+}
+
+/// Event number `seq`.
+fn event(seq: u64) -> serde_json::Value {
+    json!({
+        "type": "appointment.booked",
+        "data": {"appointment_id": format!("apt_{seq}"), "client_id": format!("cl_{}", seq % 1000)},
+    })
+}
+
+/// The ids a 202 (one event) or a batch answer (each event's result) accepted.
+fn accepted_ids(batch: usize, answer: &serde_json::Value) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = if batch == 1 {
+        answer["id"].as_str().map(str::to_owned).into_iter().collect()
+    } else {
+        let results =
+            answer["results"].as_array().ok_or_else(|| format!("a batch answer without results: {answer}"))?;
+        results.iter().filter(|r| r["status"] == 202).filter_map(|r| Some(r["id"].as_str()?.to_owned())).collect()
+    };
+    if ids.len() == batch {
+        Ok(ids)
+    } else {
+        Err(format!("{} of {batch} accepted: {answer}", ids.len()))
+    }
 }
 
 impl Sender {
@@ -107,17 +136,26 @@ impl Sender {
         Instant::now() >= self.deadline || self.stop.load(Ordering::Relaxed)
     }
 
-    /// Posts event number `seq`, again after each `429` until it is
-    /// answered otherwise or sending ends, and records the result.
-    async fn send(&self, seq: u64) {
-        let slot = (seq % self.keys.len() as u64) as usize;
-        let mut body = json!({
-            "type": "appointment.booked",
-            "data": {"appointment_id": format!("apt_{seq}"), "client_id": format!("cl_{}", seq % 1000)},
-        });
+    /// Event number `seq`, with its idempotency key when the plan gives keys.
+    fn event(&self, seq: u64) -> serde_json::Value {
+        let mut body = event(seq);
         if let Some(prefix) = &self.idempotency_prefix {
             body["idempotency_key"] = format!("{prefix}-{seq}").into();
         }
+        body
+    }
+
+    /// Posts request number `seq` (one event, or a batch of them), again
+    /// after each `429` until it is answered otherwise or sending ends, and
+    /// records the result.
+    async fn send(&self, seq: u64) {
+        let slot = (seq % self.keys.len() as u64) as usize;
+        let first = seq * self.batch as u64;
+        let body = if self.batch == 1 {
+            self.event(first)
+        } else {
+            json!({"events": (first..first + self.batch as u64).map(|n| self.event(n)).collect::<Vec<_>>()})
+        };
         loop {
             let started = Instant::now();
             let answer = self.post(&self.keys[slot], &body).await;
@@ -126,21 +164,23 @@ impl Sender {
             // would only be refused again with its next event.
             tokio::time::sleep(wait.min(self.deadline.saturating_duration_since(Instant::now()))).await;
             if self.done() {
-                self.outcome.lock().unwrap().given_up += 1;
+                self.outcome.lock().unwrap().given_up += self.batch as u64;
                 return;
             }
         }
     }
 
     /// Records one answer; returns how long to wait before sending the
-    /// event again when it was refused.
+    /// request again when it was refused.
     fn record(&self, answer: Answer, elapsed: Duration, slot: usize) -> Option<Duration> {
         let mut out = self.outcome.lock().unwrap();
-        out.sent += 1;
+        out.sent += self.batch as u64;
         match answer {
-            Answer::Accepted(id, at) => {
+            Answer::Accepted(ids, at) => {
                 out.ingest_latencies.push(elapsed);
-                out.accepted.insert(id, Accepted { tenant: self.first_tenant + slot, at });
+                for id in ids {
+                    out.accepted.insert(id, Accepted { tenant: self.first_tenant + slot, at });
+                }
             }
             Answer::Refused(wait) => {
                 out.refused += 1;
@@ -156,15 +196,16 @@ impl Sender {
 
     /// One POST of `body` with `key`.
     async fn post(&self, key: &str, body: &serde_json::Value) -> Answer {
+        let expected = if self.batch == 1 { reqwest::StatusCode::ACCEPTED } else { reqwest::StatusCode::OK };
         match self.client.post(&self.url).bearer_auth(key).json(body).send().await {
-            Ok(resp) if resp.status() == reqwest::StatusCode::ACCEPTED => {
+            Ok(resp) if resp.status() == expected => {
                 let at = Instant::now();
                 match resp.json::<serde_json::Value>().await {
-                    Ok(v) => match v["id"].as_str() {
-                        Some(id) => Answer::Accepted(id.to_owned(), at),
-                        None => Answer::Failed(format!("202 without an id: {v}")),
+                    Ok(v) => match accepted_ids(self.batch, &v) {
+                        Ok(ids) => Answer::Accepted(ids, at),
+                        Err(e) => Answer::Failed(e),
                     },
-                    Err(e) => Answer::Failed(format!("202 with an unreadable body: {e}")),
+                    Err(e) => Answer::Failed(format!("{expected} with an unreadable body: {e}")),
                 }
             }
             Ok(resp) if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => Answer::Refused(retry_after(&resp)),
@@ -189,12 +230,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let deadline = Instant::now() + plan.duration;
     let sender = Arc::new(Sender {
         client,
-        url: format!("{}/v1/events", plan.hub),
+        url: format!("{}/v1/events{}", plan.hub, if plan.batch > 1 { "/batch" } else { "" }),
         keys: plan.keys,
         first_tenant: plan.first_tenant,
         idempotency_prefix: plan.idempotency_prefix,
         deadline,
         stop: plan.stop.unwrap_or_default(),
+        batch: plan.batch.max(1),
         outcome: Mutex::new(Outcome::default()),
     });
     let late_sends = match plan.pace {

@@ -56,6 +56,10 @@ struct Args {
     /// Seconds to post events for.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration: u64,
+    /// Events per POST: 1 posts each to /v1/events; more posts batches of
+    /// this many to /v1/events/batch (--rate still counts events).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    batch: u32,
     /// Most POSTs in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
@@ -114,8 +118,10 @@ struct Args {
 }
 
 impl Args {
+    /// How requests are paced: `--rate` events per second are
+    /// `--rate / --batch` requests.
     fn pace(&self) -> Pace {
-        self.rate.map_or(Pace::Max, Pace::Rate)
+        self.rate.map_or(Pace::Max, |r| Pace::Rate((r / self.batch).max(1)))
     }
 
     /// `KEY=VALUE` pairs of --hub-env, checked.
@@ -364,6 +370,7 @@ async fn measure_with_hub(
         first_tenant: 0,
         stop: None,
         idempotency_prefix: None,
+        batch: args.batch as usize,
     };
     let sent = load::run(plan).await?;
     let send_end = Instant::now();
@@ -407,6 +414,7 @@ fn run_config(args: &Args, backend: &Backend, tenants: usize) -> RunConfig {
         rate: args.rate,
         duration_s: args.duration as f64,
         concurrency: args.concurrency as usize,
+        batch: args.batch as usize,
         receiver_delay_ms: args.receiver_delay_ms,
         receiver_fail_pct: args.receiver_fail_pct,
         hub_env: launcher_settings(args),

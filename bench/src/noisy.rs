@@ -223,6 +223,7 @@ pub async fn measure(
         stop,
         // A resend after a 429 is the same event: a real client keeps its key.
         idempotency_prefix: Some(format!("bench-{tenant}")),
+        batch: 1,
     };
 
     let alone = Duration::from_secs(args.quiet_alone);

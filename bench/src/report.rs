@@ -82,6 +82,8 @@ pub struct RunConfig {
     pub duration_s: f64,
     /// Most POSTs in flight.
     pub concurrency: usize,
+    /// Events per POST (more than 1: `/v1/events/batch`).
+    pub batch: usize,
     /// Receiver delay per request.
     pub receiver_delay_ms: u64,
     /// Share of requests the receiver fails on purpose.
@@ -302,6 +304,7 @@ impl Report {
             ("store / queue", format!("{} / {}", c.store, c.queue)),
             ("tenants x fan-out", format!("{} x {}", c.tenants, c.fanout)),
             ("pace / duration", format!("{pace} for {:.0} s, {} in flight max", c.duration_s, c.concurrency)),
+            ("events per POST", c.batch.to_string()),
             ("receiver delay / fail", format!("{} ms / {}%", c.receiver_delay_ms, c.receiver_fail_pct)),
             ("events sent / accepted", format!("{} / {}", self.events_sent, self.events_accepted)),
             ("accepted events/s", format!("{:.0}", self.accepted_per_s)),

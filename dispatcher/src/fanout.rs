@@ -116,7 +116,8 @@ impl Fanout {
         for t in targets {
             if let std::collections::hash_map::Entry::Vacant(slot) = matching.entry((&t.tenant, &t.event_type)) {
                 let found = self.store.matching_subscriptions(&t.tenant, &t.event_type).await?;
-                for u in &found.unreadable {
+                // A suspended tenant's held deliveries are expected, not an error.
+                for u in found.unreadable.iter().filter(|_| !found.suspended) {
                     tracing::error!(
                         subscription_id = %u.id, tenant_id = %u.tenant_id, reason = %u.reason,
                         "subscription cannot be read; its deliveries are held (hookhub subscriptions unreadable)"

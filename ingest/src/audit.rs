@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use hookhub_store::domain::now;
+use hookhub_store::domain::{now, TenantId};
 use hookhub_store::repo::{AuditEntry, Principal, RateStatus};
 use hookhub_store::Store;
 use std::time::{Duration, Instant};
@@ -57,6 +57,12 @@ impl AuditSink {
     }
 }
 
+/// The tenants a platform's credential acted for in this request (a
+/// request extension set where they are resolved), so the call is filed
+/// under each of them, naming the platform.
+#[derive(Clone, Debug)]
+pub(crate) struct ActingFor(pub Vec<TenantId>);
+
 /// Middleware: audit every `/v1` call and add the rate-limit headers.
 pub async fn middleware(
     req: ServiceRequest,
@@ -72,9 +78,9 @@ pub async fn middleware(
         .and_then(|s| s.trusted_proxies.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()))
         .map(|ip| ip.to_string());
     let mut res = next.call(req).await?;
-    let (principal, rate) = {
+    let (principal, rate, acting) = {
         let ext = res.request().extensions();
-        (ext.get::<Principal>().cloned(), ext.get::<RateStatus>().copied())
+        (ext.get::<Principal>().cloned(), ext.get::<RateStatus>().copied(), ext.get::<ActingFor>().cloned())
     };
     if let Some(rate) = rate {
         let headers = res.headers_mut();
@@ -87,17 +93,30 @@ pub async fn middleware(
         }
     }
     if let (Some(sink), true) = (sink, path.starts_with("/v1/")) {
-        sink.record(AuditEntry {
-            tenant_id: principal.as_ref().map(|p| p.tenant.id.clone()),
-            credential: principal.map(|p| p.credential),
-            method,
-            path,
-            status: res.status().as_u16(),
-            latency_ms: started.elapsed().as_millis() as i64,
-            client_ip,
-            at,
-        })
-        .await;
+        // A platform's call for its tenants is each tenant's record, naming
+        // the platform and its credential.
+        let rows: Vec<(Option<TenantId>, Option<TenantId>)> = match (acting, &principal) {
+            (Some(ActingFor(tenants)), Some(p)) if !tenants.is_empty() => {
+                tenants.into_iter().map(|t| (Some(t), Some(p.tenant.id.clone()))).collect()
+            }
+            (_, p) => vec![(p.as_ref().map(|p| p.tenant.id.clone()), None)],
+        };
+        let status = res.status().as_u16();
+        let latency_ms = started.elapsed().as_millis() as i64;
+        for (tenant_id, platform_id) in rows {
+            sink.record(AuditEntry {
+                tenant_id,
+                platform_id,
+                credential: principal.as_ref().map(|p| p.credential.clone()),
+                method: method.clone(),
+                path: path.clone(),
+                status,
+                latency_ms,
+                client_ip: client_ip.clone(),
+                at,
+            })
+            .await;
+        }
     }
     Ok(res)
 }

@@ -11,13 +11,22 @@ use serde::de::DeserializeOwned;
 
 /// Reads the whole body, refusing more than [`crate::MAX_BODY_BYTES`].
 pub(crate) async fn read_limited(
+    payload: impl Stream<Item = Result<web::Bytes, PayloadError>> + Unpin,
+) -> Result<web::Bytes, ApiError> {
+    read_limited_to(payload, crate::MAX_BODY_BYTES).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (batch ingest
+/// takes more than one event's worth).
+pub(crate) async fn read_limited_to(
     mut payload: impl Stream<Item = Result<web::Bytes, PayloadError>> + Unpin,
+    limit: usize,
 ) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        if body.len() + chunk.len() > crate::MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge { limit: crate::MAX_BODY_BYTES });
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
@@ -74,7 +83,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
 }
 
 /// Whether the request says its body is JSON (`application/json`, `+json`).
-fn declares_json(req: &HttpRequest) -> bool {
+pub(crate) fn declares_json(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

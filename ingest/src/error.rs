@@ -25,7 +25,7 @@ impl FieldError {
 }
 
 /// Every way an API request can fail.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     /// No API key, or one that matches no tenant.
     #[error("a valid API key is required")]
@@ -89,6 +89,18 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The tenant is suspended (or being erased): it accepts no events.
+    #[error("the tenant is suspended; it accepts no events until it is resumed")]
+    TenantSuspended,
+    /// The platform already has a tenant with this `external_id`.
+    #[error("the platform already has a tenant with this external_id")]
+    ExternalIdTaken,
+    /// A batch holds more items than one request may.
+    #[error("a batch holds at most {limit} events")]
+    BatchTooLarge {
+        /// The most items a batch may hold.
+        limit: usize,
+    },
     /// The database is unreachable.
     #[error("the service is temporarily unavailable")]
     Unavailable,
@@ -103,7 +115,8 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
-    fn code(&self) -> &'static str {
+    /// The stable, machine-readable code of the error body.
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::InvalidToken => "invalid_token",
@@ -118,6 +131,9 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::Conflict(_) => "conflict",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::ExternalIdTaken => "external_id_taken",
+            Self::BatchTooLarge { .. } => "batch_too_large",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal_error",
         }
@@ -129,6 +145,8 @@ impl ApiError {
                 "send `Authorization: Bearer hh_live_...` (an API key) or `Bearer hh_at_...` (an OAuth access token)",
             ),
             Self::InvalidToken => Some("get a new token from POST /v1/oauth/token"),
+            Self::TenantSuspended => Some("the platform resumes it with POST /v1/tenants/{id}/resume"),
+            Self::BatchTooLarge { .. } => Some("split the batch into several requests"),
             Self::UnsupportedMediaType => Some("set `Content-Type: application/json`"),
             Self::BacklogFull { .. } => Some(
                 "resend the same event (same idempotency key) after Retry-After; \
@@ -171,7 +189,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::TenantSuspended | Self::ExternalIdTaken => StatusCode::CONFLICT,
+            Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -215,6 +234,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::TenantSuspended => Self::TenantSuspended,
+            StoreError::ExternalIdTaken => Self::ExternalIdTaken,
             // The routes refuse NUL by field; this catches any they miss.
             e if e.is_unstorable_text() => Self::Validation(vec![FieldError::new(
                 "body",

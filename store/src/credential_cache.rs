@@ -80,11 +80,19 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Plan, Scope, TenantId};
+    use crate::domain::{Plan, Scope, TenantId, TenantStatus};
     use crate::repo::Tenant;
 
     fn principal() -> Principal {
-        let tenant = Tenant { id: TenantId::generate(), name: "t".into(), plan: Plan::Unlimited };
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            name: "t".into(),
+            plan: Plan::Unlimited,
+            external_id: None,
+            platform_id: None,
+            status: TenantStatus::Active,
+            is_platform: false,
+        };
         Principal { tenant, scope: Scope::Write, credential: "key_1".into() }
     }
 

@@ -7,6 +7,12 @@ pub enum StoreError {
     /// The row does not exist, or belongs to another tenant: callers cannot tell which.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The tenant is suspended (or being erased): it accepts no events.
+    #[error("the tenant is suspended")]
+    TenantSuspended,
+    /// The platform already has a tenant with this external id.
+    #[error("the platform already has a tenant with this external_id")]
+    ExternalIdTaken,
     /// A uniqueness rule was broken (for example a duplicate idempotency key).
     #[error("conflict: {0}")]
     Conflict(String),

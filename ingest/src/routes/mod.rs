@@ -2,6 +2,8 @@
 
 mod access;
 mod attempts;
+mod batch;
+mod erasures;
 mod event_types;
 mod events;
 mod health;
@@ -11,6 +13,7 @@ mod listen;
 mod me;
 mod rules;
 mod subscriptions;
+mod tenants;
 
 use crate::ApiError;
 use actix_web::http::Method;
@@ -66,6 +69,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
         op!(POST "/v1/events" => events::ingest),
+        op!(POST "/v1/events/batch" => batch::ingest),
         op!(GET "/v1/events" => events::list),
         op!(GET "/v1/events/{id}" => events::get),
         op!(GET "/v1/events/{id}/attempts" => attempts::of_event),
@@ -94,6 +98,14 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(DELETE "/v1/oauth-apps/{id}" => access::delete_app),
         op!(GET "/v1/audit-log" => access::audit_log),
         op!(GET "/v1/me" => me::get),
+        op!(POST "/v1/tenants" => tenants::create),
+        op!(GET "/v1/tenants" => tenants::list),
+        op!(GET "/v1/tenants/{id}" => tenants::get),
+        op!(PATCH "/v1/tenants/{id}" => tenants::update),
+        op!(POST "/v1/tenants/{id}/suspend" => tenants::suspend),
+        op!(POST "/v1/tenants/{id}/resume" => tenants::resume),
+        op!(DELETE "/v1/tenants/{id}" => erasures::delete),
+        op!(GET "/v1/erasures/{id}" => erasures::get),
     ]
 }
 

@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
-use super::{access, attempts, event_types, events, health, hooks, inbound, listen, me, rules, subscriptions};
+use super::{
+    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, rules,
+    subscriptions, tenants,
+};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -20,7 +23,9 @@ mod typed_clients;
         description = "Ingest domain events, subscribe endpoints to them, and follow every signed delivery. \
 Authenticate with `Authorization: Bearer hh_live_...` (an API key) or `Bearer hh_at_...` (an OAuth 2.0 \
 access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` may also change things, \
-`admin` may also manage credentials and read the audit log. Errors are `{message, code, hint?, errors?}`.",
+`admin` may also manage credentials and read the audit log, `platform` (a platform's credential) may also \
+manage the platform's tenants (`/v1/tenants`) and act for any of them on every other route with the \
+`Hookhub-Tenant` header (a `ten_...` id or the platform's external id). Errors are `{message, code, hint?, errors?}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The hub that serves this document; pass your deployment's URL to generated clients")),
@@ -29,7 +34,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::secret, subscriptions::rotate_secret, subscriptions::enable,
         subscriptions::recover, attempts::of_subscription,
-        events::ingest, events::list, events::get, attempts::of_event, events::redeliver,
+        events::ingest, batch::ingest, events::list, events::get, attempts::of_event, events::redeliver,
         hooks::subscribe, hooks::samples, hooks::unsubscribe,
         event_types::list, event_types::create, event_types::update,
         rules::list, rules::create, rules::delete,
@@ -38,6 +43,8 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         access::token, access::list_keys, access::create_key, access::delete_key,
         access::list_apps, access::create_app, access::delete_app, access::audit_log,
         me::get,
+        tenants::create, tenants::list, tenants::get, tenants::update, tenants::suspend, tenants::resume,
+        erasures::delete, erasures::get,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes, &StandardErrors),
@@ -46,6 +53,7 @@ access token from `POST /v1/oauth/token`). Scopes: `read` may only GET, `write` 
         (name = "subscriptions", description = "Endpoints that receive signed deliveries"),
         (name = "integrations", description = "REST Hooks (Zapier, Make), event types, rules, inbound gateways, listen"),
         (name = "access", description = "API keys, OAuth 2.0 client credentials and the audit log"),
+        (name = "platform", description = "A platform's tenants: create, list, change, suspend, resume, delete"),
         (name = "operations", description = "Probes and this document"),
     )
 )]
@@ -80,6 +88,9 @@ impl Modify for StandardErrors {
     }
 }
 
+/// The operations that write events, which a suspended tenant is refused (409).
+const INGESTING: [&str; 2] = ["create_event", "receive_inbound_callback"];
+
 fn add_errors(path: &str, operation: &mut Operation) {
     let authenticated = operation
         .security
@@ -91,6 +102,13 @@ fn add_errors(path: &str, operation: &mut Operation) {
     let mut codes = Vec::new();
     if authenticated {
         codes.extend([StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS]);
+    }
+    let platform_route = path.starts_with("/v1/tenants") || path.starts_with("/v1/erasures");
+    let acts_for_tenant = authenticated && !platform_route;
+    if acts_for_tenant {
+        // Every tenant route honours the header; a tenant it cannot name is not found.
+        operation.parameters.get_or_insert_with(Vec::new).push(tenant_header());
+        codes.push(StatusCode::NOT_FOUND);
     }
     if path.contains('{') {
         codes.push(StatusCode::NOT_FOUND);
@@ -106,6 +124,13 @@ fn add_errors(path: &str, operation: &mut Operation) {
         ]);
     }
     let responses = &mut operation.responses.responses;
+    if operation.operation_id.as_deref().is_some_and(|id| INGESTING.contains(&id)) {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        let suspended = "`tenant_suspended`: the tenant is suspended and accepts no events";
+        responses.entry("409".to_owned()).or_insert_with(|| {
+            RefOr::T(ResponseBuilder::new().description(suspended).content("application/json", content).build())
+        });
+    }
     for code in codes {
         responses.entry(code.as_str().to_owned()).or_insert_with(|| {
             let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
@@ -122,6 +147,22 @@ fn add_errors(path: &str, operation: &mut Operation) {
             }
         }
     }
+}
+
+/// `Hookhub-Tenant`: the tenant a platform's credential acts for.
+fn tenant_header() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::ParameterBuilder;
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    ParameterBuilder::new()
+        .name("Hookhub-Tenant")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "With a `platform` credential: act for this tenant of the platform (its `ten_...` id or the \
+             platform's external id). Any other credential may name only its own tenant.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(255))))
+        .build()
 }
 
 /// The document as JSON, built once, adjusted for typed clients.

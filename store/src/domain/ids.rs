@@ -68,6 +68,10 @@ prefixed_id!(
     TenantId, "ten_", "tenant"
 );
 prefixed_id!(
+    /// Identifies a job erasing a tenant's data.
+    ErasureId, "era_", "erasure"
+);
+prefixed_id!(
     /// Identifies an accepted event; also the Standard Webhooks `webhook-id`.
     EventId, "evt_", "event"
 );

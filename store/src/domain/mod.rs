@@ -18,7 +18,7 @@ pub use endpoint_url::{EndpointUrl, EndpointUrlError};
 pub use event_type::{EventType, EventTypeError, EventTypeFilter};
 pub use idempotency::{IdempotencyKey, KeyNamespace};
 pub use ids::{
-    ApiKeyId, AttemptId, DeliveryId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId, RuleId,
+    ApiKeyId, AttemptId, DeliveryId, ErasureId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId, RuleId,
     SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
@@ -26,7 +26,7 @@ pub use plan::{Plan, UnknownPlan, Window};
 pub use schema_example::example_from_schema;
 pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};
-pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus};
+pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus, TenantStatus};
 
 /// Now, truncated to microseconds so that a timestamp survives a round trip
 /// through PostgreSQL (which stores microseconds) unchanged.

@@ -1,4 +1,4 @@
-//! What a credential may do: `read` < `write` < `admin`.
+//! What a credential may do: `read` < `write` < `admin` < `platform`.
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,6 +12,10 @@ pub enum Scope {
     Write,
     /// Manage API keys, OAuth apps and tenant settings; read the audit log.
     Admin,
+    /// A platform's credential: manage the platform's tenants and act for
+    /// any of them (`Hookhub-Tenant` header). Only a platform tenant's
+    /// credentials can carry it.
+    Platform,
 }
 
 impl Scope {
@@ -21,6 +25,7 @@ impl Scope {
             Self::Read => "read",
             Self::Write => "write",
             Self::Admin => "admin",
+            Self::Platform => "platform",
         }
     }
 
@@ -37,7 +42,7 @@ impl Scope {
 
     /// The OAuth scope string granting this scope (with the ones it includes).
     pub fn to_scope_string(self) -> String {
-        [Self::Read, Self::Write, Self::Admin]
+        [Self::Read, Self::Write, Self::Admin, Self::Platform]
             .iter()
             .filter(|s| **s <= self)
             .map(|s| s.as_str())
@@ -46,9 +51,9 @@ impl Scope {
     }
 }
 
-/// A scope name that is not `read`, `write` or `admin`.
+/// A scope name that is not `read`, `write`, `admin` or `platform`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("scopes are read, write and admin")]
+#[error("scopes are read, write, admin and platform")]
 pub struct UnknownScope;
 
 impl FromStr for Scope {
@@ -58,6 +63,7 @@ impl FromStr for Scope {
             "read" => Ok(Self::Read),
             "write" => Ok(Self::Write),
             "admin" => Ok(Self::Admin),
+            "platform" => Ok(Self::Platform),
             _ => Err(UnknownScope),
         }
     }
@@ -75,11 +81,12 @@ mod tests {
 
     #[test]
     fn scopes_nest_and_parse_from_oauth_strings() {
-        assert!(Scope::Admin > Scope::Write && Scope::Write > Scope::Read);
+        assert!(Scope::Platform > Scope::Admin && Scope::Admin > Scope::Write && Scope::Write > Scope::Read);
         assert_eq!(Scope::from_scope_string("read write"), Ok(Scope::Write));
         assert_eq!(Scope::from_scope_string(" admin "), Ok(Scope::Admin));
         assert_eq!(Scope::from_scope_string(""), Err(UnknownScope));
         assert_eq!(Scope::from_scope_string("read delete"), Err(UnknownScope));
         assert_eq!(Scope::Write.to_scope_string(), "read write");
+        assert_eq!(Scope::from_scope_string("read platform"), Ok(Scope::Platform));
     }
 }

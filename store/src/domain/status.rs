@@ -1,4 +1,5 @@
-//! The states of subscriptions and deliveries, and the outcomes of attempts.
+//! The states of tenants, subscriptions and deliveries, and the outcomes of
+//! attempts.
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
@@ -48,4 +49,28 @@ pub enum AttemptOutcome {
     /// Failed for good (last attempt, or 410 Gone).
     #[sea_orm(string_value = "failed")]
     Failed,
+}
+
+/// Whether a tenant's events are accepted and delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Events accepted and delivered.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Offboarded for now: new events are refused (409 `tenant_suspended`)
+    /// and deliveries are held, not dropped, until it is resumed.
+    #[sea_orm(string_value = "suspended")]
+    Suspended,
+    /// Being erased: refused like a suspended tenant until its row goes.
+    #[sea_orm(string_value = "deleting")]
+    Deleting,
+}
+
+impl TenantStatus {
+    /// Whether the tenant's events are refused and its deliveries held.
+    pub fn is_paused(self) -> bool {
+        self != Self::Active
+    }
 }

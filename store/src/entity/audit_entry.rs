@@ -18,6 +18,8 @@ pub struct Model {
     pub latency_ms: i64,
     pub client_ip: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The platform tenant whose credential made the call for `tenant_id`.
+    pub platform_id: Option<String>,
 }
 
 /// No navigable relations: queries join explicitly.

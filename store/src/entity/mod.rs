@@ -14,3 +14,4 @@ pub mod rate_counter;
 pub mod rule;
 pub mod subscription;
 pub mod tenant;
+pub mod tenant_erasure;

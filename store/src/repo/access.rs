@@ -110,6 +110,15 @@ impl Store {
         tenant::Entity::find_by_id(id).one(self.db()).await?.ok_or(StoreError::NotFound("tenant"))?.try_into()
     }
 
+    /// Refuses the `platform` scope to a credential of a tenant that is not
+    /// a platform, whatever the route checked.
+    async fn may_hold(&self, tenant: &TenantId, scope: Scope) -> Result<(), StoreError> {
+        if scope == Scope::Platform && !self.tenant_row(tenant.as_str()).await?.is_platform {
+            return Err(StoreError::Conflict("only a platform's credentials can have the platform scope".into()));
+        }
+        Ok(())
+    }
+
     /// Creates an API key; the key is returned once and only its hash is kept.
     pub async fn create_api_key(
         &self,
@@ -117,6 +126,7 @@ impl Store {
         name: &str,
         scope: Scope,
     ) -> Result<(ApiKeyInfo, ApiKey), StoreError> {
+        self.may_hold(tenant, scope).await?;
         let key = ApiKey::generate();
         let row = api_key::ActiveModel {
             id: Set(ApiKeyId::generate().to_string()),
@@ -193,6 +203,7 @@ impl Store {
         name: &str,
         scope: Scope,
     ) -> Result<(OAuthApp, String), StoreError> {
+        self.may_hold(tenant, scope).await?;
         let secret = random(CLIENT_SECRET_PREFIX, 40);
         let row = oauth_app::ActiveModel {
             id: Set(OAuthAppId::generate().to_string()),

@@ -28,6 +28,8 @@ pub struct AuditEntry {
     pub client_ip: Option<String>,
     /// When the call was made.
     pub at: DateTime<Utc>,
+    /// The platform whose credential made the call for `tenant_id`.
+    pub platform_id: Option<TenantId>,
 }
 
 /// Which audit rows to list.
@@ -61,6 +63,7 @@ impl Store {
                 latency_ms: Set(e.latency_ms),
                 client_ip: Set(e.client_ip),
                 created_at: Set(e.at),
+                platform_id: Set(e.platform_id.map(String::from)),
             })
             .collect();
         let Err(batch_error) = self.insert_audit(&rows).await else { return Ok(()) };
@@ -133,6 +136,7 @@ impl Store {
                 latency_ms: m.latency_ms,
                 client_ip: m.client_ip,
                 at: m.created_at,
+                platform_id: m.platform_id.as_deref().map(super::stored).transpose()?,
             })
         })
     }

@@ -301,9 +301,10 @@ impl Store {
     /// pending and both read.
     ///
     /// One whose event or subscription exists but cannot be read (a key
-    /// left the keyring, a corrupt row) is held: pushed [`HOLD`] into the
-    /// future with the reason in `last_error`, so it neither spins nor is
-    /// lost, and goes out once the row reads again.
+    /// left the keyring, a corrupt row), or whose tenant is suspended, is
+    /// held: pushed [`HOLD`] into the future with the reason in
+    /// `last_error`, so it neither spins nor is lost, and goes out once the
+    /// row reads again (or the tenant is resumed).
     pub async fn delivery_work(&self, id: &DeliveryId) -> Result<Loaded, StoreError> {
         let Some(d) = delivery::Entity::find_by_id(id.as_str()).one(self.db()).await? else {
             return Ok(Loaded::Gone);
@@ -319,8 +320,12 @@ impl Store {
             self.abandon_delivery(id, "its event or subscription no longer exists").await?;
             return Ok(Loaded::Gone);
         };
-        let read = Subscription::from_row(sub, self.cipher())
-            .and_then(|subscription| Ok((Event::from_row(event, self.cipher())?, subscription)));
+        let read = if self.tenant_paused(self.db(), &d.tenant_id).await? {
+            Err(StoreError::TenantSuspended)
+        } else {
+            Subscription::from_row(sub, self.cipher())
+                .and_then(|subscription| Ok((Event::from_row(event, self.cipher())?, subscription)))
+        };
         match read {
             Ok((event, subscription)) => {
                 Ok(Loaded::Ready(Box::new(DeliveryWork { delivery: d.try_into()?, event, subscription })))

@@ -15,11 +15,11 @@ use tokio::sync::oneshot;
 
 /// How often an event is sent back for a schema before giving up: more
 /// than once means the type's schema changed between two batches.
-const MAX_SCHEMA_ROUNDS: usize = 3;
+pub(super) const MAX_SCHEMA_ROUNDS: usize = 3;
 
 /// An event waiting in a batch: the id it gets, the event, and what its
 /// data was checked against.
-type Pending = (EventId, NewEvent, SchemaCheck);
+pub(super) type Pending = (EventId, NewEvent, SchemaCheck);
 
 /// What a batch's transaction reads before it writes.
 struct BatchContext {
@@ -142,12 +142,17 @@ impl Store {
 
     /// Writes a batch in one transaction run as the tenant (row-level
     /// security on PostgreSQL); per event, its outcome.
-    async fn try_ingest_batch(
+    pub(super) async fn try_ingest_batch(
         &self,
         tenant: &TenantId,
         items: &[Pending],
     ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
         let txn = self.tenant_scope(tenant).await?;
+        // Read in the transaction that writes, so an event is never
+        // accepted after its tenant's suspension committed.
+        if self.tenant_paused(&txn, tenant.as_str()).await? {
+            return Ok(items.iter().map(|_| Err(StoreError::TenantSuspended)).collect());
+        }
         let BatchContext { required, rules } = Self::batch_context(&txn, tenant, items).await?;
         let keys: Vec<&str> = items.iter().filter_map(|(_, n, _)| key_of(&n.idempotency_key)).collect();
         let mut earlier = self.events_by_keys(&txn, tenant, &keys).await?;

@@ -14,13 +14,16 @@ mod fair_claim;
 mod fan_out;
 mod inbound;
 mod ingest;
+mod ingest_batch;
 mod ingest_queue;
 mod limits;
 mod maintenance;
 mod outbox;
+mod platform;
 mod recordset;
 mod rules;
 mod subscriptions;
+mod tenant_erasure;
 mod tenants;
 
 pub use access::{
@@ -34,12 +37,15 @@ pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use fan_out::{FanOutEvents, FreshDelivery};
 pub use inbound::InboundSource;
+pub use ingest_batch::BatchOutcome;
 pub(crate) use ingest_queue::IngestQueue;
 pub use limits::{RateStatus, RateSubject, TOKEN_REQUESTS_PER_ADDRESS, TOKEN_REQUESTS_PER_CLIENT};
 pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection, QuarantinedOutbox, QuarantinedRow};
+pub use platform::{ManagedTenant, NewTenant, TenantFilter, TenantPatch};
 pub use rules::Rule;
 pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
+pub use tenant_erasure::{Erasure, ERASED_TABLES};
 pub use tenants::Tenant;
 
 use crate::StoreError;

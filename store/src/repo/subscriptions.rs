@@ -133,8 +133,11 @@ impl UnreadableSubscription {
 pub struct Matching {
     /// Ready to be sent to.
     pub readable: Vec<Subscription>,
-    /// Wanting the event but unreadable: their deliveries are held.
+    /// Wanting the event but unreadable, or of a suspended tenant: their
+    /// deliveries are held.
     pub unreadable: Vec<UnreadableSubscription>,
+    /// The tenant is suspended: every subscription is in `unreadable`.
+    pub suspended: bool,
 }
 
 /// What a tenant sends to create a subscription.
@@ -370,7 +373,8 @@ impl Store {
             .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
             .all(self.db())
             .await?;
-        let mut out = Matching::default();
+        let mut out =
+            Matching { suspended: self.tenant_paused(self.db(), tenant.as_str()).await?, ..Matching::default() };
         for row in rows {
             // Types first: a subscription that does not want the event is
             // skipped before its secret and URL are opened.
@@ -383,7 +387,14 @@ impl Store {
                 }
             }
             let (id, tenant_id) = (row.id.clone(), row.tenant_id.clone());
-            match Subscription::from_row(row, self.cipher()) {
+            // A suspended tenant's deliveries are written held, as an
+            // unreadable subscription's are, and wait for its resumption.
+            let read = if out.suspended {
+                Err(StoreError::TenantSuspended)
+            } else {
+                Subscription::from_row(row, self.cipher())
+            };
+            match read {
                 Ok(sub) => out.readable.push(sub),
                 Err(e) => out.unreadable.push(UnreadableSubscription {
                     id,

@@ -1,10 +1,10 @@
 //! `/v1/api-keys`: a tenant's API keys (admin scope).
 use super::{ApiKeyBody, CredentialBody};
-use crate::auth::Admin;
+use crate::auth::{caller_scope, Admin};
 use crate::pagination::ListBody;
 use crate::routes::{path_id, IdPath};
 use crate::{ApiError, AppState};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use hookhub_store::domain::ApiKeyId;
 
 /// `POST /v1/api-keys` `{name, scope?}` → 201 with the `key`, shown once.
@@ -13,9 +13,10 @@ use hookhub_store::domain::ApiKeyId;
 pub async fn create_key(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
+    req: HttpRequest,
     body: web::Json<CredentialBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, scope) = body.into_inner().check()?;
+    let (name, scope) = body.into_inner().check_for(&tenant, caller_scope(&req))?;
     let (info, key) = state.store.create_api_key(&tenant.id, &name, scope).await?;
     let out = ApiKeyBody { key: Some(key.expose().to_owned()), ..info.into() };
     Ok(HttpResponse::Created().json(out))

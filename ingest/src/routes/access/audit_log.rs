@@ -36,6 +36,10 @@ pub struct AuditBody {
     latency_ms: i64,
     client_ip: Option<String>,
     at: DateTime<Utc>,
+    /// The platform whose credential made the call for this tenant (`ten_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    platform_id: Option<hookhub_store::domain::TenantId>,
 }
 
 /// `GET /v1/audit-log?from=&to=&status=`: the tenant's API calls, newest first.
@@ -75,5 +79,6 @@ pub async fn audit_log(
         latency_ms: e.latency_ms,
         client_ip: e.client_ip,
         at: e.at,
+        platform_id: e.platform_id,
     })))
 }

@@ -15,7 +15,7 @@ use crate::error::FieldError;
 use crate::ApiError;
 use chrono::{DateTime, Utc};
 use hookhub_store::domain::{ApiKeyId, OAuthAppId, Scope};
-use hookhub_store::repo::{ApiKeyInfo, OAuthApp};
+use hookhub_store::repo::{ApiKeyInfo, OAuthApp, Tenant};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,12 +26,27 @@ pub struct CredentialBody {
     /// 1 to 200 characters, for people.
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, example = "Zapier connector")]
     name: Option<String>,
-    /// `read`, `write` or `admin` (default `write`); a space-separated list counts as its highest.
-    #[schema(example = "write", pattern = "^ *(read|write|admin)( +(read|write|admin))* *$")]
+    /// `read`, `write`, `admin` or (for a platform's own credentials) `platform` (default `write`);
+    /// a space-separated list counts as its highest.
+    #[schema(example = "write", pattern = "^ *(read|write|admin|platform)( +(read|write|admin|platform))* *$")]
     scope: Option<String>,
 }
 
 impl CredentialBody {
+    /// Validates the body for a credential of `tenant`, made by a caller
+    /// whose credential has `granter`'s scope: no credential grants more
+    /// than it has, and only a platform's can carry `platform`.
+    fn check_for(self, tenant: &Tenant, granter: Scope) -> Result<(String, Scope), ApiError> {
+        let (name, scope) = self.check()?;
+        if scope == Scope::Platform && !tenant.is_platform {
+            return Err(ApiError::field("scope", "only a platform's credentials can have the platform scope"));
+        }
+        if scope > granter {
+            return Err(ApiError::InsufficientScope { needed: scope });
+        }
+        Ok((name, scope))
+    }
+
     fn check(self) -> Result<(String, Scope), ApiError> {
         let mut errors = Vec::new();
         let name = self.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty() && n.len() <= 200);

@@ -1,10 +1,10 @@
 //! `/v1/oauth-apps`: a tenant's OAuth clients (admin scope).
 use super::{CredentialBody, OAuthAppBody};
-use crate::auth::Admin;
+use crate::auth::{caller_scope, Admin};
 use crate::pagination::ListBody;
 use crate::routes::{path_id, IdPath};
 use crate::{ApiError, AppState};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use hookhub_store::domain::OAuthAppId;
 
 /// `POST /v1/oauth-apps` `{name, scope?}` → 201 with `client_id` and `client_secret` (shown once).
@@ -13,9 +13,10 @@ use hookhub_store::domain::OAuthAppId;
 pub async fn create_app(
     state: web::Data<AppState>,
     Admin(tenant): Admin,
+    req: HttpRequest,
     body: web::Json<CredentialBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, scope) = body.into_inner().check()?;
+    let (name, scope) = body.into_inner().check_for(&tenant, caller_scope(&req))?;
     let (app, secret) = state.store.create_oauth_app(&tenant.id, &name, scope).await?;
     let out = OAuthAppBody { client_secret: Some(secret), ..app.into() };
     Ok(HttpResponse::Created().json(out))

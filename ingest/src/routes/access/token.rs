@@ -236,7 +236,7 @@ impl TokenAsk {
             Some(Ok(asked)) => {
                 return Err(OAuthError::new("invalid_scope", format!("this client may not have {asked}")));
             }
-            Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write and admin")),
+            Some(Err(_)) => return Err(OAuthError::new("invalid_scope", "scopes are read, write, admin and platform")),
         };
         let (token, _) = state.store.issue_access_token(app, scope).await.map_err(ApiError::from)?;
         Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenBody {
