@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
 use super::{
-    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, rules,
-    subscriptions, tenants,
+    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, rules, subscriptions,
+    tenants,
 };
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
