@@ -69,6 +69,12 @@ async fn a_tenant_over_its_backlog_bound_is_refused_and_no_one_else_is(backend: 
         let resp = post(&client, &base, quiet_key.expose(), &format!("booking-{n}")).await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED, "another tenant is unaffected");
     }
+    // The batch endpoint answers the same, event by event.
+    let batch = json!({"events": [{"type": "client.created", "data": {}, "idempotency_key": "batch-1"}]});
+    let resp = client.post(format!("{base}/v1/events/batch")).bearer_auth(noisy_key.expose()).json(&batch).send();
+    let answer: serde_json::Value = resp.await.unwrap().json().await.unwrap();
+    assert_eq!(answer["results"][0]["status"], 429, "{answer}");
+    assert_eq!(answer["results"][0]["code"], "tenant_backlog_full", "{answer}");
     let metrics_url = format!("http://127.0.0.1:{}/metrics", ingest.metrics_port().unwrap());
     let metrics = client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
     let refusals = metrics.lines().find_map(|l| l.strip_prefix("hookhub_backlog_refusals_total "));

@@ -3,9 +3,10 @@
 //! /v1/events` would refuse as invalid) is refused whole, with a 422 that
 //! names each bad field by its index. Otherwise every event gets its own
 //! answer (its index, and its id or why it was refused: unknown tenant,
-//! suspended tenant, data failing its type's schema, too large); the
-//! events of each tenant are written in one transaction. A platform
-//! credential may name a tenant per event, so one batch can cross tenants.
+//! suspended tenant, a tenant over its backlog bound, data failing its
+//! type's schema, too large); the events of each tenant are written in one
+//! transaction. A platform credential may name a tenant per event, so one
+//! batch can cross tenants.
 use crate::auth::{acted_for, tenant_named};
 use crate::body::{declares_json, parse_json, read_limited_to};
 use crate::error::FieldError;
@@ -211,6 +212,14 @@ pub async fn ingest(
     }
     for (tenant, items) in groups {
         let (indexes, events): (Vec<usize>, Vec<NewEvent>) = items.into_iter().unzip();
+        // A tenant over its backlog bound is refused here as on single
+        // posts, event by event, so the batch's other tenants go ahead.
+        if let Err(full) = state.admit_event(&tenant) {
+            for index in indexes {
+                results[index] = Some(BatchResult::refused(index, full.clone()));
+            }
+            continue;
+        }
         let outcomes = state.store.ingest_together(&tenant, events, super::event_types::check_data).await;
         let outcomes: Vec<Result<_, ApiError>> = match outcomes {
             Ok(each) => each.into_iter().map(|o| o.map_err(ApiError::from).and_then(|r| r)).collect(),
