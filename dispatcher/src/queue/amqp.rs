@@ -7,7 +7,7 @@ use super::{decode, encode, Acker, Consumer, EventMessage, Incoming, Publisher, 
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::publisher_confirm::Confirmation;
@@ -187,6 +187,9 @@ impl Publisher for AmqpPublisher {
     }
 }
 
+/// The dispatcher's consumer tag, to cancel it by at shutdown.
+const CONSUMER_TAG: &str = "hookhub-dispatcher";
+
 /// Consumes with manual acks and a prefetch limit, reconnecting with backoff.
 pub struct AmqpConsumer {
     config: AmqpConfig,
@@ -205,12 +208,7 @@ impl AmqpConsumer {
         let (conn, channel) = open(&self.config, "hookhub-dispatcher").await?;
         channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
         let consumer = channel
-            .basic_consume(
-                &self.config.queue,
-                "hookhub-dispatcher",
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(&self.config.queue, CONSUMER_TAG, BasicConsumeOptions::default(), FieldTable::default())
             .await?;
         Ok((conn, channel, consumer))
     }
@@ -286,6 +284,13 @@ impl Consumer for AmqpConsumer {
 
     async fn close(&mut self) {
         if let Some((conn, channel, _)) = self.link.take() {
+            // Stop deliveries first: one the broker sends while the channel
+            // closes arrives on a channel the client has let go of, and the
+            // client logs it as a connection error. Unacked messages go back
+            // to the queue when the channel closes.
+            if channel.status().connected() {
+                let _ = channel.basic_cancel(CONSUMER_TAG, BasicCancelOptions::default()).await;
+            }
             close(&conn, &channel, "dispatcher shutting down").await;
         }
     }
