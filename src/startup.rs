@@ -38,6 +38,9 @@ impl Role {
     }
 }
 
+/// How long a stopping hub leaves the AMQP client to finish closing.
+const BROKER_CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// A running hub (or part of one).
 pub struct Hub {
     store: Store,
@@ -48,6 +51,8 @@ pub struct Hub {
     tasks: Vec<JoinHandle<()>>,
     /// Fires when a part stops on its own (a panic, a fatal error).
     failed: CancellationToken,
+    /// It holds RabbitMQ connections (see [`Hub::shutdown`]).
+    uses_broker: bool,
 }
 
 /// Spawns a part of the hub. A part that ends before shutdown was asked
@@ -152,7 +157,8 @@ impl Hub {
         let api_port = if role.ingest() { Some(start_http(&settings.listen, true)?) } else { None };
         let metrics_port = settings.metrics_listen.as_deref().map(|a| start_http(a, false)).transpose()?;
         tracing::info!(role = ?role, "{}", settings.describe());
-        Ok(Self { store, api_port, metrics_port, shutdown, servers, tasks, failed })
+        let uses_broker = settings.amqp_config().is_some() && role != Role::Ingest;
+        Ok(Self { store, api_port, metrics_port, shutdown, servers, tasks, failed, uses_broker })
     }
 
     /// The port the API (or, for relay and dispatcher, the metrics) listens on.
@@ -177,6 +183,12 @@ impl Hub {
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
             tracing::warn!("shutdown timed out; unfinished work resumes from the store on restart");
+        }
+        if self.uses_broker {
+            // The AMQP client's I/O thread finishes a connection's closing
+            // handshake after `close` returns; if the runtime stops first,
+            // that thread logs an error on what was a clean stop.
+            tokio::time::sleep(BROKER_CLOSE_GRACE).await;
         }
     }
 
