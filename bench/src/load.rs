@@ -43,6 +43,8 @@ pub struct Plan {
     pub idempotency_prefix: Option<String>,
     /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
     pub batch: usize,
+    /// Most requests to send (each of `batch` events); `None` sends until the duration ends.
+    pub max_requests: Option<u64>,
 }
 
 /// An event the hub accepted.
@@ -103,6 +105,7 @@ struct Sender {
     deadline: Instant,
     stop: Arc<AtomicBool>,
     batch: usize,
+    max_requests: Option<u64>,
     outcome: Mutex<Outcome>,
 }
 
@@ -134,6 +137,11 @@ impl Sender {
     /// Whether sending should end: the deadline passed or the run said stop.
     fn done(&self) -> bool {
         Instant::now() >= self.deadline || self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether request number `seq` is past the plan's last.
+    fn past_last(&self, seq: u64) -> bool {
+        self.max_requests.is_some_and(|max| seq >= max)
     }
 
     /// Event number `seq`, with its idempotency key when the plan gives keys.
@@ -237,6 +245,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         deadline,
         stop: plan.stop.unwrap_or_default(),
         batch: plan.batch.max(1),
+        max_requests: plan.max_requests,
         outcome: Mutex::new(Outcome::default()),
     });
     let late_sends = match plan.pace {
@@ -257,7 +266,11 @@ async fn run_max(sender: &Arc<Sender>, concurrency: usize) -> u64 {
         let (sender, next) = (sender.clone(), next.clone());
         workers.spawn(async move {
             while !sender.done() {
-                sender.send(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).await;
+                let seq = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if sender.past_last(seq) {
+                    break;
+                }
+                sender.send(seq).await;
             }
         });
     }
@@ -275,7 +288,7 @@ async fn run_rate(sender: &Arc<Sender>, rate: u32, concurrency: usize) -> u64 {
     let mut late = 0;
     for seq in 0u64.. {
         let due = start + period.mul_f64(seq as f64);
-        if due >= sender.deadline {
+        if due >= sender.deadline || sender.past_last(seq) {
             break;
         }
         tokio::time::sleep_until(due.into()).await;

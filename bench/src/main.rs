@@ -9,6 +9,7 @@ mod hub;
 mod infra;
 mod load;
 mod noisy;
+mod noisy_retries;
 mod receiver;
 mod report;
 
@@ -18,6 +19,7 @@ use hub::{HubLauncher, HubProcess, ProcUsage};
 use infra::{AmqpNames, PgDatabase, SslMode};
 use load::{Accepted, Pace, Plan};
 use noisy::NoisyReport;
+use noisy_retries::RetriesReport;
 use receiver::{Behaviour, Endpoint, Receiver, ReservedPort};
 use report::{Context, Report, RunConfig, Timeline};
 use serde_json::json;
@@ -48,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     fanout: u32,
     /// Events per second to post.
-    #[arg(long, required_unless_present = "max", conflicts_with = "max", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, required_unless_present_any = ["max", "noisy_retries"], conflicts_with = "max", value_parser = clap::value_parser!(u32).range(1..))]
     rate: Option<u32>,
     /// Post as fast as the hub answers, with at most --concurrency POSTs in flight.
     #[arg(long)]
@@ -107,12 +109,24 @@ struct Args {
     /// `--rate`, `--duration`, `--fanout`) and a quiet one posting
     /// `--quiet-rate` events/s to one subscription before, during and after
     /// the burst; reports the quiet tenant's latency during the burst.
-    #[arg(long, conflicts_with_all = ["tenants", "slow_endpoints"])]
+    #[arg(long, conflicts_with_all = ["tenants", "slow_endpoints", "noisy_retries"])]
     noisy_tenant: bool,
-    /// Events per second of the quiet tenant (`--noisy-tenant`).
+    /// Two tenants: a noisy one whose `--retry-backlog` events go to
+    /// `--fanout` endpoints that always answer 500, so they keep coming due
+    /// as retries, and a quiet one posting `--quiet-rate` events/s to an
+    /// endpoint that fails each webhook's first request; reports how long
+    /// the quiet tenant's retries took during the storm the noisy tenant's
+    /// retries make for `--duration` seconds. The circuit breaker is off.
+    #[arg(long, conflicts_with_all = ["tenants", "slow_endpoints", "rate", "max", "batch"])]
+    noisy_retries: bool,
+    /// Events of the noisy tenant whose deliveries fail (`--noisy-retries`).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    retry_backlog: u64,
+    /// Events per second of the quiet tenant (`--noisy-tenant`, `--noisy-retries`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     quiet_rate: u32,
-    /// Seconds the quiet tenant posts alone before and after the burst (`--noisy-tenant`).
+    /// Seconds the quiet tenant posts alone before and after the burst
+    /// (`--noisy-tenant`), or before the storm (`--noisy-retries`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     quiet_alone: u64,
 }
@@ -122,6 +136,12 @@ impl Args {
     /// `--rate / --batch` requests.
     fn pace(&self) -> Pace {
         self.rate.map_or(Pace::Max, |r| Pace::Rate((r / self.batch).max(1)))
+    }
+
+    /// The first step of `--retry-schedule`: the longest wait before a first retry.
+    fn first_retry_cap(&self) -> anyhow::Result<Duration> {
+        let schedule: hookhub_dispatcher::RetrySchedule = self.retry_schedule.parse().context("--retry-schedule")?;
+        schedule.caps().first().copied().context("--retry-schedule has no step: nothing is retried")
     }
 
     /// `KEY=VALUE` pairs of --hub-env, checked.
@@ -248,6 +268,8 @@ enum Figures {
     Standard(Box<Report>),
     /// `--noisy-tenant`.
     Noisy(Box<NoisyReport>),
+    /// `--noisy-retries`.
+    Retries(Box<RetriesReport>),
 }
 
 impl Figures {
@@ -256,6 +278,7 @@ impl Figures {
         match self {
             Self::Standard(r) => (&mut r.postgres, &mut r.rabbitmq_version),
             Self::Noisy(r) => (&mut r.postgres, &mut r.rabbitmq_version),
+            Self::Retries(r) => (&mut r.postgres, &mut r.rabbitmq_version),
         }
     }
 
@@ -264,6 +287,7 @@ impl Figures {
         match self {
             Self::Standard(r) => (r.lost, r.events_accepted),
             Self::Noisy(r) => (r.lost(), r.noisy.accepted + r.quiet.accepted),
+            Self::Retries(r) => (r.lost(), r.noisy_accepted + r.quiet_accepted),
         }
     }
 
@@ -271,6 +295,7 @@ impl Figures {
         match self {
             Self::Standard(r) => r.table(),
             Self::Noisy(r) => r.table(),
+            Self::Retries(r) => r.table(),
         }
     }
 
@@ -278,6 +303,7 @@ impl Figures {
         let json = match self {
             Self::Standard(r) => serde_json::to_string_pretty(r),
             Self::Noisy(r) => serde_json::to_string_pretty(r),
+            Self::Retries(r) => serde_json::to_string_pretty(r),
         };
         json.expect("report serializes")
     }
@@ -285,7 +311,7 @@ impl Figures {
 
 /// Everything between "services are ready" and "figures are in".
 async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyhow::Result<Figures> {
-    let tenants = if args.noisy_tenant { 2 } else { args.tenants as usize };
+    let tenants = if args.noisy_tenant || args.noisy_retries { 2 } else { args.tenants as usize };
     eprintln!("creating {tenants} tenant(s)");
     let mut keys = Vec::with_capacity(tenants);
     for t in 0..tenants {
@@ -295,6 +321,11 @@ async fn measure(args: &Args, backend: &Backend, launcher: &HubLauncher) -> anyh
     let result = if args.noisy_tenant {
         let pair: [String; 2] = keys.try_into().expect("two tenants were created");
         noisy::measure(args, backend, &hub, pair).await.map(|r| Figures::Noisy(Box::new(r)))
+    } else if args.noisy_retries {
+        let pair: [String; 2] = keys.try_into().expect("two tenants were created");
+        noisy_retries::measure(args, backend, &hub, pair, args.first_retry_cap()?)
+            .await
+            .map(|r| Figures::Retries(Box::new(r)))
     } else {
         measure_with_hub(args, backend, &hub, keys).await
     };
@@ -330,7 +361,7 @@ async fn start_slow_receiver(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..args.slow_endpoints {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: subscribe(client, hub, key, &url).await?, tenant });
+            endpoints.push(Endpoint::new(subscribe(client, hub, key, &url).await?, tenant));
         }
     }
     let behaviour = Behaviour { delay: Duration::from_millis(args.slow_delay_ms), fail_pct: 0 };
@@ -351,7 +382,7 @@ async fn measure_with_hub(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..fanout {
             let url = format!("{receiver_base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: subscribe(&client, &hub.base, key, &url).await?, tenant });
+            endpoints.push(Endpoint::new(subscribe(&client, &hub.base, key, &url).await?, tenant));
         }
     }
     let behaviour =
@@ -371,6 +402,7 @@ async fn measure_with_hub(
         stop: None,
         idempotency_prefix: None,
         batch: args.batch as usize,
+        max_requests: None,
     };
     let sent = load::run(plan).await?;
     let send_end = Instant::now();
@@ -445,6 +477,10 @@ async fn run(args: &Args) -> anyhow::Result<(Figures, PathBuf)> {
     // The receivers are on loopback over http, which only development mode
     // allows; encryption at rest stays as in production.
     env.push(("HOOKHUB_MODE".into(), "development".into()));
+    if args.noisy_retries {
+        // The breaker would disable the always-failing endpoints and end the storm.
+        env.push(("HOOKHUB_BREAKER_MAX_FAILURES".into(), "0".into()));
+    }
     // Last, so that they override the above.
     env.extend(args.extra_env()?);
     let launcher = HubLauncher { bin, env, log: workdir.join("hub.log") };

@@ -91,12 +91,34 @@ pub struct Behaviour {
     pub fail_pct: u8,
 }
 
+/// How one endpoint answers a verified request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Answer {
+    /// As the receiver's [`Behaviour`] says.
+    #[default]
+    AsConfigured,
+    /// 500 to every request: its deliveries live in the hub's retry path.
+    AlwaysFail,
+    /// 500 to each webhook's first request and as configured after, so every
+    /// webhook is delivered by its first retry.
+    FailFirst,
+}
+
 /// One subscription's endpoint: its HMAC key and the tenant it belongs to.
 pub struct Endpoint {
     /// The decoded signing key.
     pub key: Vec<u8>,
     /// Index of the tenant whose events this endpoint should get.
     pub tenant: usize,
+    /// How it answers.
+    pub answer: Answer,
+}
+
+impl Endpoint {
+    /// An endpoint of `tenant` that answers as the receiver is configured.
+    pub fn new(key: Vec<u8>, tenant: usize) -> Self {
+        Self { key, tenant, answer: Answer::AsConfigured }
+    }
 }
 
 /// Counters and the arrival log, shared by the server's handlers.
@@ -105,6 +127,8 @@ struct Shared {
     endpoints: Vec<Endpoint>,
     /// First 2xx-answered arrival per (endpoint slot, webhook-id).
     arrivals: Mutex<HashMap<(usize, String), Instant>>,
+    /// First request per (slot, webhook-id) of a [`Answer::FailFirst`] endpoint.
+    first_failures: Mutex<HashMap<(usize, String), Instant>>,
     requests: AtomicU64,
     duplicates: AtomicU64,
     bad_signatures: AtomicU64,
@@ -141,14 +165,27 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
             return HttpResponse::Unauthorized().finish();
         }
     };
+    let slot = slot.expect("endpoint found by slot");
+    let fail_on_purpose = || {
+        shared.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
+        HttpResponse::InternalServerError().finish()
+    };
+    match endpoint.answer {
+        Answer::AsConfigured => {}
+        Answer::AlwaysFail => return fail_on_purpose(),
+        Answer::FailFirst => {
+            if let Entry::Vacant(v) = shared.first_failures.lock().unwrap().entry((slot, id.to_owned())) {
+                v.insert(arrived);
+                return fail_on_purpose();
+            }
+        }
+    }
     if !state.behaviour.delay.is_zero() {
         tokio::time::sleep(state.behaviour.delay).await;
     }
     if state.behaviour.fail_pct > 0 && rand::thread_rng().gen_range(0..100u8) < state.behaviour.fail_pct {
-        shared.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
-        return HttpResponse::InternalServerError().finish();
+        return fail_on_purpose();
     }
-    let slot = slot.expect("endpoint found by slot");
     match shared.arrivals.lock().unwrap().entry((slot, id.to_owned())) {
         Entry::Occupied(_) => {
             shared.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +219,8 @@ impl ReservedPort {
 pub struct Observed {
     /// First verified, 2xx-answered arrival per (endpoint slot, webhook-id).
     pub arrivals: HashMap<(usize, String), Instant>,
+    /// First request per (slot, webhook-id) of [`Answer::FailFirst`] endpoints.
+    pub first_failures: HashMap<(usize, String), Instant>,
     /// Tenant index of each endpoint slot.
     pub tenant_of_slot: Vec<usize>,
     /// Requests of any kind.
@@ -192,7 +231,7 @@ pub struct Observed {
     pub bad_signatures: u64,
     /// The first of those, for diagnosis.
     pub first_bad_signature: Option<String>,
-    /// Verified requests answered 500 because of `--receiver-fail-pct`.
+    /// Verified requests answered 500 on purpose: `--receiver-fail-pct`, or an endpoint's [`Answer`].
     pub failed_on_purpose: u64,
     /// Requests to a path that is no endpoint.
     pub unknown_paths: u64,
@@ -234,6 +273,11 @@ impl Receiver {
         f(&self.shared.arrivals.lock().unwrap(), &self.shared.endpoints)
     }
 
+    /// Verified requests answered 500 on purpose so far.
+    pub fn failed_on_purpose(&self) -> u64 {
+        self.shared.failed_on_purpose.load(Ordering::Relaxed)
+    }
+
     /// Requests received so far, verified or not.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
@@ -251,6 +295,7 @@ impl Receiver {
         let s = &self.shared;
         Observed {
             arrivals: std::mem::take(&mut *s.arrivals.lock().unwrap()),
+            first_failures: std::mem::take(&mut *s.first_failures.lock().unwrap()),
             tenant_of_slot: s.endpoints.iter().map(|e| e.tenant).collect(),
             requests: s.requests.load(Ordering::Relaxed),
             duplicates: s.duplicates.load(Ordering::Relaxed),
