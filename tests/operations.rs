@@ -38,6 +38,14 @@ async fn metrics_count_what_happened_and_readyz_checks_the_store() {
     for gauge in ["hookhub_outbox_backlog", "hookhub_outbox_oldest_age_seconds", "hookhub_retry_queue_depth"] {
         assert!(text.contains(&format!("\n{gauge} ")), "{gauge} in {text}");
     }
+    // Per tenant class: one series per plan, none per tenant.
+    for gauge in
+        ["hookhub_outbox_backlog_by_plan", "hookhub_due_deliveries_by_plan", "hookhub_oldest_due_age_seconds_by_plan"]
+    {
+        let series = text.lines().filter(|l| l.starts_with(&format!("{gauge}{{"))).count();
+        assert_eq!(series, 5, "{gauge}: a series per plan in {text}");
+        assert!(text.contains(&format!("{gauge}{{plan=\"studio\"}} ")), "{gauge} in {text}");
+    }
     assert!(text.contains("process_resident_memory_bytes"));
     let ready = reqwest::get(format!("{}/readyz", hub.base)).await.unwrap();
     assert_eq!(ready.status(), 200);

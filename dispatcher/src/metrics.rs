@@ -7,7 +7,9 @@
 //! Labels have a few fixed values each: no series per subscription or
 //! tenant, whose count would grow with the customers and whose ids would
 //! reach whoever reads the metrics.
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -61,6 +63,12 @@ pub struct Metrics {
     pub attempts: IntCounterVec,
     /// Pending deliveries waiting for a later attempt (read from the store now and then).
     pub retry_queue_depth: IntGauge,
+    /// Unpublished outbox rows by tenant class (plan), read with the other store gauges.
+    pub outbox_backlog_by_plan: IntGaugeVec,
+    /// Pending deliveries due now or overdue, by tenant class (plan).
+    pub due_deliveries_by_plan: IntGaugeVec,
+    /// How long the longest-waiting due delivery of a tenant class has been due.
+    pub oldest_due_age_seconds_by_plan: IntGaugeVec,
     /// HTTP time of one attempt.
     pub attempt_duration: Histogram,
     /// From the event's acceptance to its successful delivery.
@@ -98,6 +106,12 @@ impl Metrics {
                 .expect("valid metric");
             registry.register(Box::new(h.clone())).expect("registered once");
             h
+        };
+        // One series per plan: five at most, whatever the number of tenants.
+        let by_plan = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["plan"]).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
         };
         let attempts = IntCounterVec::new(
             Opts::new("hookhub_attempts_total", "Delivery attempts by outcome and status class"),
@@ -137,6 +151,18 @@ impl Metrics {
             ),
             outbox_quarantined,
             retry_queue_depth: gauge("hookhub_retry_queue_depth", "Pending deliveries waiting for a later attempt"),
+            outbox_backlog_by_plan: by_plan(
+                "hookhub_outbox_backlog_by_plan",
+                "Outbox rows not yet published, by the plan of their tenant",
+            ),
+            due_deliveries_by_plan: by_plan(
+                "hookhub_due_deliveries_by_plan",
+                "Pending deliveries due now or overdue, by the plan of their tenant",
+            ),
+            oldest_due_age_seconds_by_plan: by_plan(
+                "hookhub_oldest_due_age_seconds_by_plan",
+                "How long the longest-waiting due delivery has been due, by the plan of its tenant",
+            ),
             attempt_duration: histogram("hookhub_attempt_duration_seconds", "HTTP time of one delivery attempt"),
             delivery_latency: histogram(
                 "hookhub_delivery_latency_seconds",

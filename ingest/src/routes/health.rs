@@ -2,6 +2,8 @@
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_dispatcher::metrics::{metrics as registry, Throttle, STORE_GAUGES_EVERY};
+use hookhub_store::domain::Plan;
+use hookhub_store::Store;
 
 /// What a probe answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -60,17 +62,33 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// often (and by whomever) the endpoint is scraped.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     static STORE_READS: Throttle = Throttle::new(STORE_GAUGES_EVERY);
-    let m = registry();
     if STORE_READS.ready() {
-        if let Ok(outbox) = state.store.outbox_status().await {
-            m.outbox_backlog.set(outbox.backlog as i64);
-            m.outbox_quarantined_rows.set(outbox.quarantined as i64);
-            let age = outbox.oldest.map(|t| (hookhub_store::domain::now() - t).num_seconds().max(0));
-            m.outbox_oldest_age_seconds.set(age.unwrap_or(0));
-        }
-        if let Ok(depth) = state.store.retry_queue_depth().await {
-            m.retry_queue_depth.set(depth as i64);
+        read_store_gauges(&state.store).await;
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(registry().render())
+}
+
+/// Sets the gauges read from the store; one that cannot be read keeps its
+/// last value, so a slow or failing query shows as a stale gauge, not as a
+/// failed scrape.
+async fn read_store_gauges(store: &Store) {
+    let m = registry();
+    let age = |t: chrono::DateTime<chrono::Utc>| (hookhub_store::domain::now() - t).num_seconds().max(0);
+    if let Ok(outbox) = store.outbox_status().await {
+        m.outbox_backlog.set(outbox.backlog as i64);
+        m.outbox_quarantined_rows.set(outbox.quarantined as i64);
+        m.outbox_oldest_age_seconds.set(outbox.oldest.map_or(0, age));
+    }
+    if let Ok(depth) = store.retry_queue_depth().await {
+        m.retry_queue_depth.set(depth as i64);
+    }
+    if let Ok(by_plan) = store.backlog_by_plan().await {
+        for plan in Plan::ALL {
+            let backlog = by_plan.get(&plan).copied().unwrap_or_default();
+            let label = [plan.as_str()];
+            m.outbox_backlog_by_plan.with_label_values(&label).set(backlog.outbox as i64);
+            m.due_deliveries_by_plan.with_label_values(&label).set(backlog.due as i64);
+            m.oldest_due_age_seconds_by_plan.with_label_values(&label).set(backlog.oldest_due.map_or(0, age));
         }
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render())
 }

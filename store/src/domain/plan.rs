@@ -27,6 +27,9 @@ pub struct Window {
 }
 
 impl Plan {
+    /// Every plan, cheapest first.
+    pub const ALL: [Self; 5] = [Self::Essential, Self::Starter, Self::Pro, Self::Studio, Self::Unlimited];
+
     /// The windows this plan enforces, shortest first (none when unlimited).
     pub fn windows(self) -> Vec<Window> {
         let per = |fifteen_minutes, day| {
