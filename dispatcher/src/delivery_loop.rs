@@ -5,7 +5,8 @@
 //! is written ([`DeliveryLoop::take_on_by`]) and writes what became of it
 //! ([`Outcome::into_fresh`]); everything else is attempted as a stored
 //! delivery and recorded against it ([`DeliveryLoop::settle`]).
-use crate::fair::{FairPermit, FairSemaphore};
+use crate::due_alarm::DueAlarm;
+use crate::fair::{FairChannel, FairPermit, FairSemaphore};
 use crate::metrics::metrics;
 use crate::payload::webhook_body;
 use crate::sender::{Sender, Verdict};
@@ -21,7 +22,6 @@ use hookhub_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,34 +29,36 @@ use tokio_util::task::TaskTracker;
 /// Most attempts written in one transaction.
 const RECORD_BATCH: usize = 128;
 
+/// Attempts finished and not written yet, by tenant.
+type Results = FairChannel<TenantId, RecordedAttempt>;
+
 /// Writes finished attempts in batches, one commit each: whatever piled up
-/// while the previous batch was committing goes in the next. Under load
-/// that is many webhooks per disk flush; when idle, a batch of one.
+/// while the previous batch was committing goes in the next, taken one
+/// tenant at a time, so a tenant whose thousands of failures wait to be
+/// written does not hold back another's (whose retry is not due until its
+/// failure is written). Under load that is many webhooks per disk flush;
+/// when idle, a batch of one.
 async fn record_results(
     store: Store,
     breaker: BreakerPolicy,
-    mut results: mpsc::Receiver<RecordedAttempt>,
+    alarm: Arc<DueAlarm>,
+    results: Arc<Results>,
     attempts_done: CancellationToken,
 ) {
     loop {
-        let first = tokio::select! {
+        let batch = tokio::select! {
             biased;
-            r = results.recv() => r,
-            _ = attempts_done.cancelled() => results.try_recv().ok(),
+            batch = results.take(RECORD_BATCH) => batch,
+            _ = attempts_done.cancelled() => results.try_take(RECORD_BATCH),
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < RECORD_BATCH {
-            match results.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
+        if batch.is_empty() {
+            break;
         }
         match store.record_attempts(&batch, breaker).await {
             Ok(recorded) => {
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
-                        observe(r);
+                        written(&alarm, r);
                     }
                 }
             }
@@ -69,8 +71,16 @@ async fn record_results(
     }
 }
 
+/// After an attempt was written: sets the alarm for its retry, and counts it.
+fn written(alarm: &DueAlarm, recorded: &RecordedAttempt) {
+    if let NextStep::RetryAt(at) = recorded.next {
+        alarm.set(at);
+    }
+    observe(recorded);
+}
+
 /// Counts a recorded attempt in the metrics.
-pub(crate) fn observe(recorded: &RecordedAttempt) {
+fn observe(recorded: &RecordedAttempt) {
     let (work, next) = (&recorded.work, recorded.next);
     let (status, seconds) = (recorded.attempt.status_code, recorded.attempt.latency_ms as f64 / 1000.0);
     let m = metrics();
@@ -143,24 +153,24 @@ pub struct DeliveryLoop {
     /// behind all of it.
     queue: Arc<FairSemaphore<TenantId>>,
     gate: SubscriptionGate,
+    /// Wakes the retry poller when a retry written here comes due.
+    alarm: Arc<DueAlarm>,
     /// Every task it starts, waited for at shutdown.
     tasks: TaskTracker,
     /// Finished attempts on their way to the store, written in batches.
-    results: mpsc::Sender<RecordedAttempt>,
-    results_rx: std::sync::Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
+    results: Arc<Results>,
 }
 
 impl DeliveryLoop {
     /// A loop with `config.concurrency` attempts in flight at most.
     pub fn new(store: Store, config: DeliveryConfig) -> Arc<Self> {
-        let (results, results_rx) = mpsc::channel(config.concurrency.max(1) * 4);
         Arc::new(Self {
-            results,
-            results_rx: std::sync::Mutex::new(Some(results_rx)),
+            results: Arc::new(FairChannel::new(config.concurrency.max(1) * 4)),
             sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
             permits: FairSemaphore::new(config.concurrency.max(1)),
             queue: FairSemaphore::new(config.concurrency.max(1) * 4),
             gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
+            alarm: Arc::default(),
             tasks: TaskTracker::new(),
             store,
             config,
@@ -178,18 +188,24 @@ impl DeliveryLoop {
     /// another worker retries it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let attempts_done = CancellationToken::new();
-        let results = self.results_rx.lock().expect("lock is never poisoned").take().expect("run is called once");
-        let recorder =
-            tokio::spawn(record_results(self.store.clone(), self.config.breaker, results, attempts_done.clone()));
+        let recorder = tokio::spawn(record_results(
+            self.store.clone(),
+            self.config.breaker,
+            self.alarm.clone(),
+            self.results.clone(),
+            attempts_done.clone(),
+        ));
         let lease = self.config.lease_span();
-        let mut wait = Duration::ZERO;
+        let mut poll_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {
+                // An earlier alarm was set: work out the time to wake again.
+                _ = self.alarm.set_earlier() => {}
+                _ = tokio::time::sleep_until(self.alarm.next_look(poll_at)) => {
                     self.gate.forget_idle();
-                    wait = self.poll_due(lease).await;
+                    poll_at = tokio::time::Instant::now() + self.poll_due(lease).await;
                 }
             }
         }
@@ -314,12 +330,18 @@ impl DeliveryLoop {
         }
     }
 
+    /// Counts an attempt fan-out wrote with its delivery, and sets the
+    /// alarm for its retry.
+    pub(crate) fn written(&self, recorded: &RecordedAttempt) {
+        written(&self.alarm, recorded);
+    }
+
     /// Writes an outcome to its stored delivery; attempts go to the recorder.
     pub async fn settle(&self, outcome: Outcome) {
         let (id, written) = match outcome {
             Outcome::Attempted(recorded) => {
-                // The recorder is never closed while attempts run.
-                let _ = self.results.send(recorded).await;
+                let tenant = recorded.work.delivery.tenant_id.clone();
+                self.results.send(&tenant, recorded).await;
                 return;
             }
             Outcome::Deferred(work, until) => {

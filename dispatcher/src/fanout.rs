@@ -15,7 +15,7 @@
 //! deliveries are committed: from then on the store carries them, so an ack
 //! never loses anything, and a crash before it sends the finished attempts
 //! again (at least once, same `webhook-id`).
-use crate::delivery_loop::{observe, DeliveryLoop, Outcome};
+use crate::delivery_loop::{DeliveryLoop, Outcome};
 use crate::fair::FairQueue;
 use crate::metrics::metrics;
 use crate::outbox_relay::error_backoff;
@@ -311,7 +311,7 @@ impl Fanout {
         for f in &round.fresh {
             if let FreshDelivery::Attempted(recorded) = f {
                 if written.contains(f.id().as_str()) {
-                    observe(recorded);
+                    self.deliveries.written(recorded);
                 }
             }
         }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod delivery_loop;
+pub mod due_alarm;
 pub mod fair;
 pub mod fanout;
 pub mod ip_network;
