@@ -1,6 +1,8 @@
 //! Fair shares between tenants: a tenant's burst or backlog of retries
 //! does not queue another tenant's webhooks behind it, on both backends
-//! (SQLite with the in-process queue; PostgreSQL with RabbitMQ).
+//! (SQLite with the in-process queue; PostgreSQL with RabbitMQ) and with
+//! two hubs sharing one PostgreSQL and one queue; and what waits is
+//! reported per tenant class.
 //!
 //! The assertions are on order and counts, not on wall-clock time: where
 //! the quiet tenant's webhook lands among the burst's.
@@ -8,7 +10,8 @@ mod common;
 
 use common::receiver::Receiver;
 use common::{fanned_out, post_events, Backend, TestHub};
-use hookhub_store::domain::now;
+use hookhub::{Hub, Role};
+use hookhub_store::domain::{now, Plan};
 use serde_json::json;
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ crate::on_both_backends!(
     a_quiet_tenants_event_goes_out_ahead_of_a_burst,
     claims_take_tenants_in_turn,
     a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries,
+    the_backlog_is_counted_per_plan,
 );
 
 /// A second tenant subscribed to bookings at `url`; returns its key.
@@ -36,6 +40,20 @@ async fn quiet_tenant(hub: &TestHub, url: &str) -> String {
 const BURST_EVENTS: usize = 300;
 
 async fn a_quiet_tenants_event_goes_out_ahead_of_a_burst(backend: Backend) {
+    quiet_ahead_of_burst(backend, 1).await;
+}
+
+/// Scale-out: two whole hubs on one PostgreSQL and one RabbitMQ queue, each
+/// relaying, consuming and claiming retries; the burst is posted to one and
+/// the quiet event to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_two_hubs_a_quiet_tenants_event_goes_out_ahead_of_a_burst() {
+    quiet_ahead_of_burst(Backend::Postgres, 2).await;
+}
+
+/// The burst of [`BURST_EVENTS`] to four slow endpoints, then one quiet
+/// event, on `hubs` hubs sharing the store and queue.
+async fn quiet_ahead_of_burst(backend: Backend, hubs: usize) {
     let receiver = Receiver::start().await;
     // Slow enough that the burst takes seconds to deliver: its backlog
     // is what the quiet tenant's event must not queue behind.
@@ -47,13 +65,20 @@ async fn a_quiet_tenants_event_goes_out_ahead_of_a_burst(backend: Backend) {
         s.delivery_concurrency_per_subscription = 1;
     })
     .await;
+    let mut others = Vec::new();
+    for _ in 1..hubs {
+        others.push(Hub::start(&hub.settings, Role::All).await.expect("another hub starts"));
+    }
+    let bases: Vec<String> = std::iter::once(hub.base.clone())
+        .chain(others.iter().map(|h| format!("http://127.0.0.1:{}", h.port().unwrap())))
+        .collect();
     for n in 0..4 {
         hub.subscribe(&receiver.url(&format!("/burst/{n}")), &["client.created"]).await;
     }
     let quiet_key = quiet_tenant(&hub, &receiver.url("/quiet")).await;
 
-    post_events(std::slice::from_ref(&hub.base), &hub.key, BURST_EVENTS, |n| ("client.created", json!({"n": n}))).await;
-    post_events(std::slice::from_ref(&hub.base), &quiet_key, 1, |_| {
+    post_events(&bases[..1], &hub.key, BURST_EVENTS, |n| ("client.created", json!({"n": n}))).await;
+    post_events(&bases[bases.len() - 1..], &quiet_key, 1, |_| {
         ("appointment.booked", json!({"appointment_id": "apt_1"}))
     })
     .await;
@@ -72,6 +97,9 @@ async fn a_quiet_tenants_event_goes_out_ahead_of_a_burst(backend: Backend) {
         before_quiet < burst / 2,
         "{before_quiet} of the burst's {burst} webhooks went out before the quiet tenant's one"
     );
+    for other in others {
+        other.shutdown().await;
+    }
     hub.stop().await;
 }
 
@@ -136,4 +164,30 @@ async fn a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries(backend: B
     // before it; in turn, behind about one per loop place.
     assert!(between < 50, "{between} of the busy tenant's retries went out before the quiet tenant's retry");
     hub.stop().await;
+}
+
+async fn the_backlog_is_counted_per_plan(backend: Backend) {
+    let (settings, store, busy) = common::test_store(backend).await;
+    let (pro, _) = store.create_tenant_on("pro", Plan::Pro).await.unwrap();
+    assert_ne!(busy.plan, Plan::Pro, "two classes");
+    common::subscribe_in_store(&store, &busy, "http://127.0.0.1:9/busy").await;
+    common::subscribe_in_store(&store, &pro, "http://127.0.0.1:9/pro").await;
+    for _ in 0..3 {
+        fanned_out(&store, &busy, now() - chrono::Duration::minutes(10)).await;
+    }
+    fanned_out(&store, &pro, now() - chrono::Duration::seconds(30)).await;
+    // Due in an hour: waiting, but not due.
+    fanned_out(&store, &pro, now() + chrono::Duration::hours(1)).await;
+
+    let by_plan = store.backlog_by_plan().await.unwrap();
+    let busy_class = by_plan[&busy.plan];
+    // Each fanned-out event also left its outbox row unpublished (no relay runs).
+    assert_eq!((busy_class.outbox, busy_class.due), (3, 3), "{by_plan:?}");
+    let oldest = now() - busy_class.oldest_due.expect("an oldest due delivery");
+    assert!(oldest >= chrono::Duration::minutes(9) && oldest <= chrono::Duration::minutes(11), "{oldest:?}");
+    let pro_class = by_plan[&Plan::Pro];
+    assert_eq!((pro_class.outbox, pro_class.due), (2, 1), "{by_plan:?}");
+    assert!(now() - pro_class.oldest_due.unwrap() < chrono::Duration::minutes(1));
+    assert!(!by_plan.contains_key(&Plan::Studio), "a class with nothing waiting is absent");
+    common::drop_test_resources(&settings).await;
 }
