@@ -1,17 +1,18 @@
 //! A bounded channel whose receiver takes items one key at a time in turn.
-use super::FairQueue;
+use super::{FairPermit, FairQueue, FairSemaphore};
 use std::hash::Hash;
-use std::sync::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Many senders, one receiver, at most `capacity` items queued: a sender
-/// waits while it is full (backpressure). The receiver takes batches
-/// formed one key in turn ([`FairQueue`]), so one key's thousand items do
-/// not make another key's one wait for all of them.
-pub struct FairChannel<K, T> {
-    queue: Mutex<FairQueue<K, T>>,
-    /// Free places; a sender takes one, the receiver gives it back.
-    room: Semaphore,
+/// waits while it is full (backpressure), and the room that frees up goes
+/// to the waiting senders one key in turn ([`FairSemaphore`]). The receiver
+/// takes batches formed one key in turn ([`FairQueue`]). Both ways, one
+/// key's thousand items do not make another key's one wait for all of them.
+pub struct FairChannel<K: Eq + Hash + Clone, T> {
+    /// Each item with the place it holds until it is taken.
+    queue: Mutex<FairQueue<K, (T, FairPermit<K>)>>,
+    room: Arc<FairSemaphore<K>>,
     /// Rung when an item is queued.
     ready: Notify,
 }
@@ -19,24 +20,25 @@ pub struct FairChannel<K, T> {
 impl<K: Eq + Hash + Clone, T> FairChannel<K, T> {
     /// A channel holding at most `capacity` items.
     pub fn new(capacity: usize) -> Self {
-        Self { queue: Mutex::new(FairQueue::default()), room: Semaphore::new(capacity.max(1)), ready: Notify::new() }
+        Self {
+            queue: Mutex::new(FairQueue::default()),
+            room: FairSemaphore::new(capacity.max(1)),
+            ready: Notify::new(),
+        }
     }
 
-    /// Queues `item` behind `key`'s others, waiting for room.
+    /// Queues `item` behind `key`'s others, waiting for room in `key`'s turn.
     pub async fn send(&self, key: &K, item: T) {
-        self.room.acquire().await.expect("the semaphore is never closed").forget();
-        self.lock().push(key, item);
+        let place = self.room.acquire(key).await;
+        self.lock().push(key, (item, place));
         self.ready.notify_one();
     }
 
-    /// Up to `max` items, taken in turn; none if nothing is queued.
+    /// Up to `max` items, taken in turn; none if nothing is queued. Their
+    /// places are freed as they leave.
     pub fn try_take(&self, max: usize) -> Vec<T> {
-        let taken: Vec<T> = {
-            let mut queue = self.lock();
-            std::iter::from_fn(|| queue.pop().map(|(_, item)| item)).take(max).collect()
-        };
-        self.room.add_permits(taken.len());
-        taken
+        let mut queue = self.lock();
+        std::iter::from_fn(|| queue.pop().map(|(_, (item, _place))| item)).take(max).collect()
     }
 
     /// Up to `max` items, taken in turn, once at least one is queued.
@@ -52,7 +54,7 @@ impl<K: Eq + Hash + Clone, T> FairChannel<K, T> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FairQueue<K, T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FairQueue<K, (T, FairPermit<K>)>> {
         self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -60,7 +62,6 @@ impl<K: Eq + Hash + Clone, T> FairChannel<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[tokio::test]
@@ -88,6 +89,32 @@ mod tests {
         assert_eq!(channel.try_take(1), vec![1]);
         third.await.unwrap();
         assert_eq!(channel.take(10).await, vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn room_that_frees_up_goes_to_the_waiting_keys_in_turn() {
+        let channel = Arc::new(FairChannel::new(1));
+        channel.send(&"burst", 0).await;
+        let mut waiting = Vec::new();
+        for (key, n) in [("burst", 1), ("burst", 2), ("burst", 3), ("quiet", 100)] {
+            let channel = channel.clone();
+            waiting.push(tokio::spawn(async move { channel.send(&key, n).await }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(channel.try_take(1), vec![0]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let next = channel.try_take(1);
+        assert!(next == vec![1] || next == vec![100], "{next:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let after = channel.try_take(1);
+        assert!(
+            next.contains(&100) || after.contains(&100),
+            "the quiet key waited behind the burst: {next:?} {after:?}"
+        );
+        while waiting.iter().any(|w| !w.is_finished()) {
+            channel.try_take(10);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]

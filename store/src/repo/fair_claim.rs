@@ -34,10 +34,9 @@ where
     T: Iden + Copy + 'static,
     C: Iden + Copy + IntoColumnRef + 'static,
 {
-    let (turn, age, ranked) = (Alias::new("turn"), Alias::new("age"), Alias::new("ranked"));
+    let (turn, ranked) = (Alias::new("turn"), Alias::new("ranked"));
     let numbered = Query::select()
         .column(id)
-        .expr_as(Expr::col(oldest_first), age.clone())
         .expr_window_as(
             Expr::cust("ROW_NUMBER()"),
             WindowStatement::partition_by(tenant)
@@ -49,12 +48,17 @@ where
         .from(table)
         .cond_where(claimable.clone())
         .to_owned();
+    // Within a turn, tenants in random order rather than oldest first: a
+    // claim of a few rows (the retry poller claims as many as places just
+    // freed, often one) would otherwise go to the tenant with the most
+    // overdue backlog again and again, since nothing remembers that it was
+    // served by the claim before. Drawn at random, each tenant with rows
+    // waiting has the same chance at each place.
     let in_turn = Query::select()
         .column(id)
         .from_subquery(numbered, ranked)
         .order_by(turn, Order::Asc)
-        .order_by(age, Order::Asc)
-        .order_by(id, Order::Asc)
+        .order_by_expr(Expr::cust("RANDOM()"), Order::Asc)
         .limit(limit)
         .to_owned();
     // Window functions and row locks cannot share a query: lock in an
