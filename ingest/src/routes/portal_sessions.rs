@@ -99,7 +99,6 @@ fn base_url(state: &AppState, req: &HttpRequest) -> String {
 /// `POST /v1/portal-sessions` `{expires_in?, read_only?, event_types?, theme?}` → 201 `{url, expires_at}`.
 #[utoipa::path(operation_id = "create_portal_session", post, path = "/v1/portal-sessions", tag = "portal",
     request_body(content = Option<PortalSessionFields>), responses((status = 201, body = PortalLinkBody)),
-    params(("Hookhub-Tenant" = Option<String>, Header, description = "With a platform credential: the tenant the portal shows")),
     security(("bearer" = ["admin"])))]
 pub async fn create(
     state: web::Data<AppState>,
