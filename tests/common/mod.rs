@@ -3,6 +3,7 @@
 //! local receiver that records what it is sent.
 #![allow(dead_code)]
 
+pub mod logged_hub;
 pub mod receiver;
 
 use hookhub::{Hub, Role, Settings};

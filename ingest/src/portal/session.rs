@@ -103,7 +103,8 @@ pub(crate) async fn login(
     let (session, cookie) = state.store.open_portal_link(&link).await?.ok_or(PortalError::LinkRefused)?;
     let theme = Theme::stored(session.theme.as_ref(), &state.portal);
     mark(&req, &state, &session, &theme);
-    let max_age = (session.expires_at - hookhub_store::domain::now()).num_seconds().max(0);
+    // Rounded up: the session just began, and "3600" reads as the hour it lasts.
+    let max_age = ((session.expires_at - hookhub_store::domain::now()).num_milliseconds() + 999).max(0) / 1000;
     let cookie = session_cookie(cookie.expose(), max_age, is_https(&state, &req), state.portal.embeddable());
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/portal/endpoints"))
