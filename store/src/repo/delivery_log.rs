@@ -11,7 +11,7 @@ use crate::entity::{attempt, delivery, event};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
 
@@ -84,13 +84,19 @@ impl Store {
             select = select.filter(delivery::Column::Id.lt(id_at("dlv_", to)));
         }
         if let Some(kind) = &filter.event_type {
+            // Checked row by row as the index yields the newest deliveries
+            // (one primary-key lookup each), so a page stops after its rows;
+            // `event_id IN (events of the type)` would first collect every
+            // event of the type (200 ms at 100,000 on SQLite).
             let of_type = Query::select()
-                .column(event::Column::Id)
+                .expr(Expr::val(1))
                 .from(event::Entity)
-                .and_where(event::Column::TenantId.eq(tenant.as_str()))
-                .and_where(event::Column::EventType.eq(kind.as_str()))
+                .and_where(
+                    Expr::col((event::Entity, event::Column::Id)).equals((delivery::Entity, delivery::Column::EventId)),
+                )
+                .and_where(Expr::col((event::Entity, event::Column::EventType)).eq(kind.as_str()))
                 .to_owned();
-            select = select.filter(delivery::Column::EventId.in_subquery(of_type));
+            select = select.filter(Expr::exists(of_type));
         }
         let txn = self.tenant_scope(tenant).await?;
         let page = paginate(&txn, select, delivery::Column::Id, |m| &m.id, page).await?;
