@@ -48,7 +48,13 @@ impl Browser {
             &format!("--user-data-dir={}", profile.display()),
             &format!("--window-size={width},900"),
         ];
-        let caps = json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": args}});
+        let mut options = json!({"binary": CHROMIUM, "args": args});
+        if width < 500 {
+            // Headless Chromium keeps windows at least 500 px wide; a phone's
+            // width takes device emulation.
+            options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": 800, "pixelRatio": 1}});
+        }
+        let caps = json!({"goog:chromeOptions": options});
         let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

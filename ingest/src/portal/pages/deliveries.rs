@@ -163,7 +163,7 @@ pub(crate) async fn list(
                 (empty("No deliveries yet", "When an event is sent to one of your endpoints it shows here, with every attempt. Send a test event from an endpoint's page to see one.", Some(("/portal/endpoints", "Go to endpoints"))))
             }
         } @else {
-            div.table-wrap { table {
+            div.table-wrap.stacked { table {
                 caption.visually-hidden { "Deliveries, newest first" }
                 thead { tr {
                     th scope="col" { "Created" }
@@ -175,14 +175,14 @@ pub(crate) async fn list(
                 tbody { @for row in &found.items {
                     @let d = &row.delivery;
                     tr {
-                        td { (when(d.created_at)) }
-                        td { a href={ "/portal/events/" (d.event_id) } { code { (row.event_type) } } }
-                        td.url { (urls.get(&d.subscription_id).copied().unwrap_or("Deleted endpoint")) }
-                        td {
+                        td data-label="Created" { (when(d.created_at)) }
+                        td data-label="Event" { a href={ "/portal/events/" (d.event_id) } { code { (row.event_type) } } }
+                        td.url data-label="Endpoint" { (urls.get(&d.subscription_id).copied().unwrap_or("Deleted endpoint")) }
+                        td data-label="Status" {
                             (delivery_status(d.status))
                             @if let Some(code) = d.last_status_code { span.muted { " " (code) } }
                         }
-                        td { (d.attempt_count) }
+                        td data-label="Attempts" { (d.attempt_count) }
                     }
                 } }
             } }

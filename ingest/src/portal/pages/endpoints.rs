@@ -37,7 +37,7 @@ pub(crate) async fn list(
                 (!viewer.session.read_only).then_some(("/portal/endpoints/new", "Add your first endpoint")),
             ))
         } @else {
-            div.table-wrap {
+            div.table-wrap.stacked {
                 table {
                     caption.visually-hidden { "Your endpoints" }
                     thead { tr {
@@ -62,12 +62,14 @@ pub(crate) async fn list(
 fn row(sub: &Subscription, health: EndpointHealth) -> Markup {
     html! {
         tr {
-            td {
-                a.url href=(endpoint_path(&sub.id)) { (sub.url) }
-                @if !sub.description.is_empty() { div.sub { (sub.description) } }
+            td data-label="Endpoint" {
+                div {
+                    a.url href=(endpoint_path(&sub.id)) { (sub.url) }
+                    @if !sub.description.is_empty() { div.sub { (sub.description) } }
+                }
             }
-            td { (status_badge(sub)) }
-            td {
+            td data-label="Status" { (status_badge(sub)) }
+            td data-label="Success" {
                 @if let Some(rate) = (health.succeeded * 100).checked_div(health.attempts) {
                     span class=(if rate >= 95 { "rate ok" } else if rate >= 50 { "rate warn" } else { "rate bad" }) {
                         (rate) "%"
@@ -77,7 +79,7 @@ fn row(sub: &Subscription, health: EndpointHealth) -> Markup {
                     span.muted { "No attempts yet" }
                 }
             }
-            td {
+            td data-label="Last attempt" {
                 @match health.last_attempt_at {
                     Some(at) => {
                         (when(at))
