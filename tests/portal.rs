@@ -443,27 +443,20 @@ async fn portal_sessions_are_checked_and_a_platform_opens_them_for_its_tenants()
     let call = |method: Method, path: &str| {
         platform.request(method, format!("{}{path}", hub.base)).bearer_auth(platform_key.expose())
     };
-    let tenant: Value = call(Method::POST, "/v1/tenants")
-        .json(&json!({"name": "Studio North", "external_id": "studio_1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().json::<Value>().await.unwrap() };
+    let tenant =
+        answer(call(Method::POST, "/v1/tenants").json(&json!({"name": "Studio North", "external_id": "studio_1"})))
+            .await;
     let sub = call(Method::POST, "/v1/subscriptions")
         .header("hookhub-tenant", "studio_1")
         .json(&json!({"url": "https://studio-north.example/hooks", "event_types": ["*"]}));
     assert_eq!(sub.send().await.unwrap().status(), StatusCode::CREATED);
-    let link: Value = call(Method::POST, "/v1/portal-sessions")
-        .header("hookhub-tenant", "studio_1")
-        .json(&json!({"event_types": ["appointment.booked"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let link = answer(
+        call(Method::POST, "/v1/portal-sessions")
+            .header("hookhub-tenant", "studio_1")
+            .json(&json!({"event_types": ["appointment.booked"]})),
+    )
+    .await;
     let (cookie, _) = exchange(link["url"].as_str().unwrap()).await;
     let page = portal(&hub, Method::GET, "/portal/endpoints", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("studio-north.example"), "the platform's tenant's endpoints");

@@ -16,8 +16,8 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr, Func};
 use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    Statement, TransactionTrait, Value,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement,
+    TransactionTrait, Value,
 };
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! One endpoint: its settings, its signing secret (hidden until revealed),
 //! rotation, a test event, recovery, and its latest attempts; and the
 //! changes made from it.
-use super::{endpoint_path, status_badge, subscription_id};
+use super::{endpoint_path, status_badge, subscription_id, NoticeQuery};
 use crate::portal::csrf::Change;
 use crate::portal::error::PortalError;
 use crate::portal::layout::{action, csrf_field, notice, page, see_other, when, Section};
@@ -13,17 +13,9 @@ use hookhub_store::domain::{EventType, EventTypeFilter, SubscriptionId, Subscrip
 use hookhub_store::repo::{AttemptsOf, Subscription, SubscriptionPatch};
 use hookhub_store::PageRequest;
 use maud::{html, Markup};
-use serde::Deserialize;
 
 /// Attempts shown on the page; the deliveries page has them all.
 const RECENT_ATTEMPTS: u64 = 20;
-
-/// What a change just did, named by the redirect that follows it.
-#[derive(Deserialize)]
-pub(crate) struct NoticeQuery {
-    notice: Option<String>,
-    n: Option<u64>,
-}
 
 /// The words of a notice; unknown ones say nothing (the query is the user's).
 fn notice_text(q: &NoticeQuery) -> Option<String> {

@@ -1,7 +1,7 @@
 //! One event: its payload as indented JSON, where it stands with each
 //! endpoint, and every attempt (time, status, latency, error, the start of
 //! the response), each of which can be sent again.
-use super::{endpoint_path, event_id};
+use super::{endpoint_path, event_id, NoticeQuery};
 use crate::portal::csrf::Change;
 use crate::portal::error::PortalError;
 use crate::portal::layout::{action, badge, json_block, notice, page, see_other, when, Section};
@@ -13,12 +13,6 @@ use hookhub_store::repo::{Attempt, AttemptsOf};
 use hookhub_store::PageRequest;
 use maud::{html, Markup};
 use std::collections::HashMap;
-
-/// What a just-made change said, named by the redirect.
-#[derive(serde::Deserialize)]
-pub(crate) struct NoticeQuery {
-    notice: Option<String>,
-}
 
 /// A delivery's status as a badge.
 pub(crate) fn delivery_status(status: DeliveryStatus) -> Markup {

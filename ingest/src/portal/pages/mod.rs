@@ -11,6 +11,16 @@ use hookhub_store::domain::{EventId, SubscriptionId, SubscriptionStatus};
 use hookhub_store::repo::{Subscription, GONE_REASON};
 use maud::{html, Markup};
 
+/// What a just-made change said, named by the redirect that follows it
+/// (`?notice=saved`); pages choose the words, the query only picks them.
+#[derive(serde::Deserialize)]
+pub(crate) struct NoticeQuery {
+    /// Which notice.
+    pub notice: Option<String>,
+    /// A count the notice mentions.
+    pub n: Option<u64>,
+}
+
 /// A subscription id from a path; a malformed one is not found.
 pub(crate) fn subscription_id(raw: &str) -> Result<SubscriptionId, PortalError> {
     raw.parse().map_err(|_| PortalError::Api(ApiError::NotFound("endpoint")))
