@@ -102,6 +102,28 @@ async fn a_tenant_adds_an_endpoint_sends_a_signed_test_event_and_rotates_its_sec
     let got = receiver.wait_for("/portal-hook", 2).await;
     verify_with_reference(&rotated, &got[1..]);
     verify_with_reference(&secret, &got[1..]);
+
+    browser.goto(&endpoint).await;
+    browser.click("Disable").await;
+    assert!(browser.text().await.contains("Endpoint disabled"));
+    assert_eq!(hub.get("/v1/subscriptions").await.1["data"][0]["status"], "disabled");
+    browser.click("Enable").await;
+    assert!(browser.text().await.contains("Endpoint enabled"));
+    browser.click("Edit").await;
+    browser.fill("description", "Front desk CRM, bookings only").await;
+    browser.client.find(Locator::Css("input[value='*']")).await.unwrap().click().await.unwrap();
+    browser.client.find(Locator::Css("input[value='appointment.booked']")).await.unwrap().click().await.unwrap();
+    browser.click("Save changes").await;
+    let (_, saved) = hub.get("/v1/subscriptions").await;
+    assert_eq!(saved["data"][0]["event_types"], json!(["appointment.booked"]), "{saved}");
+    assert_eq!(saved["data"][0]["status"], "active");
+    browser.click("Delete").await;
+    let asked = browser.client.get_alert_text().await.unwrap();
+    assert!(asked.starts_with("Delete this endpoint?"), "{asked}");
+    browser.client.accept_alert().await.unwrap();
+    eventually(Duration::from_secs(10), || async { browser.text().await.contains("No endpoints yet").then_some(()) })
+        .await;
+    assert_eq!(hub.get("/v1/subscriptions").await.1["data"], json!([]));
     browser.close().await;
     hub.stop().await;
 }
@@ -127,11 +149,20 @@ async fn a_failing_endpoint_shows_its_attempts_with_the_response_and_can_be_rede
     assert!(text.contains("answered 500"), "the response excerpt: {text}");
     assert!(text.contains("Failed") && text.contains("\"appointment_id\": \"ap_1\""), "{text}");
 
+    // Recover what failed since yesterday (the endpoint answers again now).
     let before = receiver.received("/failing").len();
-    browser.click("Redeliver").await;
-    assert!(browser.text().await.contains("Queued to be sent again"));
+    browser.goto(&format!("{}/portal/endpoints/{sub_id}", hub.base)).await;
+    browser.eval("document.getElementById('since').value = '2020-01-01T00:00'; return null").await;
+    browser.click("Recover").await;
+    assert!(browser.text().await.contains("1 failed deliveries queued again"), "{}", browser.text().await);
     receiver.wait_for("/failing", before + 1).await;
     hub.wait_delivery_status(&event, sub_id, "succeeded").await;
+
+    // And send it once more, by hand, from one of its attempts.
+    browser.goto(&format!("{}/portal/events/{event}", hub.base)).await;
+    browser.click("Redeliver").await;
+    assert!(browser.text().await.contains("Queued to be sent again"));
+    receiver.wait_for("/failing", before + 2).await;
     reload_until(&browser, "Succeeded").await;
     browser.close().await;
     hub.stop().await;

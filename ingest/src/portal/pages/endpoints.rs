@@ -4,7 +4,7 @@ use super::{endpoint_path, status_badge, subscription_id};
 use crate::pagination::PageQuery;
 use crate::portal::csrf::{Change, Fields};
 use crate::portal::error::PortalError;
-use crate::portal::layout::{csrf_field, empty, page, see_other, when, Section};
+use crate::portal::layout::{csrf_field, empty, json_block, page, see_other, when, Section};
 use crate::portal::session::Viewer;
 use crate::routes::subscriptions::{create_checked, update_checked, SubscriptionFields};
 use crate::{ApiError, AppState};
@@ -142,6 +142,9 @@ fn form(viewer: &Viewer, types: &[EventTypeInfo], sub: Option<&Subscription>) ->
                         span {
                             code { (t.name) }
                             span.sub { (t.description) }
+                            @if let Some(example) = &t.example {
+                                details.example { summary { "Example" } (json_block(example, "Example payload")) }
+                            }
                         }
                     }
                 }
