@@ -72,6 +72,9 @@ async fn a_tenant_adds_an_endpoint_sends_a_signed_test_event_and_rotates_its_sec
 
     browser.goto(&link).await;
     assert!(browser.url().await.ends_with("/portal/endpoints"), "the token left the address bar");
+    // The keyboard's first stop skips the navigation.
+    browser.client.find(Locator::Css("body")).await.unwrap().send_keys("\u{e004}").await.unwrap();
+    assert_eq!(browser.eval("return document.activeElement.textContent").await, "Skip to content");
     assert!(browser.text().await.contains("No endpoints yet"));
     browser.click("Add your first endpoint").await;
     browser.fill("url", &receiver.url("/portal-hook")).await;
@@ -114,10 +117,14 @@ async fn a_tenant_adds_an_endpoint_sends_a_signed_test_event_and_rotates_its_sec
     browser.client.find(Locator::Css("input[value='*']")).await.unwrap().click().await.unwrap();
     browser.client.find(Locator::Css("input[value='appointment.booked']")).await.unwrap().click().await.unwrap();
     browser.click("Save changes").await;
-    let (_, saved) = hub.get("/v1/subscriptions").await;
-    assert_eq!(saved["data"][0]["event_types"], json!(["appointment.booked"]), "{saved}");
+    let saved = eventually(Duration::from_secs(10), || async {
+        let (_, saved) = hub.get("/v1/subscriptions").await;
+        (saved["data"][0]["event_types"] == json!(["appointment.booked"])).then_some(saved)
+    })
+    .await;
+    assert_eq!(saved["data"][0]["description"], "Front desk CRM, bookings only");
     assert_eq!(saved["data"][0]["status"], "active");
-    browser.click("Delete").await;
+    browser.click_only("Delete").await;
     let asked = browser.client.get_alert_text().await.unwrap();
     assert!(asked.starts_with("Delete this endpoint?"), "{asked}");
     browser.client.accept_alert().await.unwrap();
@@ -660,6 +667,12 @@ async fn screenshots_of_the_main_pages() {
     browser.goto(&format!("{}/portal/event-types", hub.base)).await;
     browser.screenshot(&dir.join("event-types.png")).await;
     browser.close().await;
+
+    let dark = Browser::start(1280).await;
+    dark.goto(&portal_link(&hub, json!({"theme": {"primary_color": "#8b5cf6", "dark": true}})).await).await;
+    dark.goto(&format!("{}/portal/events/{failing}", hub.base)).await;
+    dark.screenshot(&dir.join("event-dark.png")).await;
+    dark.close().await;
 
     let narrow = Browser::start(360).await;
     narrow.goto(&portal_link(&hub, json!({"theme": {"primary_color": "#0f766e"}})).await).await;

@@ -74,9 +74,17 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    /// The page's visible text.
+    /// The page's visible text (read again if the page changed under it).
     pub async fn text(&self) -> String {
-        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+        for _ in 0..50 {
+            if let Ok(body) = self.client.find(Locator::Css("body")).await {
+                if let Ok(text) = body.text().await {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page has no readable body");
     }
 
     /// The current URL.
@@ -84,8 +92,27 @@ impl Browser {
         self.client.current_url().await.unwrap().to_string()
     }
 
-    /// Clicks the (first) button or link whose text is `label`.
+    /// Clicks the (first) button or link whose text is `label` and waits
+    /// for the page it leads to.
     pub async fn click(&self, label: &str) {
+        self.eval("window.__before_click = true; return null").await;
+        self.click_only(label).await;
+        for _ in 0..200 {
+            let loaded = self
+                .client
+                .execute("return !window.__before_click && document.readyState === 'complete'", vec![])
+                .await;
+            if loaded.is_ok_and(|v| v == true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {label:?} led to no new page");
+    }
+
+    /// Clicks the (first) button or link whose text is `label`, and no more
+    /// (a confirmation may be asked first).
+    pub async fn click_only(&self, label: &str) {
         let xpath = format!("//button[normalize-space()='{label}'] | //a[normalize-space()='{label}']");
         self.client
             .find(Locator::XPath(&xpath))

@@ -72,6 +72,7 @@ impl ResponseError for PortalError {
         if matches!(self, Self::SessionEnded) {
             response.insert_header((header::SET_COOKIE, crate::portal::session::cleared_cookie()));
         }
-        layout::bare(&mut response, &title, &self.hint())
+        let back = !matches!(self, Self::SessionEnded | Self::LinkRefused);
+        layout::bare(&mut response, &title, &self.hint(), back)
     }
 }

@@ -77,8 +77,9 @@ pub(crate) fn page(viewer: &Viewer, section: Section, title: &str, body: Markup)
     html_response(HttpResponse::Ok(), markup)
 }
 
-/// A page without a session: errors, the refused link.
-pub(crate) fn bare(response: &mut HttpResponseBuilder, title: &str, message: &str) -> HttpResponse {
+/// A page without a session's navigation: errors, the refused link;
+/// `back`: a way back into the portal, when the session still stands.
+pub(crate) fn bare(response: &mut HttpResponseBuilder, title: &str, message: &str, back: bool) -> HttpResponse {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -88,6 +89,7 @@ pub(crate) fn bare(response: &mut HttpResponseBuilder, title: &str, message: &st
                     div.card.message role="alert" {
                         h1 { (title) }
                         p { (message) }
+                        @if back { a.button href="/portal/endpoints" { "Back to the portal" } }
                     }
                 }
             }

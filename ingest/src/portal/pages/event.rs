@@ -68,6 +68,14 @@ pub(crate) async fn show(
         }
     };
     let redeliver_to = format!("/portal/events/{id}/redeliver");
+    // Only to an endpoint that still exists: the store refuses the others.
+    let redeliver_button = |sub: &SubscriptionId| -> Markup {
+        if urls.contains_key(sub) {
+            action(&viewer, &redeliver_to, "Redeliver", &[("subscription_id", sub.as_str())], None, false)
+        } else {
+            html! {}
+        }
+    };
     let body = html! {
         p.crumbs { a href="/portal/deliveries" { "Deliveries" } " / " }
         div.heading {
@@ -96,7 +104,7 @@ pub(crate) async fn show(
                                 @if let (DeliveryStatus::Pending, Some(next)) = (d.status, d.next_attempt_at) { span.muted { " next " (when(next)) } }
                             }
                             td { (d.attempt_count) }
-                            td { (action(&viewer, &redeliver_to, "Redeliver", &[("subscription_id", d.subscription_id.as_str())], None, false)) }
+                            td { (redeliver_button(&d.subscription_id)) }
                         }
                     } }
                 } }
@@ -114,7 +122,7 @@ pub(crate) async fn show(
                             (outcome(a))
                             span { "Attempt " (a.attempt_number) " to " (endpoint(&a.subscription_id)) }
                             span.muted { (when(a.attempted_at)) " · " (a.latency_ms) " ms" }
-                            (action(&viewer, &redeliver_to, "Redeliver", &[("subscription_id", a.subscription_id.as_str())], None, false))
+                            (redeliver_button(&a.subscription_id))
                         }
                         @if let Some(error) = &a.error { p.error { (error) } }
                         @match &a.response_body {
