@@ -24,7 +24,10 @@ fn notice_text(q: &NoticeQuery) -> Option<String> {
         "saved" => "Changes saved.".into(),
         "disabled" => "Endpoint disabled: it receives nothing until you enable it.".into(),
         "enabled" => "Endpoint enabled.".into(),
-        "recovered" => format!("{} failed deliveries queued again.", q.n.unwrap_or(0)),
+        "recovered" => format!(
+            "{} failed deliveries queued again.",
+            q.n.as_deref().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+        ),
         _ => return None,
     })
 }

@@ -17,8 +17,9 @@ use maud::{html, Markup};
 pub(crate) struct NoticeQuery {
     /// Which notice.
     pub notice: Option<String>,
-    /// A count the notice mentions.
-    pub n: Option<u64>,
+    /// A count the notice mentions (text: a malformed query must still
+    /// get the portal's page, not the API's JSON error).
+    pub n: Option<String>,
 }
 
 /// A subscription id from a path; a malformed one is not found.
