@@ -282,7 +282,7 @@ async fn markup_in_payloads_and_descriptions_is_shown_as_text_and_never_runs() {
 
 /// A platform's page on its own port, framing whatever `?src=` names.
 async fn parent_page() -> (String, actix_web::dev::ServerHandle) {
-    use actix_web::{web, App, HttpResponse, HttpServer};
+    use actix_web::{web, HttpResponse};
     async fn frame(q: web::Query<std::collections::HashMap<String, String>>) -> HttpResponse {
         let src = q.get("src").cloned().unwrap_or_default();
         HttpResponse::Ok().content_type("text/html").body(format!(
@@ -290,17 +290,9 @@ async fn parent_page() -> (String, actix_web::dev::ServerHandle) {
              <iframe id=\"portal\" src=\"{src}\" width=\"1100\" height=\"700\"></iframe>"
         ))
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(|| App::new().route("/", web::get().to(frame)))
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://127.0.0.1:{port}"), handle)
+    common::serve_locally(|cfg| {
+        cfg.route("/", web::get().to(frame));
+    })
 }
 
 /// Whether the iframe of the current page shows the portal.
