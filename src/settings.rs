@@ -121,6 +121,13 @@ pub struct Settings {
     pub encryption_key_id: Option<String>,
     /// `pretty` for people, `json` for log pipelines.
     pub log_format: String,
+    /// Origins that may show the portal in an iframe (CSP `frame-ancestors`),
+    /// space- or comma-separated, like `https://app.example.com`; empty:
+    /// the portal refuses to be framed.
+    pub portal_frame_ancestors: String,
+    /// The hub's public base URL (`https://hooks.example.com`) that portal
+    /// links start with; unset: the scheme and host the request came to.
+    pub portal_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -161,6 +168,8 @@ impl Default for Settings {
             encryption_keys: String::new(),
             encryption_key_id: None,
             log_format: "pretty".into(),
+            portal_frame_ancestors: String::new(),
+            portal_url: None,
         }
     }
 }
@@ -204,6 +213,7 @@ impl Settings {
             .context("invalid configuration")?;
         settings.delivery_config()?;
         settings.configured_cipher()?;
+        settings.portal_config()?;
         Ok(settings)
     }
 
@@ -316,6 +326,16 @@ impl Settings {
             exchange: self.amqp_exchange.clone(),
             queue: self.amqp_queue.clone(),
         })
+    }
+
+    /// The portal's settings, checked.
+    pub fn portal_config(&self) -> anyhow::Result<hookhub_ingest::portal::PortalConfig> {
+        hookhub_ingest::portal::PortalConfig::new(
+            &self.portal_frame_ancestors,
+            self.portal_url.as_deref().filter(|u| !u.is_empty()),
+            self.allows_http_endpoints(),
+        )
+        .context("HOOKHUB_PORTAL_FRAME_ANCESTORS / HOOKHUB_PORTAL_URL")
     }
 
     /// A one-line summary that names backends but no credentials.

@@ -135,6 +135,7 @@ impl Hub {
             broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
             audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
             backlog_guard,
+            portal: settings.portal_config()?,
         };
         let mut servers = Vec::new();
         let mut start_http = |address: &str, api: bool| -> anyhow::Result<u16> {

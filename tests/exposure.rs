@@ -3,11 +3,10 @@
 //! values in logs, scopes of signing secrets, and where metrics are served.
 mod common;
 
-use common::{hookhub_command, test_settings, Backend, TestHub};
+use common::logged_hub::LoggedHub;
+use common::{Backend, TestHub};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,65 +118,6 @@ async fn metrics_are_served_on_the_metrics_listener_only_without_subscription_la
     assert!(!text.contains("tenant_id") && !text.contains("ten_"), "{text}");
     assert_eq!(reqwest::get(format!("{ops}/readyz")).await.unwrap().status(), StatusCode::OK);
     hub.stop().await;
-}
-
-/// A `hookhub serve` process whose log goes to a file.
-struct LoggedHub {
-    child: Child,
-    store: hookhub_store::Store,
-    base: String,
-    key: String,
-    log: PathBuf,
-}
-
-impl LoggedHub {
-    /// Starts `hookhub serve` with `RUST_LOG=rust_log` on a fresh SQLite database.
-    async fn start(rust_log: &str) -> Self {
-        let settings = test_settings(Backend::Sqlite).await;
-        let store = settings.store().await.unwrap();
-        store.migrate().await.unwrap();
-        let (_, key) = store.create_tenant("logged").await.unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::env::temp_dir().join(format!("hookhub_log_{}.txt", uuid::Uuid::new_v4().simple()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = hookhub_command(&settings, &["serve"])
-            .env("RUST_LOG", rust_log)
-            .env("NO_COLOR", "1")
-            .env("HOOKHUB_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        common::eventually(Duration::from_secs(30), || async {
-            reqwest::get(format!("{base}/healthz")).await.ok().filter(|r| r.status().is_success())
-        })
-        .await;
-        Self { child, store, base, key: key.expose().to_owned(), log }
-    }
-
-    /// POSTs raw JSON text with the tenant's key.
-    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Stops the process (SIGTERM, then waits) and returns its whole log.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.log).unwrap();
-        let _ = std::fs::remove_file(&self.log);
-        text
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,7 @@ fn answer_with(
             broker_url: None,
             audit: None,
             backlog_guard: None,
+            portal: Default::default(),
         };
         tweak(&mut state);
         let app =

@@ -149,6 +149,10 @@ async fn every_answer_matches_the_openapi_document() {
     .await;
     let recover = hub.request(Method::POST, &format!("{sub_path}/recover?since=2026-01-01T00:00:00Z"));
     api.call(&hub, Method::POST, "/v1/subscriptions/{id}/recover", recover).await;
+    let test = hub.request(Method::POST, &format!("{sub_path}/test")).json(&json!({"event_type": "client.created"}));
+    api.call(&hub, Method::POST, "/v1/subscriptions/{id}/test", test).await;
+    let portal = hub.request(Method::POST, "/v1/portal-sessions").json(&json!({"read_only": true, "expires_in": 600}));
+    api.call(&hub, Method::POST, "/v1/portal-sessions", portal).await;
 
     // Events.
     let event = json!({"type": "client.created", "data": {"client_id": "c_1"}, "idempotency_key": "k1"});

@@ -63,7 +63,24 @@ impl AuditSink {
 #[derive(Clone, Debug)]
 pub(crate) struct ActingFor(pub Vec<TenantId>);
 
-/// Middleware: audit every `/v1` call and add the rate-limit headers.
+/// Who a request without an API credential acted as: a portal session,
+/// named by its public id (a request extension set where it is resolved).
+#[derive(Clone, Debug)]
+pub(crate) struct AuditedAs {
+    /// The tenant the session sees.
+    pub tenant: TenantId,
+    /// `portal:pse_…`.
+    pub credential: String,
+}
+
+/// Whether a request is recorded: every `/v1` call, and in the portal every
+/// change (any method but `GET`) and the opening of a magic link.
+fn audited(method: &str, path: &str) -> bool {
+    path.starts_with("/v1/")
+        || (path.starts_with("/portal/") && (method != "GET" || path.starts_with(crate::portal::LOGIN_PREFIX)))
+}
+
+/// Middleware: audit every `/v1` call and portal change, and add the rate-limit headers.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -78,9 +95,14 @@ pub async fn middleware(
         .and_then(|s| s.trusted_proxies.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()))
         .map(|ip| ip.to_string());
     let mut res = next.call(req).await?;
-    let (principal, rate, acting) = {
+    let (principal, rate, acting, audited_as) = {
         let ext = res.request().extensions();
-        (ext.get::<Principal>().cloned(), ext.get::<RateStatus>().copied(), ext.get::<ActingFor>().cloned())
+        (
+            ext.get::<Principal>().cloned(),
+            ext.get::<RateStatus>().copied(),
+            ext.get::<ActingFor>().cloned(),
+            ext.get::<AuditedAs>().cloned(),
+        )
     };
     if let Some(rate) = rate {
         let headers = res.headers_mut();
@@ -92,22 +114,24 @@ pub async fn middleware(
             headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
         }
     }
-    if let (Some(sink), true) = (sink, path.starts_with("/v1/")) {
+    if let (Some(sink), true) = (sink, audited(&method, &path)) {
         // A platform's call for its tenants is each tenant's record, naming
         // the platform and its credential.
         let rows: Vec<(Option<TenantId>, Option<TenantId>)> = match (acting, &principal) {
             (Some(ActingFor(tenants)), Some(p)) if !tenants.is_empty() => {
                 tenants.into_iter().map(|t| (Some(t), Some(p.tenant.id.clone()))).collect()
             }
-            (_, p) => vec![(p.as_ref().map(|p| p.tenant.id.clone()), None)],
+            (_, Some(p)) => vec![(Some(p.tenant.id.clone()), None)],
+            (_, None) => vec![(audited_as.as_ref().map(|a| a.tenant.clone()), None)],
         };
+        let credential = principal.as_ref().map(|p| p.credential.clone()).or(audited_as.map(|a| a.credential));
         let status = res.status().as_u16();
         let latency_ms = started.elapsed().as_millis() as i64;
         for (tenant_id, platform_id) in rows {
             sink.record(AuditEntry {
                 tenant_id,
                 platform_id,
-                credential: principal.as_ref().map(|p| p.credential.clone()),
+                credential: credential.clone(),
                 method: method.clone(),
                 path: path.clone(),
                 status,

@@ -13,6 +13,7 @@ mod error;
 pub mod inbound;
 mod input;
 mod pagination;
+pub mod portal;
 mod routes;
 
 pub use audit::AuditSink;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub audit: Option<AuditSink>,
     /// Refuses events of a tenant whose backlog is over the bound (off when unset).
     pub backlog_guard: Option<Arc<BacklogGuard>>,
+    /// The portal's settings (who may frame it, its public URL).
+    pub portal: portal::PortalConfig,
 }
 
 impl AppState {
@@ -91,7 +94,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(error::query_config())
         .app_data(error::path_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        .configure(routes::configure);
+        .configure(routes::configure)
+        .service(portal::scope());
 }
 
 /// Starts the API and the probes on an already-bound listener (tests bind

@@ -3,6 +3,7 @@
 //! local receiver that records what it is sent.
 #![allow(dead_code)]
 
+pub mod logged_hub;
 pub mod receiver;
 
 use hookhub::{Hub, Role, Settings};
@@ -329,6 +330,24 @@ pub async fn post_events(
         }
     }
     sent
+}
+
+/// Serves `routes` on a free loopback port with one worker (receivers, a
+/// platform's page); returns the base URL and the handle that stops it.
+pub fn serve_locally(
+    routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> (String, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}"), handle)
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.

@@ -1,5 +1,5 @@
 //! A local webhook receiver that records requests and answers from a script.
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,17 +74,10 @@ impl Receiver {
     pub async fn start() -> Self {
         let state = Arc::new(State::default());
         let data = web::Data::new(state.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self { base: format!("http://127.0.0.1:{port}"), state, handle }
+        let (base, handle) = super::serve_locally(move |cfg| {
+            cfg.app_data(data.clone()).default_service(web::to(record));
+        });
+        Self { base, state, handle }
     }
 
     /// The URL of a path on this receiver.

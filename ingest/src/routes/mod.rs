@@ -11,8 +11,9 @@ mod hooks;
 mod inbound;
 mod listen;
 mod me;
+mod portal_sessions;
 mod rules;
-mod subscriptions;
+pub(crate) mod subscriptions;
 mod tenants;
 
 use crate::ApiError;
@@ -22,7 +23,14 @@ use std::str::FromStr;
 
 pub(crate) mod openapi;
 
-pub(crate) use inbound::redacted_path;
+/// The path as logs may show it: a gateway callback's token and a portal
+/// magic link's token are redacted.
+pub(crate) fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match crate::portal::redacted_login(path) {
+        Some(redacted) => redacted.into(),
+        None => inbound::redacted_path(path),
+    }
+}
 
 /// One operation: registered on the server and listed in the OpenAPI
 /// document from the same table, so the two cannot drift apart unnoticed.
@@ -67,6 +75,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/secret/rotate" => subscriptions::rotate_secret),
         op!(POST "/v1/subscriptions/{id}/enable" => subscriptions::enable),
         op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
+        op!(POST "/v1/subscriptions/{id}/test" => subscriptions::test),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
         op!(POST "/v1/events" => events::ingest),
         op!(POST "/v1/events/batch" => batch::ingest),
@@ -98,6 +107,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(DELETE "/v1/oauth-apps/{id}" => access::delete_app),
         op!(GET "/v1/audit-log" => access::audit_log),
         op!(GET "/v1/me" => me::get),
+        op!(POST "/v1/portal-sessions" => portal_sessions::create),
         op!(POST "/v1/tenants" => tenants::create),
         op!(GET "/v1/tenants" => tenants::list),
         op!(GET "/v1/tenants/{id}" => tenants::get),

@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
 use super::{
-    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, rules, subscriptions,
-    tenants,
+    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, portal_sessions, rules,
+    subscriptions, tenants,
 };
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -33,7 +33,7 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         health::healthz, health::readyz, serve,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::secret, subscriptions::rotate_secret, subscriptions::enable,
-        subscriptions::recover, attempts::of_subscription,
+        subscriptions::recover, subscriptions::test, attempts::of_subscription,
         events::ingest, batch::ingest, events::list, events::get, attempts::of_event, events::redeliver,
         hooks::subscribe, hooks::samples, hooks::unsubscribe,
         event_types::list, event_types::create, event_types::update,
@@ -42,7 +42,7 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         listen::start, listen::stream,
         access::token, access::list_keys, access::create_key, access::delete_key,
         access::list_apps, access::create_app, access::delete_app, access::audit_log,
-        me::get,
+        me::get, portal_sessions::create,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::suspend, tenants::resume,
         erasures::delete, erasures::get,
     ),
@@ -54,6 +54,7 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         (name = "integrations", description = "REST Hooks (Zapier, Make), event types, rules, inbound gateways, listen"),
         (name = "access", description = "API keys, OAuth 2.0 client credentials and the audit log"),
         (name = "platform", description = "A platform's tenants: create, list, change, suspend, resume, delete"),
+        (name = "portal", description = "Magic links to the tenant portal, the web pages under /portal"),
         (name = "operations", description = "Probes and this document"),
     )
 )]

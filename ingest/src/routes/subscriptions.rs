@@ -2,13 +2,14 @@
 use super::{path_id, IdPath};
 use crate::auth::{Authenticated, Writer};
 use crate::body::OptionalJson;
+use crate::body::StrictJson;
 use crate::error::FieldError;
 use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{EndpointUrl, EventTypeFilter, SubscriptionId, SubscriptionStatus};
-use hookhub_store::repo::{NewSubscription, Subscription, SubscriptionPatch};
+use hookhub_store::domain::{EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus, TenantId};
+use hookhub_store::repo::{Event, NewSubscription, Subscription, SubscriptionPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -55,18 +56,18 @@ impl From<Subscription> for SubscriptionBody {
 pub struct SubscriptionFields {
     /// The HTTPS endpoint deliveries are POSTed to.
     #[schema(example = "https://crm.example.com/hooks/hookhub")]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     #[schema(value_type = Option<EventTypeFilter>)]
-    event_types: Option<Vec<String>>,
+    pub(crate) event_types: Option<Vec<String>>,
     /// Up to 1,024 characters.
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     /// `active` (the default) or `disabled`.
     #[schema(pattern = "^(active|disabled)$")]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// At most this many deliveries per second to this endpoint, 1 to 10,000; `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
-    rate_limit_per_second: Option<Option<u32>>,
+    pub(crate) rate_limit_per_second: Option<Option<u32>>,
 }
 
 /// Tells an explicit `null` (remove the limit) from an absent field.
@@ -164,7 +165,19 @@ pub async fn create(
     Authenticated(tenant): Authenticated,
     body: web::Json<SubscriptionFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let checked = body.into_inner().check(state.allow_http_endpoints)?;
+    let sub = create_checked(&state, &tenant.id, body.into_inner()).await?;
+    let secret = sub.secret.expose();
+    Ok(HttpResponse::Created().json(CreatedBody { subscription: sub.into(), secret }))
+}
+
+/// Checks `fields` and creates the subscription: the API's create and the
+/// portal's "add endpoint" both come here.
+pub(crate) async fn create_checked(
+    state: &AppState,
+    tenant: &TenantId,
+    fields: SubscriptionFields,
+) -> Result<Subscription, ApiError> {
+    let checked = fields.check(state.allow_http_endpoints)?;
     let mut missing = Vec::new();
     if checked.url.is_none() {
         missing.push(FieldError::new("url", "is required"));
@@ -183,9 +196,7 @@ pub async fn create(
         rate_limit_per_second: checked.rate_limit_per_second.flatten(),
         status: checked.status.unwrap_or(SubscriptionStatus::Active),
     };
-    let sub = state.store.create_subscription(&tenant.id, new).await?;
-    let secret = sub.secret.expose();
-    Ok(HttpResponse::Created().json(CreatedBody { subscription: sub.into(), secret }))
+    Ok(state.store.create_subscription(tenant, new).await?)
 }
 
 /// `GET /v1/subscriptions`.
@@ -239,7 +250,19 @@ pub async fn update(
     body: web::Json<SubscriptionFields>,
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
-    let checked = body.into_inner().check(state.allow_http_endpoints)?;
+    let sub = update_checked(&state, &tenant.id, &id, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
+}
+
+/// Checks `fields` and applies the present ones: the API's update and the
+/// portal's edit both come here.
+pub(crate) async fn update_checked(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    fields: SubscriptionFields,
+) -> Result<Subscription, ApiError> {
+    let checked = fields.check(state.allow_http_endpoints)?;
     if let Some(url) = &checked.url {
         state.check_endpoint(url, "url").await?;
     }
@@ -250,8 +273,7 @@ pub async fn update(
         status: checked.status,
         rate_limit_per_second: checked.rate_limit_per_second,
     };
-    let sub = state.store.update_subscription(&tenant.id, &id, patch).await?;
-    Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
+    Ok(state.store.update_subscription(tenant, id, patch).await?)
 }
 
 /// `DELETE /v1/subscriptions/{id}` → 204; pending deliveries stop.
@@ -291,13 +313,19 @@ pub async fn rotate_secret(
     OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
-    let grace = body.and_then(|b| b.grace_period_secs).unwrap_or(DEFAULT_GRACE_SECS);
+    let grace = grace_period(body.and_then(|b| b.grace_period_secs))?;
+    let sub = state.store.rotate_secret(&tenant.id, &id, grace).await?;
+    let until = sub.previous_secret.as_ref().map(|(_, until)| *until);
+    Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: until }))
+}
+
+/// The grace period of a rotation: `secs`, or the default; at most 7 days.
+pub(crate) fn grace_period(secs: Option<u32>) -> Result<chrono::Duration, ApiError> {
+    let grace = secs.unwrap_or(DEFAULT_GRACE_SECS);
     if grace > 7 * 24 * 3600 {
         return Err(ApiError::field("grace_period_secs", "at most 7 days"));
     }
-    let sub = state.store.rotate_secret(&tenant.id, &id, chrono::Duration::seconds(i64::from(grace))).await?;
-    let until = sub.previous_secret.as_ref().map(|(_, until)| *until);
-    Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: until }))
+    Ok(chrono::Duration::seconds(i64::from(grace)))
 }
 
 /// `POST /v1/subscriptions/{id}/enable`: back on after the breaker (or its owner) disabled it.
@@ -337,12 +365,79 @@ pub async fn recover(
     query: web::Query<RecoverQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id: SubscriptionId = path_id(&id, "subscription")?;
-    let since = query.since.as_deref().ok_or_else(|| ApiError::BadRequest {
+    let requeued = state.store.recover_subscription(&tenant.id, &id, since(query.since.as_deref())?).await?;
+    Ok(HttpResponse::Accepted().json(RequeuedBody { requeued }))
+}
+
+/// The `since` of a recovery: an RFC 3339 time, required.
+pub(crate) fn since(raw: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::BadRequest {
         code: "invalid_query",
         message: "`since` (RFC 3339) is required".into(),
     })?;
-    let since = DateTime::parse_from_rfc3339(since)
-        .map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("since: {e}") })?;
-    let requeued = state.store.recover_subscription(&tenant.id, &id, since.to_utc()).await?;
-    Ok(HttpResponse::Accepted().json(RequeuedBody { requeued }))
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.to_utc())
+        .map_err(|e| ApiError::BadRequest { code: "invalid_query", message: format!("since: {e}") })
+}
+
+/// The body of a test event.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    /// A type of the catalogue; the event carries its example as `data`.
+    #[schema(example = "client.created")]
+    event_type: String,
+}
+
+/// What a test event became.
+#[derive(Serialize, ToSchema)]
+pub struct TestSentBody {
+    /// The test event (see `GET /v1/events/{id}` for its delivery).
+    #[schema(example = "evt_01JD6F0Q6A8Y3W5Z7X9B1C2D3E")]
+    event_id: String,
+    r#type: String,
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+}
+
+/// `POST /v1/subscriptions/{id}/test` `{event_type}` → 202: an event of a
+/// catalogue type, carrying the type's example, sent to this subscription
+/// only (no other subscription, no rule sees it).
+#[utoipa::path(operation_id = "send_test_event", post, path = "/v1/subscriptions/{id}/test", tag = "subscriptions", params(IdPath),
+    request_body = TestBody, responses((status = 202, body = TestSentBody),
+        (status = 409, description = "The subscription is disabled", body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
+pub async fn test(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+    StrictJson(body): StrictJson<TestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id: SubscriptionId = path_id(&id, "subscription")?;
+    let event = send_test(&state, &tenant.id, &id, &body.event_type).await?;
+    Ok(HttpResponse::Accepted().json(TestSentBody {
+        event_id: event.id.to_string(),
+        r#type: event.event_type.to_string(),
+        data: event.data,
+    }))
+}
+
+/// Sends a test event of the catalogue type `event_type`, with its example
+/// (or `{}` when it has none), to subscription `id`: the API's test and
+/// the portal's "send test event" both come here.
+pub(crate) async fn send_test(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    event_type: &str,
+) -> Result<Event, ApiError> {
+    let kind: EventType = event_type.parse().map_err(|e| ApiError::field("event_type", e))?;
+    let info = state
+        .store
+        .event_type(tenant, kind.as_str())
+        .await?
+        .ok_or_else(|| ApiError::field("event_type", "is not in the event type catalogue"))?;
+    let data = info.example.filter(serde_json::Value::is_object).unwrap_or_else(|| serde_json::json!({}));
+    let event = state.store.send_test_event(tenant, id, kind, data).await?;
+    Ok(event)
 }

@@ -104,6 +104,10 @@ prefixed_id!(
     InboundSourceId, "src_", "inbound source"
 );
 prefixed_id!(
+    /// Identifies a portal session (not its link or cookie, which are secrets).
+    PortalSessionId, "pse_", "portal session"
+);
+prefixed_id!(
     /// Identifies one HTTP attempt of a delivery.
     AttemptId, "att_", "attempt"
 );

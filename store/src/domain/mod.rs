@@ -8,6 +8,7 @@ mod idempotency;
 mod ids;
 mod inbound_kind;
 mod plan;
+mod portal_secret;
 mod schema_example;
 mod scope;
 mod signing_secret;
@@ -18,11 +19,12 @@ pub use endpoint_url::{EndpointUrl, EndpointUrlError};
 pub use event_type::{EventType, EventTypeError, EventTypeFilter};
 pub use idempotency::{IdempotencyKey, KeyNamespace};
 pub use ids::{
-    ApiKeyId, AttemptId, DeliveryId, ErasureId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId, RuleId,
-    SubscriptionId, TenantId,
+    ApiKeyId, AttemptId, DeliveryId, ErasureId, EventId, EventTypeId, IdError, InboundSourceId, OAuthAppId,
+    PortalSessionId, RuleId, SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
 pub use plan::{Plan, UnknownPlan, Window};
+pub use portal_secret::{PortalSecret, PortalSecretKind};
 pub use schema_example::example_from_schema;
 pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};

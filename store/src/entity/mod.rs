@@ -10,6 +10,7 @@ pub mod event_type;
 pub mod inbound_source;
 pub mod oauth_app;
 pub mod outbox;
+pub mod portal_session;
 pub mod rate_counter;
 pub mod rule;
 pub mod subscription;

@@ -8,6 +8,7 @@ mod attempts;
 mod audit;
 mod backlog;
 mod deliveries;
+mod delivery_log;
 mod event_types;
 mod events;
 mod fair_claim;
@@ -21,11 +22,13 @@ mod maintenance;
 mod outbox;
 mod plan_backlog;
 mod platform;
+mod portal;
 mod recordset;
 mod rules;
 mod subscriptions;
 mod tenant_erasure;
 mod tenants;
+mod test_events;
 
 pub use access::{
     ApiKeyInfo, OAuthApp, Principal, TokenLookup, ACCESS_TOKEN_PREFIX, ACCESS_TOKEN_TTL, CLIENT_ID_PREFIX,
@@ -34,6 +37,7 @@ pub use access::{
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use audit::{AuditEntry, AuditFilter};
 pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, DueDelivery, Loaded, NextStep, RecordedAttempt, HOLD};
+pub use delivery_log::{DeliveryFilter, EndpointHealth, LoggedDelivery, HEALTH_WINDOW};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};
 pub use fan_out::{FanOutEvents, FreshDelivery};
@@ -45,8 +49,11 @@ pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection, QuarantinedOutbox, QuarantinedRow};
 pub use plan_backlog::PlanBacklog;
 pub use platform::{ManagedTenant, NewTenant, TenantFilter, TenantPatch};
+pub use portal::{NewPortalSession, PortalLink, PortalSession};
 pub use rules::Rule;
-pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
+pub use subscriptions::{
+    Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription, GONE_REASON,
+};
 pub use tenant_erasure::{Erasure, ERASED_TABLES};
 pub use tenants::Tenant;
 

@@ -17,7 +17,7 @@ use sea_orm::{
 
 /// The `disabled_reason` of a subscription whose endpoint answered `410
 /// Gone`; the retention job purges these after a while.
-pub(crate) const GONE_REASON: &str = "endpoint answered 410 Gone";
+pub const GONE_REASON: &str = "endpoint answered 410 Gone";
 
 /// A subscription as the rest of the hub sees it: every field parsed.
 #[derive(Clone, Debug)]

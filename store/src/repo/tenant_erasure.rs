@@ -18,7 +18,8 @@ use std::time::Duration;
 /// The tables erased, in order: credentials and subscriptions first, so
 /// the tenant can neither call nor be delivered to while the rest goes.
 /// Every one is keyed by `tenant_id` and has an `id`.
-pub const ERASED_TABLES: [&str; 11] = [
+pub const ERASED_TABLES: [&str; 12] = [
+    "portal_sessions",
     "api_keys",
     "access_tokens",
     "oauth_apps",
