@@ -231,7 +231,8 @@ impl DeliveryLoop {
         if free == 0 {
             return BUSY_POLL;
         }
-        match self.store.claim_due_deliveries(free, lease).await {
+        let per_subscription = self.config.per_subscription_concurrency as u64;
+        match self.store.claim_due_deliveries(free, per_subscription, lease).await {
             Ok(due) => {
                 let full = due.len() as u64 >= free;
                 for DueDelivery { id, tenant_id } in due {
