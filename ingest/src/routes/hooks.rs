@@ -91,6 +91,7 @@ pub async fn subscribe(
         description: "REST hook".into(),
         rate_limit_per_second: None,
         status: SubscriptionStatus::Active,
+        programs: Default::default(),
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();

@@ -44,7 +44,7 @@ pub use maintenance::{OutboxStatus, Purged};
 pub use outbox::{OutboxClaim, OutboxItem, QuarantineReason, QuarantineSelection, QuarantinedOutbox, QuarantinedRow};
 pub use platform::{ManagedTenant, NewTenant, TenantFilter, TenantPatch};
 pub use rules::Rule;
-pub use subscriptions::{Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription};
+pub use subscriptions::{Matching, NewSubscription, Programs, Subscription, SubscriptionPatch, UnreadableSubscription};
 pub use tenant_erasure::{Erasure, ERASED_TABLES};
 pub use tenants::Tenant;
 
