@@ -14,6 +14,7 @@ mod me;
 mod rules;
 mod subscriptions;
 mod tenants;
+mod transforms;
 
 use crate::ApiError;
 use actix_web::http::Method;
@@ -67,6 +68,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/secret/rotate" => subscriptions::rotate_secret),
         op!(POST "/v1/subscriptions/{id}/enable" => subscriptions::enable),
         op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
+        op!(POST "/v1/subscriptions/{id}/transform/test" => transforms::test),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
         op!(POST "/v1/events" => events::ingest),
         op!(POST "/v1/events/batch" => batch::ingest),
