@@ -207,7 +207,10 @@ pub async fn measure(
     for (tenant, count) in [(NOISY, fanout), (QUIET, 1)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: crate::subscribe(&client, &hub.base, &keys[tenant], &url).await?, tenant });
+            endpoints.push(Endpoint {
+                key: crate::subscribe(&client, &hub.base, &keys[tenant], &url, args.transform).await?,
+                tenant,
+            });
         }
     }
     let behaviour =
