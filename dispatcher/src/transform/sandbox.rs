@@ -55,13 +55,13 @@ pub fn check(program: &Program, limits: Limits) -> Result<(), TransformError> {
     too_long(program, limits)?;
     let (_runtime, context, deadline) = runtime(limits)?;
     context.with(|ctx| {
-        let deadline = &deadline;
-        let failed = |part| move |e| classify(part, e, deadline, limits, true);
         if let Some(filter) = program.filter() {
-            ctx.eval::<Function, _>(filter_function(filter)).catch(&ctx).map_err(failed(Part::Filter))?;
+            ctx.eval::<Function, _>(filter_function(filter))
+                .catch(&ctx)
+                .map_err(|e| classify(Part::Filter, e, &deadline, limits, true))?;
         }
         if let Some(transform) = program.transform() {
-            handler(&ctx, transform).map_err(failed(Part::Transform))?;
+            handler(&ctx, transform).map_err(|e| e.into_error(Part::Transform, &deadline, limits, true))?;
         }
         Ok(())
     })
@@ -82,16 +82,11 @@ pub fn run(program: &Program, envelope: Envelope<'_>, limits: Limits) -> Result<
         let Some(transform) = program.transform() else {
             return Ok(Rendered::Send(Request::plain(envelope.body.as_bytes().to_vec())));
         };
-        let returned = transform_event(&ctx, transform, envelope)
-            .map_err(|e| classify(Part::Transform, e, &deadline, limits, false))?;
-        let rendered = read_webhook(&ctx, returned, envelope.url, limits);
-        match rendered {
-            // Reading the result runs the program's getters and toJSON: it
-            // can throw or run out of time like the rest.
-            Err(Caught::Js(e)) => Err(classify(Part::Transform, e, &deadline, limits, false)),
-            Err(Caught::Invalid(e)) => Err(e),
-            Ok(rendered) => Ok(rendered),
-        }
+        // Reading the result runs the program's getters and toJSON: it can
+        // throw or run out of time like the rest.
+        transform_event(&ctx, transform, envelope)
+            .and_then(|returned| read_webhook(&ctx, returned, envelope.url, limits))
+            .map_err(|e| e.into_error(Part::Transform, &deadline, limits, false))
     })
 }
 
@@ -116,22 +111,14 @@ fn passes_filter<'js>(ctx: &Ctx<'js>, filter: &str, body: &str) -> Result<bool, 
 }
 
 /// Runs the transform's top level and returns its `handler`.
-fn handler<'js>(ctx: &Ctx<'js>, transform: &str) -> Result<Function<'js>, CaughtError<'js>> {
+fn handler<'js>(ctx: &Ctx<'js>, transform: &str) -> Result<Function<'js>, Caught<'js>> {
     ctx.eval::<(), _>(transform).catch(ctx)?;
     let handler: Value = ctx.globals().get("handler").catch(ctx)?;
-    handler.into_function().ok_or(CaughtError::Error(rquickjs::Error::FromJs {
-        from: "value",
-        to: "handler",
-        message: None,
-    }))
+    handler.into_function().ok_or(Caught::Invalid(TransformError::NoHandler))
 }
 
 /// Calls `handler(webhook)` with Svix's webhook object.
-fn transform_event<'js>(
-    ctx: &Ctx<'js>,
-    transform: &str,
-    envelope: Envelope<'_>,
-) -> Result<Value<'js>, CaughtError<'js>> {
+fn transform_event<'js>(ctx: &Ctx<'js>, transform: &str, envelope: Envelope<'_>) -> Result<Value<'js>, Caught<'js>> {
     let handler = handler(ctx, transform)?;
     let webhook = Object::new(ctx.clone()).catch(ctx)?;
     webhook.set("method", "POST").catch(ctx)?;
@@ -140,13 +127,23 @@ fn transform_event<'js>(
     webhook.set("payload", ctx.json_parse(envelope.body).catch(ctx)?).catch(ctx)?;
     webhook.set("cancel", false).catch(ctx)?;
     webhook.set("headers", Object::new(ctx.clone()).catch(ctx)?).catch(ctx)?;
-    handler.call((webhook,)).catch(ctx)
+    Ok(handler.call((webhook,)).catch(ctx)?)
 }
 
-/// Reading the returned webhook fails either in JavaScript or on our checks.
+/// A transform fails either in JavaScript or on our checks of what it defines and returns.
 enum Caught<'js> {
     Js(CaughtError<'js>),
     Invalid(TransformError),
+}
+
+impl Caught<'_> {
+    /// The error of the run: ours as it is, the engine's classified.
+    fn into_error(self, part: Part, deadline: &Deadline, limits: Limits, compiling: bool) -> TransformError {
+        match self {
+            Self::Js(e) => classify(part, e, deadline, limits, compiling),
+            Self::Invalid(e) => e,
+        }
+    }
 }
 
 impl<'js> From<CaughtError<'js>> for Caught<'js> {
@@ -243,7 +240,6 @@ fn classify(
             (kind, e.message().unwrap_or_default(), e.stack().unwrap_or_default())
         }
         CaughtError::Value(_) => ("a value", String::new(), String::new()),
-        CaughtError::Error(rquickjs::Error::FromJs { to: "handler", .. }) => return TransformError::NoHandler,
         CaughtError::Error(rquickjs::Error::Allocation) => {
             return TransformError::Memory { part, limit_mib: limits.memory_bytes >> 20 }
         }
