@@ -150,6 +150,7 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         (Method::POST, "/v1/subscriptions/{id}/secret/rotate", sub),
         (Method::POST, "/v1/subscriptions/{id}/enable", sub),
         (Method::POST, "/v1/subscriptions/{id}/recover", sub),
+        (Method::POST, "/v1/subscriptions/{id}/transform/test", sub),
         (Method::DELETE, "/v1/hooks/{id}", sub),
         (Method::GET, "/v1/listen/{id}/stream", sub),
         (Method::DELETE, "/v1/rules/{id}", &rule),

@@ -153,6 +153,17 @@ async fn every_answer_matches_the_openapi_document() {
     api.call(&hub, Method::POST, "/v1/subscriptions/{id}/test", test).await;
     let portal = hub.request(Method::POST, "/v1/portal-sessions").json(&json!({"read_only": true, "expires_in": 600}));
     api.call(&hub, Method::POST, "/v1/portal-sessions", portal).await;
+    let test = "/v1/subscriptions/{id}/transform/test";
+    let try_it = json!({"event": {"type": "client.created", "data": {"client_id": "c_1"}},
+        "filter": "event.data.client_id !== 'c_0'",
+        "transform": "function handler(w) { w.method = 'PUT'; w.headers = {'x-a': 'b'}; return w; }"});
+    let tried = hub.request(Method::POST, &format!("{sub_path}/transform/test")).json(&try_it);
+    api.call(&hub, Method::POST, test, tried).await;
+    let failing = json!({"transform": "function handler(w) { throw new TypeError('no') }"});
+    api.call(&hub, Method::POST, test, hub.request(Method::POST, &format!("{sub_path}/transform/test")).json(&failing))
+        .await;
+    let bad = json!({"transform": "function handler(w) {"});
+    api.call(&hub, Method::PATCH, one, hub.request(Method::PATCH, &sub_path).json(&bad)).await;
 
     // Events.
     let event = json!({"type": "client.created", "data": {"client_id": "c_1"}, "idempotency_key": "k1"});

@@ -110,6 +110,7 @@ async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
             description: String::new(),
             rate_limit_per_second: None,
             status: hookhub_store::domain::SubscriptionStatus::Active,
+            programs: Default::default(),
         };
         subs.push(json!({"id": store.create_subscription(&tenant.id, new).await.unwrap().id.to_string()}));
     }

@@ -125,6 +125,12 @@ struct Args {
     /// Events per second of the quiet tenant (`--noisy-tenant`, `--noisy-retries`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     quiet_rate: u32,
+    /// Give every counted subscription a typical filter and transform (an
+    /// expression on the event's data, and a Svix-style `handler` that
+    /// reshapes the body, sets PUT and a header), to measure their cost.
+    /// The filter passes every event the bench posts, so every webhook is still owed.
+    #[arg(long)]
+    transform: bool,
     /// Seconds the quiet tenant posts alone before and after the burst
     /// (`--noisy-tenant`), or before the storm (`--noisy-retries`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -218,14 +224,33 @@ impl Backend {
     }
 }
 
-/// Creates one `["*"]` subscription and returns its signing key.
-async fn subscribe(client: &reqwest::Client, hub: &str, key: &str, url: &str) -> anyhow::Result<Vec<u8>> {
-    let resp = client
-        .post(format!("{hub}/v1/subscriptions"))
-        .bearer_auth(key)
-        .json(&json!({"url": url, "event_types": ["*"], "description": "hookhub-bench"}))
-        .send()
-        .await?;
+/// The filter of `--transform`: typical of one, and true for every event the bench posts.
+const BENCH_FILTER: &str = r#"event.type === "appointment.booked" && event.data.client_id.startsWith("cl_")"#;
+
+/// The transform of `--transform`: what a CRM integration typically does.
+const BENCH_TRANSFORM: &str = r#"function handler(webhook) {
+  const d = webhook.payload.data;
+  webhook.payload = { appointment: d.appointment_id, contact: { id: d.client_id }, tags: ["hookhub", webhook.eventType], at: webhook.payload.timestamp };
+  webhook.method = "PUT";
+  webhook.headers = { "x-source": "hookhub" };
+  return webhook;
+}"#;
+
+/// Creates one `["*"]` subscription, with the bench's filter and transform
+/// if `transform`, and returns its signing key.
+async fn subscribe(
+    client: &reqwest::Client,
+    hub: &str,
+    key: &str,
+    url: &str,
+    transform: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let mut body = json!({"url": url, "event_types": ["*"], "description": "hookhub-bench"});
+    if transform {
+        body["filter"] = json!(BENCH_FILTER);
+        body["transform"] = json!(BENCH_TRANSFORM);
+    }
+    let resp = client.post(format!("{hub}/v1/subscriptions")).bearer_auth(key).json(&body).send().await?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await?;
     if status != reqwest::StatusCode::CREATED {
@@ -361,7 +386,7 @@ async fn start_slow_receiver(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..args.slow_endpoints {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint::new(subscribe(client, hub, key, &url).await?, tenant));
+            endpoints.push(Endpoint::new(subscribe(client, hub, key, &url, false).await?, tenant));
         }
     }
     let behaviour = Behaviour { delay: Duration::from_millis(args.slow_delay_ms), fail_pct: 0 };
@@ -382,7 +407,7 @@ async fn measure_with_hub(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..fanout {
             let url = format!("{receiver_base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint::new(subscribe(&client, &hub.base, key, &url).await?, tenant));
+            endpoints.push(Endpoint::new(subscribe(&client, &hub.base, key, &url, args.transform).await?, tenant));
         }
     }
     let behaviour =
@@ -449,6 +474,7 @@ fn run_config(args: &Args, backend: &Backend, tenants: usize) -> RunConfig {
         batch: args.batch as usize,
         receiver_delay_ms: args.receiver_delay_ms,
         receiver_fail_pct: args.receiver_fail_pct,
+        transform: args.transform,
         hub_env: launcher_settings(args),
         nproc: std::thread::available_parallelism().map_or(0, usize::from),
     }

@@ -207,7 +207,8 @@ pub async fn measure(
     for (tenant, count) in [(NOISY, fanout), (QUIET, 1)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint::new(crate::subscribe(&client, &hub.base, &keys[tenant], &url).await?, tenant));
+            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, args.transform).await?;
+            endpoints.push(Endpoint::new(key, tenant));
         }
     }
     let behaviour =

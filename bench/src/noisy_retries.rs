@@ -125,7 +125,7 @@ pub async fn measure(
     for (tenant, count, answer) in [(NOISY, args.fanout as usize, Answer::AlwaysFail), (QUIET, 1, Answer::FailFirst)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url).await?;
+            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, false).await?;
             endpoints.push(Endpoint { answer, ..Endpoint::new(key, tenant) });
         }
     }

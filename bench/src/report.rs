@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub receiver_delay_ms: u64,
     /// Share of requests the receiver fails on purpose.
     pub receiver_fail_pct: u8,
+    /// Whether subscriptions carried a filter and transform (`--transform`).
+    pub transform: bool,
     /// Settings passed to the hub.
     pub hub_env: Vec<String>,
     /// Cores on this machine.
@@ -305,6 +307,7 @@ impl Report {
             ("tenants x fan-out", format!("{} x {}", c.tenants, c.fanout)),
             ("pace / duration", format!("{pace} for {:.0} s, {} in flight max", c.duration_s, c.concurrency)),
             ("events per POST", c.batch.to_string()),
+            ("filter + transform", if c.transform { "yes (--transform)" } else { "no" }.to_owned()),
             ("receiver delay / fail", format!("{} ms / {}%", c.receiver_delay_ms, c.receiver_fail_pct)),
             ("events sent / accepted", format!("{} / {}", self.events_sent, self.events_accepted)),
             ("accepted events/s", format!("{:.0}", self.accepted_per_s)),

@@ -8,10 +8,11 @@
 use crate::due_alarm::DueAlarm;
 use crate::fair::{FairChannel, FairPermit, FairSemaphore};
 use crate::metrics::metrics;
-use crate::payload::webhook_body;
+use crate::payload::{webhook_body, webhook_json};
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign_with_all;
 use crate::subscription_gate::SubscriptionGate;
+use crate::transform::{Program, Rendered, Request, Sandbox};
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
 use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus, TenantId};
@@ -88,9 +89,13 @@ fn observe(recorded: &RecordedAttempt) {
         NextStep::Succeeded => "succeeded",
         NextStep::RetryAt(_) => "retrying",
         NextStep::Failed | NextStep::Gone => "failed",
+        NextStep::Filtered => "filtered",
     };
     m.attempt(outcome, status, seconds);
-    m.streak(work.subscription.id.as_str(), next != NextStep::Succeeded);
+    // A filtered event says nothing of the endpoint: the streak stands.
+    if next != NextStep::Filtered {
+        m.streak(work.subscription.id.as_str(), next != NextStep::Succeeded);
+    }
     if next == NextStep::Succeeded {
         let waited = (now() - work.event.created_at).to_std().unwrap_or_default();
         m.delivery_latency.observe(waited.as_secs_f64());
@@ -155,6 +160,8 @@ pub struct DeliveryLoop {
     gate: SubscriptionGate,
     /// Wakes the retry poller when a retry written here comes due.
     alarm: Arc<DueAlarm>,
+    /// Where subscriptions' filters and transforms run.
+    sandbox: &'static Sandbox,
     /// Every task it starts, waited for at shutdown.
     tasks: TaskTracker,
     /// Finished attempts on their way to the store, written in batches.
@@ -171,6 +178,7 @@ impl DeliveryLoop {
             queue: FairSemaphore::new(config.concurrency.max(1) * 4),
             gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
             alarm: Arc::default(),
+            sandbox: Sandbox::shared(),
             tasks: TaskTracker::new(),
             store,
             config,
@@ -363,6 +371,18 @@ impl DeliveryLoop {
         if work.subscription.status != SubscriptionStatus::Active {
             return Outcome::Abandoned(work);
         }
+        // The filter and transform run first: a filtered event takes no
+        // place with its endpoint, and a failing program no in-flight slot.
+        let request = match self.render(&work).await {
+            Ok(request) => request,
+            Err((attempt, next)) => {
+                tracing::info!(
+                    event_id = %work.event.id, subscription_id = %work.subscription.id, error = ?attempt.error,
+                    next = ?next, "not sent: filtered, or its transform failed"
+                );
+                return Outcome::Attempted(RecordedAttempt { work, attempt, next });
+            }
+        };
         let sub = &work.subscription;
         // Wait for the endpoint's place before taking an in-flight slot, so
         // a slow endpoint's backlog never holds slots healthy ones need.
@@ -375,7 +395,7 @@ impl DeliveryLoop {
             }
         };
         let _in_flight = self.permits.acquire(&work.delivery.tenant_id).await;
-        let (attempt, next) = self.send(&work).await;
+        let (attempt, next) = self.send(&work, request).await;
         let span = tracing::info_span!(
             "attempt",
             event_id = %work.event.id,
@@ -388,12 +408,50 @@ impl DeliveryLoop {
         Outcome::Attempted(RecordedAttempt { work, attempt, next })
     }
 
-    async fn send(&self, work: &DeliveryWork) -> (NewAttempt, NextStep) {
-        let body = webhook_body(&work.event);
+    /// The request a delivery sends: the webhook body as it is, or what the
+    /// subscription's filter and transform make of it. `Err` is the attempt
+    /// to record instead: filtered, or failed with the program's error (a
+    /// failed attempt like any other, retried on the schedule, so fixing the
+    /// transform lets the pending deliveries through).
+    async fn render(&self, work: &DeliveryWork) -> Result<Request, (NewAttempt, NextStep)> {
+        let sub = &work.subscription;
+        let program = Program::saved(sub.programs.filter.as_deref(), sub.programs.transform.as_deref());
+        if program.is_empty() {
+            return Ok(Request::plain(webhook_body(&work.event)));
+        }
+        let (attempted_at, started) = (now(), std::time::Instant::now());
+        let body = webhook_json(&work.event);
+        let rendered = self.sandbox.run(&program, body, work.event.event_type.to_string(), sub.url.clone()).await;
+        let (error, next) = match rendered {
+            Ok(Rendered::Send(request)) => return Ok(request),
+            Ok(Rendered::Filtered(_)) => (None, NextStep::Filtered),
+            // Its Display names the failure and a line, never a payload value.
+            Err(e) => (Some(e.to_string()), self.after_failure(work, None)),
+        };
+        let latency_ms = started.elapsed().as_millis() as i64;
+        Err((NewAttempt { attempted_at, status_code: None, latency_ms, error, response_body: None }, next))
+    }
+
+    /// What follows a failed attempt: the next slot of the retry schedule
+    /// (or the endpoint's `Retry-After`, if later), or the dead letter.
+    fn after_failure(&self, work: &DeliveryWork, retry_after: Option<Duration>) -> NextStep {
+        let failures = work.delivery.retry_index as usize + 1;
+        match self.config.retry_schedule.delay_after(failures, &mut rand::thread_rng()) {
+            // The endpoint's Retry-After wins over an earlier slot of the schedule.
+            Some(wait) => {
+                let wait = wait.max(retry_after.unwrap_or_default());
+                NextStep::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or_default())
+            }
+            None => NextStep::Failed,
+        }
+    }
+
+    /// Signs exactly the bytes of `request`'s body and sends it.
+    async fn send(&self, work: &DeliveryWork, request: Request) -> (NewAttempt, NextStep) {
         let attempted_at = now();
         let secrets = work.subscription.signing_secrets(attempted_at);
-        let signature = sign_with_all(&secrets, work.event.id.as_str(), attempted_at.timestamp(), &body);
-        let outcome = self.sender.send(&work.subscription.url, &signature, body).await;
+        let signature = sign_with_all(&secrets, work.event.id.as_str(), attempted_at.timestamp(), &request.body);
+        let outcome = self.sender.send_request(&work.subscription.url, &signature, request).await;
         let next = match outcome.verdict() {
             Verdict::Delivered => NextStep::Succeeded,
             Verdict::Gone => NextStep::Gone,
@@ -401,15 +459,7 @@ impl DeliveryLoop {
                 if let Some(pause) = outcome.retry_after {
                     self.gate.pause(work.subscription.id.as_str(), std::time::Instant::now() + pause);
                 }
-                let failures = work.delivery.retry_index as usize + 1;
-                match self.config.retry_schedule.delay_after(failures, &mut rand::thread_rng()) {
-                    // The endpoint's Retry-After wins over an earlier slot of the schedule.
-                    Some(wait) => {
-                        let wait = wait.max(outcome.retry_after.unwrap_or_default());
-                        NextStep::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or_default())
-                    }
-                    None => NextStep::Failed,
-                }
+                self.after_failure(work, outcome.retry_after)
             }
         };
         let attempt = NewAttempt {

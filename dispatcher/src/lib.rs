@@ -27,6 +27,7 @@ pub mod sender;
 pub mod signer;
 pub mod subscription_gate;
 pub mod target_guard;
+pub mod transform;
 
 pub use config::{DeliveryConfig, RelayConfig};
 pub use delivery_loop::DeliveryLoop;

@@ -193,10 +193,14 @@ impl Metrics {
             Some(300..=399) => "3xx",
             Some(400..=499) => "4xx",
             Some(_) => "5xx",
+            // A filtered event made no request: neither an answer nor an error.
+            None if outcome == "filtered" => "none",
             None => "error",
         };
         self.attempts.with_label_values(&[outcome, class]).inc();
-        self.attempt_duration.observe(seconds);
+        if outcome != "filtered" {
+            self.attempt_duration.observe(seconds);
+        }
     }
 
     /// Tracks a subscription's run of failures; a success clears it.

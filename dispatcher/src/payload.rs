@@ -34,5 +34,10 @@ impl<'a> WebhookBody<'a> {
 
 /// The webhook body of an event, serialised; identical on every retry.
 pub fn webhook_body(event: &Event) -> Vec<u8> {
-    serde_json::to_vec(&WebhookBody::of(event)).expect("a JSON value serialises")
+    webhook_json(event).into_bytes()
+}
+
+/// [`webhook_body`] as text, as a transform takes it.
+pub fn webhook_json(event: &Event) -> String {
+    serde_json::to_string(&WebhookBody::of(event)).expect("a JSON value serialises")
 }

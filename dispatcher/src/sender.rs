@@ -1,5 +1,6 @@
 //! The HTTP side of an attempt: POST, time it, keep the start of the answer.
 use crate::signer::SignatureHeaders;
+use crate::transform::Request;
 use std::time::{Duration, Instant};
 
 /// Bytes of the response body kept in the attempts log.
@@ -88,15 +89,27 @@ impl Sender {
 
     /// POSTs `body` to `url` with the signature headers.
     pub async fn send(&self, url: &str, signature: &SignatureHeaders, body: Vec<u8>) -> SendOutcome {
+        self.send_request(url, signature, Request::plain(body)).await
+    }
+
+    /// Sends a (possibly transformed) request to `url` with the signature
+    /// headers, which the request's own headers cannot replace.
+    pub async fn send_request(&self, url: &str, signature: &SignatureHeaders, request: Request) -> SendOutcome {
         let started = Instant::now();
         if self.guard {
             if let Err(refused) = crate::target_guard::check_literal(url) {
                 return SendOutcome::no_response(started, refused);
             }
         }
+        let Request { method, headers, body } = request;
+        let mut extra = reqwest::header::HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            extra.append(name, value);
+        }
         let request = self
             .client
-            .post(url)
+            .request(method.to_http(), url)
+            .headers(extra)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SignatureHeaders::ID, &signature.id)
             .header(SignatureHeaders::TIMESTAMP, signature.timestamp.to_string())

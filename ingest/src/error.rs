@@ -86,6 +86,10 @@ pub enum ApiError {
     /// The JSON is well formed but some fields are wrong.
     #[error("request is invalid")]
     Validation(Vec<FieldError>),
+    /// A subscription's filter or transform does not compile, or does not
+    /// define `handler`; `errors` names the field.
+    #[error("the filter or transform is invalid")]
+    InvalidProgram(Vec<FieldError>),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -130,6 +134,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::InvalidProgram(_) => "invalid_program",
             Self::Conflict(_) => "conflict",
             Self::TenantSuspended => "tenant_suspended",
             Self::ExternalIdTaken => "external_id_taken",
@@ -147,6 +152,9 @@ impl ApiError {
             Self::InvalidToken => Some("get a new token from POST /v1/oauth/token"),
             Self::TenantSuspended => Some("the platform resumes it with POST /v1/tenants/{id}/resume"),
             Self::BatchTooLarge { .. } => Some("split the batch into several requests"),
+            Self::InvalidProgram(_) => {
+                Some("try it against an event first: POST /v1/subscriptions/{id}/transform/test")
+            }
             Self::UnsupportedMediaType => Some("set `Content-Type: application/json`"),
             Self::BacklogFull { .. } => Some(
                 "resend the same event (same idempotency key) after Retry-After; \
@@ -188,7 +196,7 @@ impl ResponseError for ApiError {
             Self::InvalidJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidProgram(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) | Self::TenantSuspended | Self::ExternalIdTaken => StatusCode::CONFLICT,
             Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -222,7 +230,7 @@ impl ResponseError for ApiError {
             code: self.code(),
             hint: self.hint(),
             errors: match self {
-                Self::Validation(errors) => Some(errors),
+                Self::Validation(errors) | Self::InvalidProgram(errors) => Some(errors),
                 _ => None,
             },
         })
@@ -255,6 +263,15 @@ impl From<StoreError> for ApiError {
 
 fn is_unreachable(e: &sea_orm::DbErr) -> bool {
     matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
+}
+
+impl From<hookhub_dispatcher::transform::TransformError> for ApiError {
+    /// Only from checking a program a user sent, with no event: the
+    /// engine's message quotes the source, never a payload.
+    fn from(e: hookhub_dispatcher::transform::TransformError) -> Self {
+        let field = e.part().map_or("transform", |p| p.field());
+        Self::InvalidProgram(vec![FieldError::new(field, e.detail())])
+    }
 }
 
 impl From<JsonPayloadError> for ApiError {

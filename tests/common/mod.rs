@@ -130,6 +130,7 @@ pub async fn subscribe_in_store(store: &hookhub_store::Store, tenant: &hookhub_s
         description: String::new(),
         rate_limit_per_second: None,
         status: SubscriptionStatus::Active,
+        programs: Default::default(),
     };
     store.create_subscription(&tenant.id, new).await.unwrap();
 }

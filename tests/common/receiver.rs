@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Received {
     /// The request path.
     pub path: String,
+    /// The request method.
+    pub method: String,
     /// Lower-case header names to values.
     pub headers: BTreeMap<String, String>,
     /// The raw body.
@@ -57,7 +59,8 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
     }
     let status = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
     let echo = state.echoing.lock().unwrap().contains(&path);
-    state.received.lock().unwrap().push(Received { path, headers, body: body.to_vec(), at });
+    let method = req.method().to_string();
+    state.received.lock().unwrap().push(Received { path, method, headers, body: body.to_vec(), at });
     let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
     if status == 429 {
         response.insert_header(("retry-after", "1"));

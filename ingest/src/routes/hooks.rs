@@ -10,7 +10,7 @@ use hookhub_dispatcher::payload::WebhookBody;
 use hookhub_store::domain::{
     example_from_schema, now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus,
 };
-use hookhub_store::repo::NewSubscription;
+use hookhub_store::repo::{EventTypeInfo, NewSubscription};
 use hookhub_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -91,6 +91,7 @@ pub async fn subscribe(
         description: "REST hook".into(),
         rate_limit_per_second: None,
         status: SubscriptionStatus::Active,
+        programs: Default::default(),
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
@@ -116,6 +117,19 @@ pub async fn unsubscribe(
         }
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `data` of a type's sample event: its example, or one generated
+/// from its schema, or `{}`.
+pub(crate) fn example_data(info: &EventTypeInfo) -> Value {
+    info.example.clone().unwrap_or_else(|| {
+        let generated = info.schema.as_ref().map(example_from_schema).unwrap_or_default();
+        if generated.is_object() {
+            generated
+        } else {
+            json!({})
+        }
+    })
 }
 
 /// The query of `samples`.
@@ -164,14 +178,7 @@ pub async fn samples(
         };
         let at = now();
         for info in &types {
-            let data = info.example.clone().unwrap_or_else(|| {
-                let generated = info.schema.as_ref().map(example_from_schema).unwrap_or_default();
-                if generated.is_object() {
-                    generated
-                } else {
-                    json!({})
-                }
-            });
+            let data = example_data(info);
             let id = format!("evt_sample_{}", info.name.replace('.', "_"));
             out.push(json!(WebhookBody::new(&id, &info.name, at, &data)));
         }

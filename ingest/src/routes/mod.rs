@@ -15,6 +15,7 @@ mod portal_sessions;
 mod rules;
 pub(crate) mod subscriptions;
 mod tenants;
+mod transforms;
 
 use crate::ApiError;
 use actix_web::http::Method;
@@ -76,6 +77,7 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/enable" => subscriptions::enable),
         op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
         op!(POST "/v1/subscriptions/{id}/test" => subscriptions::test),
+        op!(POST "/v1/subscriptions/{id}/transform/test" => transforms::test),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
         op!(POST "/v1/events" => events::ingest),
         op!(POST "/v1/events/batch" => batch::ingest),

@@ -8,8 +8,9 @@ use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use hookhub_dispatcher::transform::Sandbox;
 use hookhub_store::domain::{EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus, TenantId};
-use hookhub_store::repo::{Event, NewSubscription, Subscription, SubscriptionPatch};
+use hookhub_store::repo::{Event, NewSubscription, Programs, Subscription, SubscriptionPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,6 +29,14 @@ pub struct SubscriptionBody {
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
     rate_limit_per_second: Option<u32>,
+    /// JavaScript expression over `event`: events it is falsy for are not sent (`filtered`).
+    #[schema(example = "event.data.location_id === \"loc_1\"")]
+    filter: Option<String>,
+    /// JavaScript defining Svix's `function handler(webhook)`, which may change the payload, method and headers.
+    #[schema(
+        example = "function handler(webhook) { webhook.payload = { email: webhook.payload.data.email }; return webhook; }"
+    )]
+    transform: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -42,6 +51,8 @@ impl From<Subscription> for SubscriptionBody {
             status: s.status,
             disabled_reason: s.disabled_reason,
             rate_limit_per_second: s.rate_limit_per_second,
+            filter: s.programs.filter,
+            transform: s.programs.transform,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -68,11 +79,38 @@ pub struct SubscriptionFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     pub(crate) rate_limit_per_second: Option<Option<u32>>,
+    /// A JavaScript expression over `event` (the webhook body, `{id, type, timestamp, data}`), such as
+    /// `event.data.amount > 100`; events it is falsy for are not sent and show as `filtered`. `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) filter: Option<Option<String>>,
+    /// JavaScript defining `function handler(webhook)` as Svix does: set `webhook.payload`, `webhook.method`
+    /// (POST, PUT or PATCH) or `webhook.headers`, or `webhook.cancel = true` to filter; return `webhook`.
+    /// Checked to compile on save (422 `invalid_program`). `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) transform: Option<Option<String>>,
 }
 
-/// Tells an explicit `null` (remove the limit) from an absent field.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
+/// Tells an explicit `null` (remove the setting) from an absent field.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A program as the request sets it: blank removes it, like `null`.
+fn program(source: Option<Option<String>>) -> Option<Option<String>> {
+    source.map(|s| s.filter(|s| !s.trim().is_empty()))
+}
+
+/// Compiles, in the sandbox, the filter and transform a request sets: a
+/// syntax error (or a transform without `handler`) is a 422 naming the field.
+async fn check_programs(filter: &Option<Option<String>>, transform: &Option<Option<String>>) -> Result<(), ApiError> {
+    let (filter, transform) = (filter.clone().flatten(), transform.clone().flatten());
+    if filter.is_none() && transform.is_none() {
+        return Ok(());
+    }
+    Sandbox::shared().check(filter, transform).await?;
+    Ok(())
 }
 
 const MAX_RATE: u32 = 10_000;
@@ -83,6 +121,8 @@ struct Checked {
     description: Option<String>,
     status: Option<SubscriptionStatus>,
     rate_limit_per_second: Option<Option<u32>>,
+    filter: Option<Option<String>>,
+    transform: Option<Option<String>>,
 }
 
 impl SubscriptionFields {
@@ -118,6 +158,12 @@ impl SubscriptionFields {
                     .push(FieldError::new("rate_limit_per_second", format!("from 1 to {MAX_RATE}, or null for none")));
             }
         }
+        for (field, source) in [("filter", &self.filter), ("transform", &self.transform)] {
+            if let Some(Some(Err(e))) = source.as_ref().map(|s| s.as_deref().map(|s| crate::input::nul_free(field, s)))
+            {
+                errors.push(e);
+            }
+        }
         if errors.is_empty() {
             Ok(Checked {
                 url,
@@ -125,6 +171,8 @@ impl SubscriptionFields {
                 description: self.description,
                 status,
                 rate_limit_per_second: self.rate_limit_per_second,
+                filter: program(self.filter),
+                transform: program(self.transform),
             })
         } else {
             Err(ApiError::Validation(errors))
@@ -159,7 +207,10 @@ pub struct RequeuedBody {
 
 /// `POST /v1/subscriptions` → 201 with the secret, shown here and at `/secret`.
 #[utoipa::path(operation_id = "create_subscription", post, path = "/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionFields,
-    responses((status = 201, body = CreatedBody)), security(("bearer" = ["write"])))]
+    responses((status = 201, body = CreatedBody),
+        (status = 422, description = "Invalid fields (`validation_failed`), or a filter or transform that does not compile (`invalid_program`)",
+            body = crate::error::ErrorBody)),
+    security(("bearer" = ["write"])))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -189,12 +240,14 @@ pub(crate) async fn create_checked(
         return Err(ApiError::Validation(missing));
     };
     state.check_endpoint(&url, "url").await?;
+    check_programs(&checked.filter, &checked.transform).await?;
     let new = NewSubscription {
         url,
         event_types,
         description: checked.description.unwrap_or_default(),
         rate_limit_per_second: checked.rate_limit_per_second.flatten(),
         status: checked.status.unwrap_or(SubscriptionStatus::Active),
+        programs: Programs { filter: checked.filter.flatten(), transform: checked.transform.flatten() },
     };
     Ok(state.store.create_subscription(tenant, new).await?)
 }
@@ -266,12 +319,15 @@ pub(crate) async fn update_checked(
     if let Some(url) = &checked.url {
         state.check_endpoint(url, "url").await?;
     }
+    check_programs(&checked.filter, &checked.transform).await?;
     let patch = SubscriptionPatch {
         url: checked.url,
         event_types: checked.event_types,
         description: checked.description,
         status: checked.status,
         rate_limit_per_second: checked.rate_limit_per_second,
+        filter: checked.filter,
+        transform: checked.transform,
     };
     Ok(state.store.update_subscription(tenant, id, patch).await?)
 }

@@ -33,6 +33,10 @@ pub enum DeliveryStatus {
     /// Out of attempts, or the endpoint is gone: the dead letter.
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// The subscription's filter rejected the event, or its transform
+    /// cancelled it: not sent, by the subscriber's choice.
+    #[sea_orm(string_value = "filtered")]
+    Filtered,
 }
 
 /// What one attempt led to.
@@ -49,6 +53,10 @@ pub enum AttemptOutcome {
     /// Failed for good (last attempt, or 410 Gone).
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// Not sent: the subscription's filter or transform dropped the event.
+    /// Neither a failure nor retried, and the circuit breaker ignores it.
+    #[sea_orm(string_value = "filtered")]
+    Filtered,
 }
 
 /// Whether a tenant's events are accepted and delivered.

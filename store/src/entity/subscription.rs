@@ -28,6 +28,10 @@ pub struct Model {
     pub failing_since: Option<DateTimeUtc>,
     /// Deliveries per second the receiver accepts, if it set a limit.
     pub rate_limit_per_second: Option<i32>,
+    /// JavaScript expression over `event`; events it rejects are filtered.
+    pub filter: Option<String>,
+    /// JavaScript defining `handler(webhook)`, which shapes what is sent.
+    pub transform: Option<String>,
 }
 
 /// No navigable relations: queries join explicitly.

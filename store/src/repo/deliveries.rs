@@ -103,6 +103,9 @@ pub enum NextStep {
     Failed,
     /// `410 Gone`: fail it and disable the subscription.
     Gone,
+    /// The subscription's filter or transform dropped the event: done,
+    /// nothing sent, and the subscription's failure streak is untouched.
+    Filtered,
 }
 
 /// When a subscription that keeps failing is switched off.
@@ -127,6 +130,7 @@ impl NextStep {
             Self::Succeeded => AttemptOutcome::Succeeded,
             Self::RetryAt(_) => AttemptOutcome::Retrying,
             Self::Failed | Self::Gone => AttemptOutcome::Failed,
+            Self::Filtered => AttemptOutcome::Filtered,
         }
     }
 }
@@ -199,6 +203,7 @@ impl RecordedAttempt {
             NextStep::Succeeded => (DeliveryStatus::Succeeded, None, d.retry_index),
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at), d.retry_index + 1),
             NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None, d.retry_index + 1),
+            NextStep::Filtered => (DeliveryStatus::Filtered, None, d.retry_index),
         };
         Delivery {
             status,
@@ -214,9 +219,14 @@ impl RecordedAttempt {
 }
 
 /// The hot path: a success on an endpoint that was not failing changes
-/// nothing about its subscription.
+/// nothing about its subscription. Nor does a filtered event, which says
+/// nothing about the endpoint's health either way.
 pub(super) fn leaves_subscription_alone(item: &RecordedAttempt) -> bool {
-    matches!(item.next, NextStep::Succeeded) && item.work.subscription.failure_streak == 0
+    match item.next {
+        NextStep::Succeeded => item.work.subscription.failure_streak == 0,
+        NextStep::Filtered => true,
+        NextStep::RetryAt(_) | NextStep::Failed | NextStep::Gone => false,
+    }
 }
 
 /// The attempt row of a recorded attempt, its response body sealed:
@@ -553,6 +563,7 @@ impl Store {
                 Self::clear_failure_streak(txn, sub).await?;
                 None
             }
+            NextStep::Filtered => None,
             NextStep::RetryAt(_) | NextStep::Failed => Self::extend_failure_streak(txn, sub, breaker).await?,
         };
         if let Some(reason) = disabled {

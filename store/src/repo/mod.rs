@@ -52,7 +52,7 @@ pub use platform::{ManagedTenant, NewTenant, TenantFilter, TenantPatch};
 pub use portal::{NewPortalSession, PortalLink, PortalSession};
 pub use rules::Rule;
 pub use subscriptions::{
-    Matching, NewSubscription, Subscription, SubscriptionPatch, UnreadableSubscription, GONE_REASON,
+    Matching, NewSubscription, Programs, Subscription, SubscriptionPatch, UnreadableSubscription, GONE_REASON,
 };
 pub use tenant_erasure::{Erasure, ERASED_TABLES};
 pub use tenants::Tenant;

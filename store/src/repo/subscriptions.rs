@@ -50,6 +50,19 @@ pub struct Subscription {
     pub failing_since: Option<DateTime<Utc>>,
     /// Deliveries per second the receiver accepts, if limited.
     pub rate_limit_per_second: Option<u32>,
+    /// Its filter and transform (JavaScript sources), if it has them.
+    pub programs: Programs,
+}
+
+/// A subscription's filter and transform, as JavaScript sources. Their
+/// meaning and sandbox are the dispatcher's (`transform` module); the API
+/// checks that they compile before they are saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Programs {
+    /// An expression over `event`; a falsy result filters the event out.
+    pub filter: Option<String>,
+    /// A script defining `function handler(webhook)`.
+    pub transform: Option<String>,
 }
 
 impl Subscription {
@@ -99,6 +112,7 @@ impl Subscription {
             failure_streak: m.failure_streak,
             failing_since: m.failing_since,
             rate_limit_per_second: m.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
+            programs: Programs { filter: m.filter, transform: m.transform },
         })
     }
 }
@@ -153,6 +167,8 @@ pub struct NewSubscription {
     pub rate_limit_per_second: Option<u32>,
     /// `Active`, or `Disabled` to set it up paused.
     pub status: SubscriptionStatus,
+    /// Its filter and transform, checked by the caller.
+    pub programs: Programs,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -168,6 +184,20 @@ pub struct SubscriptionPatch {
     pub status: Option<SubscriptionStatus>,
     /// New rate limit; `Some(None)` removes it.
     pub rate_limit_per_second: Option<Option<u32>>,
+    /// New filter; `Some(None)` removes it.
+    pub filter: Option<Option<String>>,
+    /// New transform; `Some(None)` removes it.
+    pub transform: Option<Option<String>>,
+}
+
+/// A subscription row to insert, before its id and secret.
+struct NewRow {
+    url: String,
+    event_types: EventTypeFilter,
+    description: String,
+    status: SubscriptionStatus,
+    rate_limit_per_second: Option<u32>,
+    programs: Programs,
 }
 
 fn types_json(filter: &EventTypeFilter) -> serde_json::Value {
@@ -187,7 +217,15 @@ impl Store {
             SubscriptionStatus::Active | SubscriptionStatus::Listening => SubscriptionStatus::Active,
         };
         let url = new.url.to_string();
-        self.insert_subscription(tenant, url, new.event_types, new.description, status, new.rate_limit_per_second).await
+        let row = NewRow {
+            url,
+            event_types: new.event_types,
+            description: new.description,
+            status,
+            rate_limit_per_second: new.rate_limit_per_second,
+            programs: new.programs,
+        };
+        self.insert_subscription(tenant, row).await
     }
 
     /// Creates the subscription of a `hookhub listen` session: it has a
@@ -198,27 +236,19 @@ impl Store {
         tenant: &TenantId,
         event_types: EventTypeFilter,
     ) -> Result<Subscription, StoreError> {
-        let description = "hookhub listen session".to_owned();
-        self.insert_subscription(
-            tenant,
-            "hookhub-listen:".into(),
+        let row = NewRow {
+            url: "hookhub-listen:".into(),
             event_types,
-            description,
-            SubscriptionStatus::Listening,
-            None,
-        )
-        .await
+            description: "hookhub listen session".to_owned(),
+            status: SubscriptionStatus::Listening,
+            rate_limit_per_second: None,
+            programs: Programs::default(),
+        };
+        self.insert_subscription(tenant, row).await
     }
 
-    async fn insert_subscription(
-        &self,
-        tenant: &TenantId,
-        url: String,
-        event_types: EventTypeFilter,
-        description: String,
-        status: SubscriptionStatus,
-        rate_limit_per_second: Option<u32>,
-    ) -> Result<Subscription, StoreError> {
+    async fn insert_subscription(&self, tenant: &TenantId, row: NewRow) -> Result<Subscription, StoreError> {
+        let NewRow { url, event_types, description, status, rate_limit_per_second, programs } = row;
         let at = now();
         let id = SubscriptionId::generate().to_string();
         let model = subscription::ActiveModel {
@@ -239,6 +269,8 @@ impl Store {
             failure_streak: Set(0),
             failing_since: Set(None),
             rate_limit_per_second: Set(rate_limit_per_second.and_then(|r| i32::try_from(r).ok())),
+            filter: Set(programs.filter),
+            transform: Set(programs.transform),
         };
         Subscription::from_row(self.insert_as_tenant(tenant, model).await?, self.cipher())
     }
@@ -301,6 +333,12 @@ impl Store {
         }
         if let Some(rate) = patch.rate_limit_per_second {
             model.rate_limit_per_second = Set(rate.and_then(|r| i32::try_from(r).ok()));
+        }
+        if let Some(filter) = patch.filter {
+            model.filter = Set(filter);
+        }
+        if let Some(transform) = patch.transform {
+            model.transform = Set(transform);
         }
         if let Some(status) = patch.status {
             model.status = Set(status);

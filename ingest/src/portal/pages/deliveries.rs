@@ -51,6 +51,7 @@ impl DeliveryQuery {
             Some("pending") => Some(DeliveryStatus::Pending),
             Some("succeeded") => Some(DeliveryStatus::Succeeded),
             Some("failed") => Some(DeliveryStatus::Failed),
+            Some("filtered") => Some(DeliveryStatus::Filtered),
             Some(_) => return Err(ApiError::field("status", "pending, succeeded or failed")),
         };
         let subscription = nonempty(&self.endpoint)
@@ -124,7 +125,7 @@ pub(crate) async fn list(
                 label for="f-status" { "Status" }
                 select #f-status name="status" {
                     option value="" { "Any" }
-                    @for (value, label) in [("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed")] {
+                    @for (value, label) in [("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed"), ("filtered", "Filtered")] {
                         option value=(value) selected[selected(&query.status, value)] { (label) }
                     }
                 }

@@ -212,6 +212,10 @@ fn fields(viewer: &Viewer, form: &Fields) -> Result<SubscriptionFields, PortalEr
         description: Some(form.get("description").unwrap_or_default().to_owned()),
         status: None,
         rate_limit_per_second: Some(rate),
+        // Programs are set over the API (with its test operation); the
+        // portal's form leaves them as they are.
+        filter: None,
+        transform: None,
     })
 }
 

@@ -20,6 +20,7 @@ pub(crate) fn delivery_status(status: DeliveryStatus) -> Markup {
         DeliveryStatus::Pending => badge("warn", "Pending"),
         DeliveryStatus::Succeeded => badge("ok", "Succeeded"),
         DeliveryStatus::Failed => badge("bad", "Failed"),
+        DeliveryStatus::Filtered => badge("muted", "Filtered"),
     }
 }
 
@@ -29,15 +30,18 @@ pub(crate) fn outcome(a: &Attempt) -> Markup {
         AttemptOutcome::Succeeded => "ok",
         AttemptOutcome::Retrying => "warn",
         AttemptOutcome::Failed => "bad",
+        AttemptOutcome::Filtered => "muted",
     };
-    let label = match a.status_code {
-        Some(code) => code.to_string(),
-        None => "No response".into(),
+    let label = match (a.status_code, a.outcome) {
+        (Some(code), _) => code.to_string(),
+        (None, AttemptOutcome::Filtered) => "Filtered".into(),
+        (None, _) => "No response".into(),
     };
     let title = match a.outcome {
         AttemptOutcome::Succeeded => "Succeeded",
         AttemptOutcome::Retrying => "Failed; retried later",
         AttemptOutcome::Failed => "Failed; no more retries",
+        AttemptOutcome::Filtered => "Not sent: the endpoint's filter or transform left it out",
     };
     html! { span class={ "badge " (tone) } title=(title) { (label) } }
 }
