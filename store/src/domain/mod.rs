@@ -7,6 +7,7 @@ mod event_type;
 mod idempotency;
 mod ids;
 mod inbound_kind;
+mod ordering;
 mod plan;
 mod schema_example;
 mod scope;
@@ -22,6 +23,7 @@ pub use ids::{
     SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
+pub use ordering::{OnDeadLetter, OrderingKey, OrderingKeyError, OrderingMode, OrderingPolicy, MAX_ORDERING_KEY};
 pub use plan::{Plan, UnknownPlan, Window};
 pub use schema_example::example_from_schema;
 pub use scope::{Scope, UnknownScope};

@@ -11,6 +11,7 @@ mod m0008_drop_attempts_delivery_index;
 mod m0009_hash_idempotency_keys;
 mod m0010_outbox_quarantine;
 mod m0011_platform;
+mod m0013_ordering;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_hash_idempotency_keys::Migration),
             Box::new(m0010_outbox_quarantine::Migration),
             Box::new(m0011_platform::Migration),
+            Box::new(m0013_ordering::Migration),
         ]
     }
 }

@@ -3,8 +3,8 @@
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{
-    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId, SubscriptionStatus,
-    TenantId,
+    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, OrderingPolicy, SigningSecret, SubscriptionId,
+    SubscriptionStatus, TenantId,
 };
 use crate::entity::{attempt, delivery, subscription};
 use crate::page::{paginate, Page, PageRequest};
@@ -50,6 +50,8 @@ pub struct Subscription {
     pub failing_since: Option<DateTime<Utc>>,
     /// Deliveries per second the receiver accepts, if limited.
     pub rate_limit_per_second: Option<u32>,
+    /// Whether its deliveries keep order per key.
+    pub ordering: OrderingPolicy,
 }
 
 impl Subscription {
@@ -99,6 +101,7 @@ impl Subscription {
             failure_streak: m.failure_streak,
             failing_since: m.failing_since,
             rate_limit_per_second: m.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
+            ordering: OrderingPolicy { mode: m.ordering, on_dead_letter: m.on_dead_letter },
         })
     }
 }
@@ -153,6 +156,8 @@ pub struct NewSubscription {
     pub rate_limit_per_second: Option<u32>,
     /// `Active`, or `Disabled` to set it up paused.
     pub status: SubscriptionStatus,
+    /// Unordered (the default) or ordered per key.
+    pub ordering: OrderingPolicy,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -168,6 +173,10 @@ pub struct SubscriptionPatch {
     pub status: Option<SubscriptionStatus>,
     /// New rate limit; `Some(None)` removes it.
     pub rate_limit_per_second: Option<Option<u32>>,
+    /// New ordering mode.
+    pub ordering: Option<crate::domain::OrderingMode>,
+    /// New dead-letter behaviour of an ordered subscription.
+    pub on_dead_letter: Option<crate::domain::OnDeadLetter>,
 }
 
 fn types_json(filter: &EventTypeFilter) -> serde_json::Value {
@@ -187,7 +196,8 @@ impl Store {
             SubscriptionStatus::Active | SubscriptionStatus::Listening => SubscriptionStatus::Active,
         };
         let url = new.url.to_string();
-        self.insert_subscription(tenant, url, new.event_types, new.description, status, new.rate_limit_per_second).await
+        let limits = (new.rate_limit_per_second, new.ordering);
+        self.insert_subscription(tenant, url, new.event_types, new.description, status, limits).await
     }
 
     /// Creates the subscription of a `hookhub listen` session: it has a
@@ -205,7 +215,7 @@ impl Store {
             event_types,
             description,
             SubscriptionStatus::Listening,
-            None,
+            (None, OrderingPolicy::default()),
         )
         .await
     }
@@ -217,7 +227,7 @@ impl Store {
         event_types: EventTypeFilter,
         description: String,
         status: SubscriptionStatus,
-        rate_limit_per_second: Option<u32>,
+        (rate_limit_per_second, ordering): (Option<u32>, OrderingPolicy),
     ) -> Result<Subscription, StoreError> {
         let at = now();
         let id = SubscriptionId::generate().to_string();
@@ -239,6 +249,8 @@ impl Store {
             failure_streak: Set(0),
             failing_since: Set(None),
             rate_limit_per_second: Set(rate_limit_per_second.and_then(|r| i32::try_from(r).ok())),
+            ordering: Set(ordering.mode),
+            on_dead_letter: Set(ordering.on_dead_letter),
         };
         Subscription::from_row(self.insert_as_tenant(tenant, model).await?, self.cipher())
     }
@@ -301,6 +313,12 @@ impl Store {
         }
         if let Some(rate) = patch.rate_limit_per_second {
             model.rate_limit_per_second = Set(rate.and_then(|r| i32::try_from(r).ok()));
+        }
+        if let Some(mode) = patch.ordering {
+            model.ordering = Set(mode);
+        }
+        if let Some(on_dead_letter) = patch.on_dead_letter {
+            model.on_dead_letter = Set(on_dead_letter);
         }
         if let Some(status) = patch.status {
             model.status = Set(status);
