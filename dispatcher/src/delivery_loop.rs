@@ -21,7 +21,7 @@ use hookhub_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +37,7 @@ async fn record_results(
     breaker: BreakerPolicy,
     mut results: mpsc::Receiver<RecordedAttempt>,
     attempts_done: CancellationToken,
+    poller: Arc<Notify>,
 ) {
     loop {
         let first = tokio::select! {
@@ -54,10 +55,17 @@ async fn record_results(
         }
         match store.record_attempts(&batch, breaker).await {
             Ok(recorded) => {
+                let mut key_moved = false;
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
                         observe(r);
+                        key_moved |= frees_its_key(r);
                     }
+                }
+                // The next delivery of the key is due already: claim it now,
+                // not a poll interval later (one key goes one at a time).
+                if key_moved {
+                    poller.notify_one();
                 }
             }
             Err(e) => tracing::warn!(
@@ -67,6 +75,12 @@ async fn record_results(
             ),
         }
     }
+}
+
+/// Whether a recorded attempt lets the next delivery of its key go: an
+/// ordered delivery that is done, one way or the other.
+fn frees_its_key(recorded: &RecordedAttempt) -> bool {
+    recorded.work.delivery.ordering_key.is_some() && !matches!(recorded.next, NextStep::RetryAt(_))
 }
 
 /// Counts a recorded attempt in the metrics.
@@ -148,6 +162,9 @@ pub struct DeliveryLoop {
     /// Finished attempts on their way to the store, written in batches.
     results: mpsc::Sender<RecordedAttempt>,
     results_rx: std::sync::Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
+    /// Wakes the retry poller before its interval: ordered deliveries
+    /// became due (written, or the one before them finished).
+    poller: Arc<Notify>,
 }
 
 impl DeliveryLoop {
@@ -162,9 +179,15 @@ impl DeliveryLoop {
             queue: FairSemaphore::new(config.concurrency.max(1) * 4),
             gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
             tasks: TaskTracker::new(),
+            poller: Arc::new(Notify::new()),
             store,
             config,
         })
+    }
+
+    /// Makes the retry poller look for due deliveries now.
+    pub fn wake_poller(&self) {
+        self.poller.notify_one();
     }
 
     /// How it attempts deliveries.
@@ -179,8 +202,13 @@ impl DeliveryLoop {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let attempts_done = CancellationToken::new();
         let results = self.results_rx.lock().expect("lock is never poisoned").take().expect("run is called once");
-        let recorder =
-            tokio::spawn(record_results(self.store.clone(), self.config.breaker, results, attempts_done.clone()));
+        let recorder = tokio::spawn(record_results(
+            self.store.clone(),
+            self.config.breaker,
+            results,
+            attempts_done.clone(),
+            self.poller.clone(),
+        ));
         let lease = self.config.lease_span();
         let mut wait = Duration::ZERO;
         loop {
@@ -189,6 +217,9 @@ impl DeliveryLoop {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {
                     self.gate.forget_idle();
+                    wait = self.poll_due(lease).await;
+                }
+                _ = self.poller.notified() => {
                     wait = self.poll_due(lease).await;
                 }
             }
