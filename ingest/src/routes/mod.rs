@@ -11,6 +11,7 @@ mod hooks;
 mod inbound;
 mod listen;
 mod me;
+mod ordering;
 mod rules;
 mod subscriptions;
 mod tenants;
@@ -68,6 +69,8 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/enable" => subscriptions::enable),
         op!(POST "/v1/subscriptions/{id}/recover" => subscriptions::recover),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
+        op!(GET "/v1/subscriptions/{id}/blocked-keys" => ordering::list),
+        op!(POST "/v1/subscriptions/{id}/blocked-keys/{key}/skip" => ordering::skip),
         op!(POST "/v1/events" => events::ingest),
         op!(POST "/v1/events/batch" => batch::ingest),
         op!(GET "/v1/events" => events::list),

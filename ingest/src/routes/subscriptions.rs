@@ -7,7 +7,9 @@ use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{EndpointUrl, EventTypeFilter, SubscriptionId, SubscriptionStatus};
+use hookhub_store::domain::{
+    EndpointUrl, EventTypeFilter, OnDeadLetter, OrderingMode, OrderingPolicy, SubscriptionId, SubscriptionStatus,
+};
 use hookhub_store::repo::{NewSubscription, Subscription, SubscriptionPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -27,6 +29,10 @@ pub struct SubscriptionBody {
     status: SubscriptionStatus,
     disabled_reason: Option<String>,
     rate_limit_per_second: Option<u32>,
+    /// `per_key`: deliveries of events with the same `ordering_key` go one at a time, in ingest order.
+    ordering: OrderingMode,
+    /// What an ordered subscription does with a key whose delivery is dead-lettered.
+    on_dead_letter: OnDeadLetter,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -41,6 +47,8 @@ impl From<Subscription> for SubscriptionBody {
             status: s.status,
             disabled_reason: s.disabled_reason,
             rate_limit_per_second: s.rate_limit_per_second,
+            ordering: s.ordering.mode,
+            on_dead_letter: s.ordering.on_dead_letter,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -67,6 +75,17 @@ pub struct SubscriptionFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     rate_limit_per_second: Option<Option<u32>>,
+    /// `unordered` (the default) or `per_key`: deliveries of events with the
+    /// same `ordering_key` are attempted one at a time, in ingest order, and
+    /// a failing one holds back the later ones of its key (only its key).
+    /// Applies to deliveries created after the change.
+    #[schema(pattern = "^(unordered|per_key)$")]
+    ordering: Option<String>,
+    /// With `per_key`, what a dead-lettered delivery (out of attempts) does to
+    /// its key: `skip` (the default) lets the next one go; `block` holds the
+    /// key until it is redelivered or skipped (`/blocked-keys/{key}/skip`).
+    #[schema(pattern = "^(skip|block)$")]
+    on_dead_letter: Option<String>,
 }
 
 /// Tells an explicit `null` (remove the limit) from an absent field.
@@ -82,6 +101,23 @@ struct Checked {
     description: Option<String>,
     status: Option<SubscriptionStatus>,
     rate_limit_per_second: Option<Option<u32>>,
+    ordering: Option<OrderingMode>,
+    on_dead_letter: Option<OnDeadLetter>,
+}
+
+/// A present field parsed by `parse`, or the error that names it.
+fn choice<T>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Option<T> {
+    let parsed = parse(value.as_deref()?);
+    if parsed.is_none() {
+        errors.push(FieldError::new(field, format!("must be {expected}")));
+    }
+    parsed
 }
 
 impl SubscriptionFields {
@@ -102,15 +138,39 @@ impl SubscriptionFields {
         if let Some(Err(e)) = self.description.as_deref().map(|d| crate::input::nul_free("description", d)) {
             errors.push(e);
         }
-        let status = match self.status.as_deref() {
-            None => None,
-            Some("active") => Some(SubscriptionStatus::Active),
-            Some("disabled") => Some(SubscriptionStatus::Disabled),
-            Some(_) => {
-                errors.push(FieldError::new("status", "must be \"active\" or \"disabled\""));
-                None
-            }
-        };
+        let status = choice(
+            &mut errors,
+            "status",
+            self.status,
+            |s| match s {
+                "active" => Some(SubscriptionStatus::Active),
+                "disabled" => Some(SubscriptionStatus::Disabled),
+                _ => None,
+            },
+            "\"active\" or \"disabled\"",
+        );
+        let ordering = choice(
+            &mut errors,
+            "ordering",
+            self.ordering,
+            |s| match s {
+                "unordered" => Some(OrderingMode::Unordered),
+                "per_key" => Some(OrderingMode::PerKey),
+                _ => None,
+            },
+            "\"unordered\" or \"per_key\"",
+        );
+        let on_dead_letter = choice(
+            &mut errors,
+            "on_dead_letter",
+            self.on_dead_letter,
+            |s| match s {
+                "skip" => Some(OnDeadLetter::Skip),
+                "block" => Some(OnDeadLetter::Block),
+                _ => None,
+            },
+            "\"skip\" or \"block\"",
+        );
         if let Some(Some(rate)) = self.rate_limit_per_second {
             if !(1..=MAX_RATE).contains(&rate) {
                 errors
@@ -124,6 +184,8 @@ impl SubscriptionFields {
                 description: self.description,
                 status,
                 rate_limit_per_second: self.rate_limit_per_second,
+                ordering,
+                on_dead_letter,
             })
         } else {
             Err(ApiError::Validation(errors))
@@ -182,6 +244,10 @@ pub async fn create(
         description: checked.description.unwrap_or_default(),
         rate_limit_per_second: checked.rate_limit_per_second.flatten(),
         status: checked.status.unwrap_or(SubscriptionStatus::Active),
+        ordering: OrderingPolicy {
+            mode: checked.ordering.unwrap_or_default(),
+            on_dead_letter: checked.on_dead_letter.unwrap_or_default(),
+        },
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();
@@ -227,7 +293,7 @@ pub async fn secret(
     Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: None }))
 }
 
-/// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status or rate limit.
+/// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status, rate limit or ordering.
 #[utoipa::path(operation_id = "update_subscription", patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
     request_body = SubscriptionFields, responses((status = 200, body = SubscriptionBody),
         (status = 409, description = "A listen session's status cannot change", body = crate::error::ErrorBody)),
@@ -249,6 +315,8 @@ pub async fn update(
         description: checked.description,
         status: checked.status,
         rate_limit_per_second: checked.rate_limit_per_second,
+        ordering: checked.ordering,
+        on_dead_letter: checked.on_dead_letter,
     };
     let sub = state.store.update_subscription(&tenant.id, &id, patch).await?;
     Ok(HttpResponse::Ok().json(SubscriptionBody::from(sub)))
