@@ -43,6 +43,8 @@ pub struct Plan {
     pub idempotency_prefix: Option<String>,
     /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
     pub batch: usize,
+    /// When set, event `n` carries the ordering key `k_{n mod keys}`.
+    pub ordering_keys: Option<u64>,
 }
 
 /// An event the hub accepted.
@@ -103,6 +105,7 @@ struct Sender {
     deadline: Instant,
     stop: Arc<AtomicBool>,
     batch: usize,
+    ordering_keys: Option<u64>,
     outcome: Mutex<Outcome>,
 }
 
@@ -141,6 +144,9 @@ impl Sender {
         let mut body = event(seq);
         if let Some(prefix) = &self.idempotency_prefix {
             body["idempotency_key"] = format!("{prefix}-{seq}").into();
+        }
+        if let Some(keys) = self.ordering_keys {
+            body["ordering_key"] = format!("k_{}", seq % keys).into();
         }
         body
     }
@@ -237,6 +243,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         deadline,
         stop: plan.stop.unwrap_or_default(),
         batch: plan.batch.max(1),
+        ordering_keys: plan.ordering_keys,
         outcome: Mutex::new(Outcome::default()),
     });
     let late_sends = match plan.pace {

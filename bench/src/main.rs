@@ -77,6 +77,11 @@ struct Args {
     /// hub's 15-second timeout by default: every attempt to it times out).
     #[arg(long, default_value_t = 30_000)]
     slow_delay_ms: u64,
+    /// Subscriptions keep order per key (`ordering: "per_key"`), and event n
+    /// carries the ordering key `k_{n mod N}`: N keys delivered in parallel,
+    /// each one at a time in ingest order. Unset: unordered, no keys.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000), conflicts_with = "noisy_tenant")]
+    ordering_keys: Option<u32>,
     /// Percentage of requests the receiver answers 500 (the hub retries them).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     receiver_fail_pct: u8,
@@ -199,11 +204,18 @@ impl Backend {
 }
 
 /// Creates one `["*"]` subscription and returns its signing key.
-async fn subscribe(client: &reqwest::Client, hub: &str, key: &str, url: &str) -> anyhow::Result<Vec<u8>> {
+async fn subscribe(
+    client: &reqwest::Client,
+    hub: &str,
+    key: &str,
+    url: &str,
+    ordered: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let ordering = if ordered { "per_key" } else { "unordered" };
     let resp = client
         .post(format!("{hub}/v1/subscriptions"))
         .bearer_auth(key)
-        .json(&json!({"url": url, "event_types": ["*"], "description": "hookhub-bench"}))
+        .json(&json!({"url": url, "event_types": ["*"], "description": "hookhub-bench", "ordering": ordering}))
         .send()
         .await?;
     let status = resp.status();
@@ -330,7 +342,7 @@ async fn start_slow_receiver(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..args.slow_endpoints {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: subscribe(client, hub, key, &url).await?, tenant });
+            endpoints.push(Endpoint { key: subscribe(client, hub, key, &url, false).await?, tenant });
         }
     }
     let behaviour = Behaviour { delay: Duration::from_millis(args.slow_delay_ms), fail_pct: 0 };
@@ -351,7 +363,8 @@ async fn measure_with_hub(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..fanout {
             let url = format!("{receiver_base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: subscribe(&client, &hub.base, key, &url).await?, tenant });
+            let ordered = args.ordering_keys.is_some();
+            endpoints.push(Endpoint { key: subscribe(&client, &hub.base, key, &url, ordered).await?, tenant });
         }
     }
     let behaviour =
@@ -371,6 +384,7 @@ async fn measure_with_hub(
         stop: None,
         idempotency_prefix: None,
         batch: args.batch as usize,
+        ordering_keys: args.ordering_keys.map(u64::from),
     };
     let sent = load::run(plan).await?;
     let send_end = Instant::now();
@@ -417,6 +431,7 @@ fn run_config(args: &Args, backend: &Backend, tenants: usize) -> RunConfig {
         batch: args.batch as usize,
         receiver_delay_ms: args.receiver_delay_ms,
         receiver_fail_pct: args.receiver_fail_pct,
+        ordering_keys: args.ordering_keys,
         hub_env: launcher_settings(args),
         nproc: std::thread::available_parallelism().map_or(0, usize::from),
     }

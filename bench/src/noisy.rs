@@ -207,7 +207,8 @@ pub async fn measure(
     for (tenant, count) in [(NOISY, fanout), (QUIET, 1)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint { key: crate::subscribe(&client, &hub.base, &keys[tenant], &url).await?, tenant });
+            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, false).await?;
+            endpoints.push(Endpoint { key, tenant });
         }
     }
     let behaviour =
@@ -224,6 +225,7 @@ pub async fn measure(
         // A resend after a 429 is the same event: a real client keeps its key.
         idempotency_prefix: Some(format!("bench-{tenant}")),
         batch: 1,
+        ordering_keys: None,
     };
 
     let alone = Duration::from_secs(args.quiet_alone);
