@@ -1,7 +1,8 @@
 //! Ordered delivery per key: a subscription with `ordering: "per_key"`
 //! gets the events of one key in ingest order, through random failures,
-//! retries and a kill -9 of the hub, on both backends; a dead letter
-//! blocks its key (and only its key) until it is skipped.
+//! retries and a kill -9 of the hub, on both backends (on PostgreSQL with a
+//! second dispatcher process beside the hub); a dead letter blocks its key
+//! (and only its key) until it is skipped.
 mod common;
 
 use common::receiver::Receiver;
@@ -84,6 +85,18 @@ async fn per_key_order_holds_through_random_failures_and_a_kill_9(backend: Backe
     let client = reqwest::Client::new();
     let mut hub = common::Processes(vec![spawn_hub(&settings, port)]);
     wait_ready(&client, &base).await;
+    if backend == Backend::Postgres {
+        // Scale-out: a second dispatcher on the same database and queue,
+        // competing for messages and claims (it outlives the kill below).
+        let second = hookhub_command(&settings, &["dispatcher"])
+            .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the hookhub binary starts");
+        hub.0.push(second);
+    }
 
     let body = json!({"url": receiver.url("/crm"), "event_types": ["*"], "ordering": "per_key"});
     let resp = client.post(format!("{base}/v1/subscriptions")).bearer_auth(&key).json(&body).send().await.unwrap();
@@ -144,7 +157,7 @@ async fn per_key_order_holds_through_random_failures_and_a_kill_9(backend: Backe
          before the kill -9; every key's first successes in ingest order",
         received.len()
     );
-    kill9(&mut hub.0[0]);
+    drop(hub);
     drop_test_resources(&settings).await;
 }
 
