@@ -17,6 +17,7 @@ on_both_backends!(
     per_key_order_holds_through_random_failures_and_a_kill_9,
     a_dead_letter_blocks_its_key_until_skipped,
     ordering_input_is_checked_by_field,
+    the_claim_takes_only_the_head_of_each_key,
 );
 
 const KEYS: usize = 50;
@@ -247,4 +248,68 @@ async fn ordering_input_is_checked_by_field(backend: Backend) {
     let (_, event) = hub.get(&format!("/v1/events/{}", body["id"].as_str().unwrap())).await;
     assert_eq!(event["ordering_key"], "apt_42");
     hub.stop().await;
+}
+
+/// Below the API: an ordered delivery is claimed only as the head of its
+/// key, and not while an earlier event of its key is still being fanned
+/// out (here: two events that overtook the first one in the queue).
+async fn the_claim_takes_only_the_head_of_each_key(backend: Backend) {
+    use hookhub_store::domain::{
+        now, EndpointUrl, EventTypeFilter, OnDeadLetter, OrderingMode, OrderingPolicy, SubscriptionStatus,
+    };
+    use hookhub_store::repo::{
+        BreakerPolicy, Delivery, Event, FreshDelivery, Loaded, NewAttempt, NewSubscription, NextStep,
+    };
+    let (settings, store, tenant) = common::test_store(backend).await;
+    let new = NewSubscription {
+        url: EndpointUrl::parse("http://127.0.0.1:9/ordered", true).unwrap(),
+        event_types: EventTypeFilter::All,
+        description: String::new(),
+        rate_limit_per_second: None,
+        status: SubscriptionStatus::Active,
+        ordering: OrderingPolicy { mode: OrderingMode::PerKey, on_dead_letter: OnDeadLetter::Skip },
+    };
+    let sub = store.create_subscription(&tenant.id, new).await.unwrap();
+    let mut events: Vec<Event> = Vec::new();
+    for key in ["apt_1", "apt_1", "apt_2"] {
+        let new = hookhub_store::repo::NewEvent {
+            ordering_key: Some(key.parse().unwrap()),
+            ..common::client_created(json!({}))
+        };
+        events.push(store.ingest_event(&tenant.id, new).await.unwrap().event);
+    }
+    let fresh: Vec<Delivery> = events
+        .iter()
+        .map(|e| Delivery::new(&tenant.id, &e.id, &sub.id, now()).keeping_order(e.ordering_key.as_ref()))
+        .collect();
+    let write = |which: &[usize]| {
+        let rows: Vec<FreshDelivery> = which.iter().map(|&i| FreshDelivery::Unattempted(fresh[i].clone())).collect();
+        let ids: Vec<_> = which.iter().map(|&i| events[i].id.clone()).collect();
+        let store = &store;
+        async move {
+            store.write_fan_out(&rows, BreakerPolicy::default()).await.unwrap();
+            store.mark_fanned_out(&ids).await.unwrap();
+        }
+    };
+    let lease = chrono::Duration::seconds(60);
+    let claim = || async {
+        let due = store.claim_due_deliveries(10, lease).await.unwrap();
+        let mut claimed: Vec<usize> =
+            due.iter().map(|d| fresh.iter().position(|f| f.id == d.id).expect("a delivery of this test")).collect();
+        claimed.sort_unstable();
+        claimed
+    };
+
+    write(&[1, 2]).await;
+    assert_eq!(claim().await, [2], "apt_1's second waits for its first, which is not fanned out yet");
+    write(&[0]).await;
+    assert_eq!(claim().await, [0], "the head of apt_1; its second waits behind it");
+    assert_eq!(claim().await, Vec::<usize>::new(), "a leased head is not claimed again, nor what is behind it");
+
+    let Loaded::Ready(work) = store.delivery_work(&fresh[0].id).await.unwrap() else { panic!("the head reads") };
+    let attempt =
+        NewAttempt { attempted_at: now(), status_code: Some(200), latency_ms: 1, error: None, response_body: None };
+    assert!(store.record_attempt(&work, attempt, NextStep::Succeeded, BreakerPolicy::default()).await.unwrap());
+    assert_eq!(claim().await, [1], "the head succeeded: the next of its key goes");
+    drop_test_resources(&settings).await;
 }
