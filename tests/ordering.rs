@@ -285,10 +285,12 @@ async fn the_claim_takes_only_the_head_of_each_key(backend: Backend) {
     let write = |which: &[usize]| {
         let rows: Vec<FreshDelivery> = which.iter().map(|&i| FreshDelivery::Unattempted(fresh[i].clone())).collect();
         let ids: Vec<_> = which.iter().map(|&i| events[i].id.clone()).collect();
+        let keys: Vec<_> = which.iter().map(|&i| (sub.id.clone(), fresh[i].ordering_key.clone().unwrap())).collect();
         let store = &store;
         async move {
             store.write_fan_out(&rows, BreakerPolicy::default()).await.unwrap();
             store.mark_fanned_out(&ids).await.unwrap();
+            store.wake_heads(&keys).await.unwrap();
         }
     };
     let lease = chrono::Duration::seconds(60);
@@ -310,6 +312,8 @@ async fn the_claim_takes_only_the_head_of_each_key(backend: Backend) {
     let attempt =
         NewAttempt { attempted_at: now(), status_code: Some(200), latency_ms: 1, error: None, response_body: None };
     assert!(store.record_attempt(&work, attempt, NextStep::Succeeded, BreakerPolicy::default()).await.unwrap());
+    store.wake_heads(&[(sub.id.clone(), "apt_1".parse().unwrap())]).await.unwrap();
     assert_eq!(claim().await, [1], "the head succeeded: the next of its key goes");
+    assert_eq!(store.wake_all_heads().await.unwrap(), 0, "no head left waiting");
     drop_test_resources(&settings).await;
 }

@@ -13,7 +13,9 @@ use crate::signer::sign_with_all;
 use crate::subscription_gate::SubscriptionGate;
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus, TenantId};
+use hookhub_store::domain::{
+    now, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus, TenantId,
+};
 use hookhub_store::repo::{
     BreakerPolicy, Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
@@ -55,16 +57,21 @@ async fn record_results(
         }
         match store.record_attempts(&batch, breaker).await {
             Ok(recorded) => {
-                let mut key_moved = false;
+                let mut freed = Vec::new();
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
                         observe(r);
-                        key_moved |= frees_its_key(r);
+                        freed.extend(freed_key(r));
                     }
                 }
-                // The next delivery of the key is due already: claim it now,
-                // not a poll interval later (one key goes one at a time).
-                if key_moved {
+                // The next delivery of each key is waiting: make it due and
+                // claim it now, not a poll interval later (a key goes one
+                // delivery at a time). A wake lost here is made up by the
+                // poller's sweep.
+                if !freed.is_empty() {
+                    if let Err(e) = store.wake_heads(&freed).await {
+                        tracing::warn!(error = %e, "could not wake the next deliveries of ordered keys; the sweep will");
+                    }
                     poller.notify_one();
                 }
             }
@@ -77,11 +84,17 @@ async fn record_results(
     }
 }
 
-/// Whether a recorded attempt lets the next delivery of its key go: an
-/// ordered delivery that is done, one way or the other.
-fn frees_its_key(recorded: &RecordedAttempt) -> bool {
-    recorded.work.delivery.ordering_key.is_some() && !matches!(recorded.next, NextStep::RetryAt(_))
+/// The (subscription, key) whose next delivery a recorded attempt lets go:
+/// an ordered delivery that is done, one way or the other.
+fn freed_key(recorded: &RecordedAttempt) -> Option<(SubscriptionId, OrderingKey)> {
+    let d = &recorded.work.delivery;
+    let key = d.ordering_key.as_ref().filter(|_| !matches!(recorded.next, NextStep::RetryAt(_)))?;
+    Some((d.subscription_id.clone(), key.clone()))
 }
+
+/// How often the retry poller makes due the heads of ordered keys whose
+/// wake was lost (a crash between an outcome's commit and its wake).
+const WAKE_SWEEP: Duration = Duration::from_secs(30);
 
 /// Counts a recorded attempt in the metrics.
 pub(crate) fn observe(recorded: &RecordedAttempt) {
@@ -211,7 +224,15 @@ impl DeliveryLoop {
         ));
         let lease = self.config.lease_span();
         let mut wait = Duration::ZERO;
+        // Due at once: a restart sweeps what a crash left waiting.
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_sweep {
+                next_sweep = tokio::time::Instant::now() + WAKE_SWEEP;
+                if let Err(e) = self.store.wake_all_heads().await {
+                    tracing::warn!(error = %e, "could not sweep the heads of ordered keys");
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,

@@ -104,8 +104,9 @@ struct Round {
     running: Vec<(DeliveryId, JoinHandle<Outcome>)>,
     /// Deliveries attempted only once written, and only if they were new.
     after_write: Vec<DeliveryWork>,
-    /// Some are ordered: the retry poller claims them once written.
-    ordered: bool,
+    /// The (subscription, key) of its ordered deliveries: written
+    /// waiting, their heads are made due once written.
+    ordered: Vec<(SubscriptionId, OrderingKey)>,
 }
 
 /// Consumes events and creates their deliveries.
@@ -278,7 +279,10 @@ impl Fanout {
         {
             return;
         }
-        if round.ordered {
+        if !round.ordered.is_empty() {
+            if self.until_stored(events, shutdown, || self.store.wake_heads(&round.ordered)).await.is_none() {
+                return;
+            }
             self.deliveries.wake_poller();
         }
         for message in messages {
@@ -305,7 +309,9 @@ impl Fanout {
                 }
                 Planned::Unreadable(delivery) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
                 Planned::Ordered(delivery) => {
-                    round.ordered = true;
+                    if let Some(key) = &delivery.ordering_key {
+                        round.ordered.push((delivery.subscription_id.clone(), key.clone()));
+                    }
                     round.fresh.push(FreshDelivery::Unattempted(delivery));
                 }
             }

@@ -162,11 +162,14 @@ impl Delivery {
     }
 
     /// The same delivery, keeping order by `key` (the event's key, when
-    /// the subscription is ordered). An ordered delivery is due at once:
-    /// only the claim, which takes the head of each key, ever starts it.
+    /// the subscription is ordered). An ordered delivery is written
+    /// waiting (pending, no due time): [`Store::wake_heads`] makes it due
+    /// once it is the head of its key, and only the claim, which checks
+    /// that again, ever starts it. Waiting rows are not due, so a deep
+    /// backlog on one key costs the claim nothing.
     pub fn keeping_order(self, key: Option<&OrderingKey>) -> Self {
         match key {
-            Some(key) => Self { ordering_key: Some(key.clone()), next_attempt_at: Some(self.created_at), ..self },
+            Some(key) => Self { ordering_key: Some(key.clone()), next_attempt_at: None, ..self },
             None => self,
         }
     }
@@ -774,7 +777,11 @@ impl Store {
                     id
                 }
                 None => {
-                    let delivery = Delivery::new(tenant, event_id, sub, at).keeping_order(key);
+                    // Asked for by name: due now; the claim still waits for its turn.
+                    let delivery = Delivery {
+                        next_attempt_at: Some(at),
+                        ..Delivery::new(tenant, event_id, sub, at).keeping_order(key)
+                    };
                     delivery::Entity::insert(delivery.to_row()).exec_without_returning(&txn).await?;
                     delivery.id.to_string()
                 }

@@ -12,7 +12,10 @@ use crate::entity::{delivery, event};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+};
 
 /// Most blocked keys one listing shows: a subscription with more has an
 /// endpoint problem, not a few keys to look at one by one.
@@ -23,6 +26,23 @@ pub const BLOCKED_KEYS_SHOWN: u64 = 100;
 const IS_HEAD: &str = "NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.subscription_id = deliveries.subscription_id \
     AND p.ordering_key = deliveries.ordering_key AND p.event_id < deliveries.event_id \
     AND p.ordering_key IS NOT NULL AND (p.status = 'pending' OR p.key_blocked))";
+
+/// Makes due the waiting head of one (subscription, key): the earliest
+/// open delivery of the key, if it is pending with no due time. A head
+/// that is leased (being attempted) or retrying has a due time, and a
+/// dead-lettered one is not pending: neither is touched.
+const WAKE_HEAD: &str = "UPDATE deliveries SET next_attempt_at = $1 WHERE id = (SELECT h.id FROM deliveries h \
+    WHERE h.subscription_id = $2 AND h.ordering_key = $3 AND h.ordering_key IS NOT NULL \
+    AND (h.status = 'pending' OR h.key_blocked) ORDER BY h.event_id LIMIT 1) \
+    AND status = 'pending' AND next_attempt_at IS NULL";
+
+/// Makes due every waiting delivery that is the head of its key: the
+/// safety net for a wake that was lost (a crash between an outcome's
+/// commit and its wake), run by the retry poller now and then.
+const WAKE_ALL_HEADS: &str = "UPDATE deliveries SET next_attempt_at = $1 WHERE status = 'pending' \
+    AND next_attempt_at IS NULL AND ordering_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries p \
+    WHERE p.subscription_id = deliveries.subscription_id AND p.ordering_key = deliveries.ordering_key \
+    AND p.event_id < deliveries.event_id AND p.ordering_key IS NOT NULL AND (p.status = 'pending' OR p.key_blocked))";
 
 /// Why a key of an ordered subscription is not moving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +68,52 @@ pub struct BlockedKey {
 }
 
 impl Store {
+    /// Makes the waiting head of each (subscription, key) due, so the
+    /// claim takes it: after fan-out wrote ordered deliveries, and after an
+    /// ordered delivery finished (succeeded, dead-lettered, skipped). Either
+    /// side of a race between the two sees the other's commit, since each
+    /// wakes after its own commit.
+    pub async fn wake_heads(&self, keys: &[(SubscriptionId, OrderingKey)]) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let at = now();
+        for (sub, key) in keys.iter().filter(|k| seen.insert(*k)) {
+            let sql = self.placeholders(WAKE_HEAD);
+            let values: [sea_orm::Value; 3] = [at.into(), sub.as_str().into(), key.as_str().into()];
+            self.db().execute(Statement::from_sql_and_values(self.backend(), sql, values)).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes due every waiting head (see [`Self::wake_heads`]); returns how many.
+    pub async fn wake_all_heads(&self) -> Result<u64, StoreError> {
+        let sql = self.placeholders(WAKE_ALL_HEADS);
+        let done = self.db().execute(Statement::from_sql_and_values(self.backend(), sql, [now().into()])).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// `$n` parameters as the backend spells them (`?` on SQLite, where
+    /// each is used once and in order).
+    fn placeholders(&self, sql: &str) -> String {
+        match self.backend() {
+            DatabaseBackend::Postgres => sql.to_owned(),
+            _ => {
+                let mut out = String::with_capacity(sql.len());
+                let mut chars = sql.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                        while chars.peek().is_some_and(char::is_ascii_digit) {
+                            chars.next();
+                        }
+                        out.push('?');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+    }
+
     /// Marks events fanned out: their deliveries are written, so later
     /// deliveries of their keys may go. Called by fan-out after the write,
     /// only with events that carry a key (the unordered path never pays).
@@ -154,6 +220,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound("blocked key"))?;
         txn.commit().await?;
+        self.wake_heads(&[(sub.clone(), key.clone())]).await?;
         Delivery::try_from(left)
     }
 }
