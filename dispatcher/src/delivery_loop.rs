@@ -378,7 +378,14 @@ impl DeliveryLoop {
                 (work.delivery.id.clone(), self.store.defer_delivery(&work.delivery.id, until).await)
             }
             Outcome::Abandoned(work) => {
-                (work.delivery.id.clone(), self.store.abandon_delivery(&work.delivery.id, SUBSCRIPTION_DISABLED).await)
+                let d = &work.delivery;
+                let mut abandoned = self.store.abandon_delivery(&d.id, SUBSCRIPTION_DISABLED).await;
+                // Failed, it no longer holds its key: the next one is abandoned in turn.
+                if let (Ok(()), Some(key)) = (&abandoned, &d.ordering_key) {
+                    abandoned = self.store.wake_heads(&[(d.subscription_id.clone(), key.clone())]).await;
+                    self.wake_poller();
+                }
+                (d.id.clone(), abandoned)
             }
         };
         if let Err(e) = written {

@@ -65,12 +65,9 @@ impl TryFrom<&EventMessage> for Target {
             tenant: msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?,
             event: msg.event_id.parse().map_err(|_| malformed("event id"))?,
             event_type: msg.event_type.parse().map_err(|_| malformed("event type"))?,
-            ordering_key: msg
-                .ordering_key
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| malformed("ordering key"))?,
+            // Checked at ingest; one that no longer parses orders nothing,
+            // rather than costing the event.
+            ordering_key: msg.ordering_key.as_deref().and_then(|k| k.parse().ok()),
             redelivered: false,
         })
     }
@@ -87,8 +84,8 @@ enum Planned {
     /// Its event or its subscription cannot be read: written leased, and
     /// held by the retry path until it reads again.
     Unreadable(Delivery),
-    /// To an ordered subscription: written due, never attempted here. Only
-    /// the claim starts it, once it is the head of its key (see
+    /// To an ordered subscription: written waiting, never attempted here.
+    /// Only the claim starts it, once it is the head of its key (see
     /// `hookhub_store::Store::claim_due_deliveries`): a first attempt made
     /// here could overtake an earlier delivery of the key that another
     /// batch or another dispatcher holds.
