@@ -142,6 +142,8 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         (Method::GET, "/v1/subscriptions/{id}", sub),
         (Method::GET, "/v1/subscriptions/{id}/secret", sub),
         (Method::GET, "/v1/subscriptions/{id}/attempts", sub),
+        (Method::GET, "/v1/subscriptions/{id}/blocked-keys", sub),
+        (Method::POST, "/v1/subscriptions/{id}/blocked-keys/{key}/skip", sub),
         (Method::PATCH, "/v1/subscriptions/{id}", sub),
         (Method::DELETE, "/v1/subscriptions/{id}", sub),
         (Method::GET, "/v1/events/{id}", &event),
@@ -160,7 +162,7 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         (Method::PATCH, "/v1/event-types/{name}", "class.full"),
     ];
     for (method, template, id) in &cases {
-        let path = template.replace("{id}", id).replace("{name}", id);
+        let path = template.replace("{id}", id).replace("{name}", id).replace("{key}", "apt_1");
         let req = as_other(method.clone(), &path).query(&[("since", "2000-01-01T00:00:00Z")]);
         // A body valid for the operation, so that only the id can be wrong.
         let body = if template.contains("{name}") { json!({"validate": false}) } else { json!({}) };

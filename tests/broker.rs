@@ -35,7 +35,12 @@ async fn queued(settings: &hookhub::Settings) -> u32 {
 }
 
 fn message(n: u32) -> EventMessage {
-    EventMessage { event_id: format!("evt_{n}"), tenant_id: "ten_1".into(), event_type: "client.created".into() }
+    EventMessage {
+        event_id: format!("evt_{n}"),
+        tenant_id: "ten_1".into(),
+        event_type: "client.created".into(),
+        ordering_key: None,
+    }
 }
 
 /// The publisher alone: once the queue is gone a publish is returned as

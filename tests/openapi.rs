@@ -183,6 +183,10 @@ async fn every_answer_matches_the_openapi_document() {
     .await;
     let attempts = format!("{sub_path}/attempts");
     api.call(&hub, Method::GET, "/v1/subscriptions/{id}/attempts", hub.request(Method::GET, &attempts)).await;
+    let blocked = format!("{sub_path}/blocked-keys");
+    api.call(&hub, Method::GET, "/v1/subscriptions/{id}/blocked-keys", hub.request(Method::GET, &blocked)).await;
+    let skip = hub.request(Method::POST, &format!("{blocked}/apt_42/skip"));
+    api.call(&hub, Method::POST, "/v1/subscriptions/{id}/blocked-keys/{key}/skip", skip).await;
     let redeliver =
         hub.request(Method::POST, &format!("{event_path}/redeliver")).json(&json!({"subscription_id": sub_id}));
     api.call(&hub, Method::POST, "/v1/events/{id}/redeliver", redeliver).await;

@@ -111,6 +111,7 @@ async fn the_ssrf_guard_refuses_internal_targets_and_says_why() {
             rate_limit_per_second: None,
             status: hookhub_store::domain::SubscriptionStatus::Active,
             programs: Default::default(),
+            ordering: Default::default(),
         };
         subs.push(json!({"id": store.create_subscription(&tenant.id, new).await.unwrap().id.to_string()}));
     }
@@ -280,6 +281,7 @@ async fn ingested_messages(
             event_id,
             tenant_id,
             event_type: "client.created".into(),
+            ordering_key: None,
         });
     }
     messages
@@ -706,6 +708,7 @@ async fn an_event_reads_back_exactly_as_ingested(backend: Backend) {
             event_type: "client.created".parse().unwrap(),
             data: data.clone(),
             idempotency_key: Some(key.clone()),
+            ordering_key: None,
         };
         let accepted = store.ingest_event(&tenant.id, new).await.unwrap().event;
         let stored = store.event(&tenant.id, &accepted.id).await.unwrap();

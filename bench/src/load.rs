@@ -45,6 +45,8 @@ pub struct Plan {
     pub batch: usize,
     /// Most requests to send (each of `batch` events); `None` sends until the duration ends.
     pub max_requests: Option<u64>,
+    /// When set, event `n` carries the ordering key `k_{n mod keys}`.
+    pub ordering_keys: Option<u64>,
 }
 
 /// An event the hub accepted.
@@ -106,6 +108,7 @@ struct Sender {
     stop: Arc<AtomicBool>,
     batch: usize,
     max_requests: Option<u64>,
+    ordering_keys: Option<u64>,
     outcome: Mutex<Outcome>,
 }
 
@@ -149,6 +152,9 @@ impl Sender {
         let mut body = event(seq);
         if let Some(prefix) = &self.idempotency_prefix {
             body["idempotency_key"] = format!("{prefix}-{seq}").into();
+        }
+        if let Some(keys) = self.ordering_keys {
+            body["ordering_key"] = format!("k_{}", seq % keys).into();
         }
         body
     }
@@ -246,6 +252,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         stop: plan.stop.unwrap_or_default(),
         batch: plan.batch.max(1),
         max_requests: plan.max_requests,
+        ordering_keys: plan.ordering_keys,
         outcome: Mutex::new(Outcome::default()),
     });
     let late_sends = match plan.pace {

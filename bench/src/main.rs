@@ -79,6 +79,11 @@ struct Args {
     /// hub's 15-second timeout by default: every attempt to it times out).
     #[arg(long, default_value_t = 30_000)]
     slow_delay_ms: u64,
+    /// Subscriptions keep order per key (`ordering: "per_key"`), and event n
+    /// carries the ordering key `k_{n mod N}`: N keys delivered in parallel,
+    /// each one at a time in ingest order. Unset: unordered, no keys.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000), conflicts_with = "noisy_tenant")]
+    ordering_keys: Option<u32>,
     /// Percentage of requests the receiver answers 500 (the hub retries them).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     receiver_fail_pct: u8,
@@ -237,18 +242,23 @@ const BENCH_TRANSFORM: &str = r#"function handler(webhook) {
 }"#;
 
 /// Creates one `["*"]` subscription, with the bench's filter and transform
-/// if `transform`, and returns its signing key.
+/// if `transform` and ordered per key if `ordered`, and returns its signing key.
 async fn subscribe(
     client: &reqwest::Client,
     hub: &str,
     key: &str,
     url: &str,
     transform: bool,
+    ordered: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let mut body = json!({"url": url, "event_types": ["*"], "description": "hookhub-bench"});
     if transform {
         body["filter"] = json!(BENCH_FILTER);
         body["transform"] = json!(BENCH_TRANSFORM);
+    }
+    // Only when asked: a hub from before ordering refuses the field.
+    if ordered {
+        body["ordering"] = json!("per_key");
     }
     let resp = client.post(format!("{hub}/v1/subscriptions")).bearer_auth(key).json(&body).send().await?;
     let status = resp.status();
@@ -386,7 +396,7 @@ async fn start_slow_receiver(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..args.slow_endpoints {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint::new(subscribe(client, hub, key, &url, false).await?, tenant));
+            endpoints.push(Endpoint::new(subscribe(client, hub, key, &url, false, false).await?, tenant));
         }
     }
     let behaviour = Behaviour { delay: Duration::from_millis(args.slow_delay_ms), fail_pct: 0 };
@@ -407,7 +417,9 @@ async fn measure_with_hub(
     for (tenant, key) in keys.iter().enumerate() {
         for _ in 0..fanout {
             let url = format!("{receiver_base}{}", receiver::endpoint_path(endpoints.len()));
-            endpoints.push(Endpoint::new(subscribe(&client, &hub.base, key, &url, args.transform).await?, tenant));
+            let ordered = args.ordering_keys.is_some();
+            let key = subscribe(&client, &hub.base, key, &url, args.transform, ordered).await?;
+            endpoints.push(Endpoint::new(key, tenant));
         }
     }
     let behaviour =
@@ -428,6 +440,7 @@ async fn measure_with_hub(
         idempotency_prefix: None,
         batch: args.batch as usize,
         max_requests: None,
+        ordering_keys: args.ordering_keys.map(u64::from),
     };
     let sent = load::run(plan).await?;
     let send_end = Instant::now();
@@ -475,6 +488,7 @@ fn run_config(args: &Args, backend: &Backend, tenants: usize) -> RunConfig {
         receiver_delay_ms: args.receiver_delay_ms,
         receiver_fail_pct: args.receiver_fail_pct,
         transform: args.transform,
+        ordering_keys: args.ordering_keys,
         hub_env: launcher_settings(args),
         nproc: std::thread::available_parallelism().map_or(0, usize::from),
     }

@@ -207,7 +207,7 @@ pub async fn measure(
     for (tenant, count) in [(NOISY, fanout), (QUIET, 1)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, args.transform).await?;
+            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, args.transform, false).await?;
             endpoints.push(Endpoint::new(key, tenant));
         }
     }
@@ -226,6 +226,7 @@ pub async fn measure(
         idempotency_prefix: Some(format!("bench-{tenant}")),
         batch: 1,
         max_requests: None,
+        ordering_keys: None,
     };
 
     let alone = Duration::from_secs(args.quiet_alone);

@@ -125,7 +125,7 @@ pub async fn measure(
     for (tenant, count, answer) in [(NOISY, args.fanout as usize, Answer::AlwaysFail), (QUIET, 1, Answer::FailFirst)] {
         for _ in 0..count {
             let url = format!("{base}{}", receiver::endpoint_path(endpoints.len()));
-            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, false).await?;
+            let key = crate::subscribe(&client, &hub.base, &keys[tenant], &url, false, false).await?;
             endpoints.push(Endpoint { answer, ..Endpoint::new(key, tenant) });
         }
     }
@@ -142,6 +142,7 @@ pub async fn measure(
         idempotency_prefix: Some(format!("bench-{tenant}")),
         batch: 1,
         max_requests,
+        ordering_keys: None,
     };
 
     let alone = Duration::from_secs(args.quiet_alone);

@@ -90,6 +90,8 @@ pub struct RunConfig {
     pub receiver_fail_pct: u8,
     /// Whether subscriptions carried a filter and transform (`--transform`).
     pub transform: bool,
+    /// Ordered subscriptions over this many keys; `None`: unordered.
+    pub ordering_keys: Option<u32>,
     /// Settings passed to the hub.
     pub hub_env: Vec<String>,
     /// Cores on this machine.
@@ -309,6 +311,7 @@ impl Report {
             ("events per POST", c.batch.to_string()),
             ("filter + transform", if c.transform { "yes (--transform)" } else { "no" }.to_owned()),
             ("receiver delay / fail", format!("{} ms / {}%", c.receiver_delay_ms, c.receiver_fail_pct)),
+            ("ordering", c.ordering_keys.map_or("unordered".to_owned(), |n| format!("per key, {n} keys"))),
             ("events sent / accepted", format!("{} / {}", self.events_sent, self.events_accepted)),
             ("accepted events/s", format!("{:.0}", self.accepted_per_s)),
             ("delivered webhooks/s", format!("{:.0} (over {:.1} s)", self.delivered_per_s, self.delivery_seconds)),

@@ -15,7 +15,9 @@ use crate::subscription_gate::SubscriptionGate;
 use crate::transform::{Program, Rendered, Request, Sandbox};
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
-use hookhub_store::domain::{now, DeliveryId, DeliveryStatus, SubscriptionStatus, TenantId};
+use hookhub_store::domain::{
+    now, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus, TenantId,
+};
 use hookhub_store::repo::{
     BreakerPolicy, Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
@@ -57,10 +59,22 @@ async fn record_results(
         }
         match store.record_attempts(&batch, breaker).await {
             Ok(recorded) => {
+                let mut freed = Vec::new();
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
                         written(&alarm, r);
+                        freed.extend(freed_key(r));
                     }
+                }
+                // The next delivery of each key is waiting: make it due and
+                // claim it now, not a poll interval later (a key goes one
+                // delivery at a time). A wake lost here is made up by the
+                // poller's sweep.
+                if !freed.is_empty() {
+                    if let Err(e) = store.wake_heads(&freed).await {
+                        tracing::warn!(error = %e, "could not wake the next deliveries of ordered keys; the sweep will");
+                    }
+                    alarm.set(now());
                 }
             }
             Err(e) => tracing::warn!(
@@ -79,6 +93,18 @@ fn written(alarm: &DueAlarm, recorded: &RecordedAttempt) {
     }
     observe(recorded);
 }
+
+/// The (subscription, key) whose next delivery a recorded attempt lets go:
+/// an ordered delivery that is done, one way or the other.
+fn freed_key(recorded: &RecordedAttempt) -> Option<(SubscriptionId, OrderingKey)> {
+    let d = &recorded.work.delivery;
+    let key = d.ordering_key.as_ref().filter(|_| !matches!(recorded.next, NextStep::RetryAt(_)))?;
+    Some((d.subscription_id.clone(), key.clone()))
+}
+
+/// How often the retry poller makes due the heads of ordered keys whose
+/// wake was lost (a crash between an outcome's commit and its wake).
+const WAKE_SWEEP: Duration = Duration::from_secs(30);
 
 /// Counts a recorded attempt in the metrics.
 fn observe(recorded: &RecordedAttempt) {
@@ -158,7 +184,8 @@ pub struct DeliveryLoop {
     /// behind all of it.
     queue: Arc<FairSemaphore<TenantId>>,
     gate: SubscriptionGate,
-    /// Wakes the retry poller when a retry written here comes due.
+    /// Wakes the retry poller when a retry written here comes due, and at
+    /// once when an ordered key's next delivery became due.
     alarm: Arc<DueAlarm>,
     /// Where subscriptions' filters and transforms run.
     sandbox: &'static Sandbox,
@@ -185,6 +212,11 @@ impl DeliveryLoop {
         })
     }
 
+    /// Makes the retry poller look for due deliveries now.
+    pub fn wake_poller(&self) {
+        self.alarm.set(now());
+    }
+
     /// How it attempts deliveries.
     pub fn config(&self) -> &DeliveryConfig {
         &self.config
@@ -205,7 +237,15 @@ impl DeliveryLoop {
         ));
         let lease = self.config.lease_span();
         let mut poll_at = tokio::time::Instant::now();
+        // Due at once: a restart sweeps what a crash left waiting.
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_sweep {
+                next_sweep = tokio::time::Instant::now() + WAKE_SWEEP;
+                if let Err(e) = self.store.wake_all_heads().await {
+                    tracing::warn!(error = %e, "could not sweep the heads of ordered keys");
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -357,7 +397,14 @@ impl DeliveryLoop {
                 (work.delivery.id.clone(), self.store.defer_delivery(&work.delivery.id, until).await)
             }
             Outcome::Abandoned(work) => {
-                (work.delivery.id.clone(), self.store.abandon_delivery(&work.delivery.id, SUBSCRIPTION_DISABLED).await)
+                let d = &work.delivery;
+                let mut abandoned = self.store.abandon_delivery(&d.id, SUBSCRIPTION_DISABLED).await;
+                // Failed, it no longer holds its key: the next one is abandoned in turn.
+                if let (Ok(()), Some(key)) = (&abandoned, &d.ordering_key) {
+                    abandoned = self.store.wake_heads(&[(d.subscription_id.clone(), key.clone())]).await;
+                    self.wake_poller();
+                }
+                (d.id.clone(), abandoned)
             }
         };
         if let Err(e) = written {

@@ -20,7 +20,7 @@ use crate::fair::FairQueue;
 use crate::metrics::metrics;
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
-use hookhub_store::domain::{now, DeliveryId, EventId, EventType, SubscriptionId, TenantId};
+use hookhub_store::domain::{now, DeliveryId, EventId, EventType, OrderingKey, SubscriptionId, TenantId};
 use hookhub_store::repo::{Delivery, DeliveryWork, FanOutEvents, FreshDelivery, Matching};
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -51,6 +51,8 @@ struct Target {
     tenant: TenantId,
     event: EventId,
     event_type: EventType,
+    /// Its ordering key, if it has one.
+    ordering_key: Option<OrderingKey>,
     /// Its message came again (see [`Incoming::redelivered`]).
     redelivered: bool,
 }
@@ -63,6 +65,9 @@ impl TryFrom<&EventMessage> for Target {
             tenant: msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?,
             event: msg.event_id.parse().map_err(|_| malformed("event id"))?,
             event_type: msg.event_type.parse().map_err(|_| malformed("event type"))?,
+            // Checked at ingest; one that no longer parses orders nothing,
+            // rather than costing the event.
+            ordering_key: msg.ordering_key.as_deref().and_then(|k| k.parse().ok()),
             redelivered: false,
         })
     }
@@ -79,6 +84,12 @@ enum Planned {
     /// Its event or its subscription cannot be read: written leased, and
     /// held by the retry path until it reads again.
     Unreadable(Delivery),
+    /// To an ordered subscription: written waiting, never attempted here.
+    /// Only the claim starts it, once it is the head of its key (see
+    /// `hookhub_store::Store::claim_due_deliveries`): a first attempt made
+    /// here could overtake an earlier delivery of the key that another
+    /// batch or another dispatcher holds.
+    Ordered(Delivery),
 }
 
 /// A batch's deliveries on their way to the store.
@@ -90,6 +101,9 @@ struct Round {
     running: Vec<(DeliveryId, JoinHandle<Outcome>)>,
     /// Deliveries attempted only once written, and only if they were new.
     after_write: Vec<DeliveryWork>,
+    /// The (subscription, key) of its ordered deliveries: written
+    /// waiting, their heads are made due once written.
+    ordered: Vec<(SubscriptionId, OrderingKey)>,
 }
 
 /// Consumes events and creates their deliveries.
@@ -151,8 +165,11 @@ impl Fanout {
             let again = t.redelivered || read.fanned_out.contains(t.event.as_str());
             for sub in &subs.readable {
                 let delivery = Delivery::new(&t.tenant, &t.event, &sub.id, due);
+                let key = sub.ordering.key_for(t.ordering_key.as_ref());
                 planned.push(match event {
-                    None => Planned::Unreadable(delivery),
+                    // Keyed even so: held, it keeps the later ones of its key waiting.
+                    None => Planned::Unreadable(Delivery { ordering_key: key.cloned(), ..delivery }),
+                    Some(_) if key.is_some() => Planned::Ordered(delivery.keeping_order(key)),
                     Some(event) => {
                         let work = DeliveryWork { delivery, event: event.clone(), subscription: sub.clone() };
                         if again {
@@ -249,6 +266,22 @@ impl Fanout {
                 None => return,
             }
         };
+        // After the write: from now on the keyed events' deliveries are in
+        // the store, and later events of their keys may go. A crash in
+        // between leaves the mark, and the message comes again to clear it.
+        let keyed: Vec<EventId> =
+            targets.iter().filter(|t| t.ordering_key.is_some()).map(|t| t.event.clone()).collect();
+        if !keyed.is_empty()
+            && self.until_stored(events, shutdown, || self.store.mark_fanned_out(&keyed)).await.is_none()
+        {
+            return;
+        }
+        if !round.ordered.is_empty() {
+            if self.until_stored(events, shutdown, || self.store.wake_heads(&round.ordered)).await.is_none() {
+                return;
+            }
+            self.deliveries.wake_poller();
+        }
         for message in messages {
             message.event_done().await;
         }
@@ -272,6 +305,12 @@ impl Fanout {
                     round.after_write.push(work);
                 }
                 Planned::Unreadable(delivery) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+                Planned::Ordered(delivery) => {
+                    if let Some(key) = &delivery.ordering_key {
+                        round.ordered.push((delivery.subscription_id.clone(), key.clone()));
+                    }
+                    round.fresh.push(FreshDelivery::Unattempted(delivery));
+                }
             }
         }
         let taking = first.into_iter().map(|work| {

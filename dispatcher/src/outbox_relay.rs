@@ -75,6 +75,7 @@ impl OutboxRelay {
                 event_id: i.event_id.to_string(),
                 tenant_id: i.tenant_id.to_string(),
                 event_type: i.event_type.to_string(),
+                ordering_key: i.ordering_key.as_ref().map(|k| k.as_str().to_owned()),
             })
             .collect();
         if let Err(e) = self.publisher.publish(&messages).await {

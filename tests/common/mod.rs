@@ -131,6 +131,7 @@ pub async fn subscribe_in_store(store: &hookhub_store::Store, tenant: &hookhub_s
         rate_limit_per_second: None,
         status: SubscriptionStatus::Active,
         programs: Default::default(),
+        ordering: Default::default(),
     };
     store.create_subscription(&tenant.id, new).await.unwrap();
 }
@@ -172,7 +173,12 @@ pub async fn loaded(
 
 /// A `client.created` event with this `data`, to ingest straight in the store.
 pub fn client_created(data: Value) -> hookhub_store::repo::NewEvent {
-    hookhub_store::repo::NewEvent { event_type: "client.created".parse().unwrap(), data, idempotency_key: None }
+    hookhub_store::repo::NewEvent {
+        event_type: "client.created".parse().unwrap(),
+        data,
+        idempotency_key: None,
+        ordering_key: None,
+    }
 }
 
 /// The one number `sql` selects.

@@ -17,6 +17,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Received {
@@ -38,6 +40,8 @@ struct State {
     echoing: Mutex<std::collections::HashSet<String>>,
     delay: Mutex<Duration>,
     path_delays: Mutex<HashMap<String, Duration>>,
+    /// Paths that answer 500 at random, with this probability.
+    flaky: Mutex<HashMap<String, f64>>,
 }
 
 /// The receiver; it stops when dropped.
@@ -57,10 +61,15 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let status = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
+    let scripted = state.scripts.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front);
+    let flaky = state.flaky.lock().unwrap().get(&path).copied();
+    let status = scripted.unwrap_or_else(|| match flaky {
+        Some(p) if rand::random::<f64>() < p => 500,
+        _ => 200,
+    });
     let echo = state.echoing.lock().unwrap().contains(&path);
     let method = req.method().to_string();
-    state.received.lock().unwrap().push(Received { path, method, headers, body: body.to_vec(), at });
+    state.received.lock().unwrap().push(Received { path, method, headers, body: body.to_vec(), at, status });
     let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
     if status == 429 {
         response.insert_header(("retry-after", "1"));
@@ -91,6 +100,12 @@ impl Receiver {
     /// Answers the next requests to `path` with these statuses, then 200.
     pub fn script(&self, path: &str, statuses: &[u16]) {
         self.state.scripts.lock().unwrap().insert(path.to_owned(), statuses.iter().copied().collect());
+    }
+
+    /// Answers requests to `path` with a 500 with probability `p`, else 200
+    /// (a script set for the path goes first).
+    pub fn fail_randomly(&self, path: &str, p: f64) {
+        self.state.flaky.lock().unwrap().insert(path.to_owned(), p);
     }
 
     /// Answers requests to `path` with their own body and a NUL byte.

@@ -26,6 +26,11 @@ pub struct EventMessage {
     pub tenant_id: String,
     /// Its type, to pick subscriptions without loading the event.
     pub event_type: String,
+    /// Its ordering key, if it has one: fan-out tells the store once the
+    /// event's deliveries are written, so later events of the key may go.
+    /// Absent from the messages of relays that predate ordering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
 }
 
 /// Most events in one queue message; larger relay batches are split.
@@ -132,7 +137,12 @@ mod tests {
     use super::*;
 
     fn event(n: u32) -> EventMessage {
-        EventMessage { event_id: format!("evt_{n}"), tenant_id: "ten_1".into(), event_type: "client.created".into() }
+        EventMessage {
+            event_id: format!("evt_{n}"),
+            tenant_id: "ten_1".into(),
+            event_type: "client.created".into(),
+            ordering_key: None,
+        }
     }
 
     #[test]

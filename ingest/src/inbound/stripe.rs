@@ -5,7 +5,7 @@
 //! base64-decoded), and sends `t=...,v1=<hex>[,v1=<hex>...]`.
 use super::SignatureError;
 use hmac::{Hmac, Mac};
-use hookhub_store::domain::EventType;
+use hookhub_store::domain::{EventType, OrderingKey};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -57,6 +57,12 @@ pub struct Mapped {
     /// several events (`invoice.paid`, `invoice.payment_succeeded`,
     /// `payment_intent.succeeded`) and the key is the payment's own id.
     pub dedupe_key: String,
+    /// What its deliveries keep order by: the client it is about (the
+    /// studio's `client_id` when the checkout set it, else the Stripe
+    /// customer), so a client's payments and cancellations reach an
+    /// ordered subscription in the order Stripe sent them. None when the
+    /// object names no client, or names one that is not a valid key.
+    pub ordering_key: Option<OrderingKey>,
 }
 
 /// Why a Stripe body could not be read.
@@ -161,7 +167,8 @@ pub fn map(event: &Value) -> Result<Option<Mapped>, NotAStripeEvent> {
     };
     let mut data = base;
     merge(&mut data, extra);
-    Ok(Some(Mapped { event_type: event_type.parse().expect("mapped types are valid"), data, dedupe_key }))
+    let ordering_key = client_id(object).and_then(|c| c.parse().ok());
+    Ok(Some(Mapped { event_type: event_type.parse().expect("mapped types are valid"), data, dedupe_key, ordering_key }))
 }
 
 /// The key of a payment: every Stripe event about it maps to one
@@ -249,6 +256,7 @@ mod tests {
         assert_eq!(mapped.data["client_id"], "cl_8f3a2");
         assert_eq!(mapped.data["subscription_id"], "sub_9");
         assert_eq!(mapped.data["customer"], "cus_7");
+        assert_eq!(mapped.ordering_key.as_ref().map(OrderingKey::as_str), Some("cl_8f3a2"));
         assert!(mapped.data["cancelled_at"].as_str().unwrap().ends_with('Z'));
         assert!(mapped.data.get("plan").is_none(), "absent fields are dropped");
     }
@@ -261,6 +269,7 @@ mod tests {
         assert_eq!(mapped.event_type.as_str(), "payment.received");
         assert_eq!(mapped.data["amount"], 6500);
         assert_eq!(mapped.data["client_id"], "cus_7");
+        assert_eq!(mapped.ordering_key.as_ref().map(OrderingKey::as_str), Some("cus_7"));
         let failed = json!({"id": "evt_3", "type": "invoice.payment_failed",
             "data": {"object": {"id": "in_2", "amount_due": 6500, "currency": "eur"}}});
         assert_eq!(map(&failed).unwrap().unwrap().event_type.as_str(), "payment.failed");

@@ -9,7 +9,7 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use hookhub_store::domain::{
-    DeliveryStatus, EventId, EventType, IdempotencyKey, KeyNamespace, SubscriptionId, TenantId,
+    DeliveryStatus, EventId, EventType, IdempotencyKey, KeyNamespace, OrderingKey, SubscriptionId, TenantId,
 };
 use hookhub_store::repo::{Delivery, Event, NewEvent};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,11 @@ pub(crate) struct IngestBody {
     /// A repeat with the same key answers with the original event (also as the `Idempotency-Key` header).
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     idempotency_key: Option<serde_json::Value>,
+    /// What the event is about, such as `apt_42`: subscriptions with
+    /// `ordering: "per_key"` get the events of one key in ingest order.
+    /// Letters, digits and `_ - . :`, up to 128 bytes; an id, never personal data.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$", example = "apt_42")]
+    ordering_key: Option<serde_json::Value>,
 }
 
 impl IngestBody {
@@ -80,10 +85,20 @@ impl IngestBody {
         if let Some(Err(e)) = key.as_deref().map(|k| nul_free("idempotency_key", k)) {
             errors.push(e);
         }
+        let ordering_key = match self.ordering_key {
+            Some(serde_json::Value::String(k)) => {
+                k.parse::<OrderingKey>().map_err(|e| errors.push(FieldError::new("ordering_key", e))).ok()
+            }
+            Some(serde_json::Value::Null) | None => None,
+            Some(_) => {
+                errors.push(FieldError::new("ordering_key", "must be a string, like \"apt_42\""));
+                None
+            }
+        };
         match (event_type, data) {
             (Some(event_type), Some(data)) if errors.is_empty() => {
                 let idempotency_key = key.map(|k| IdempotencyKey::new(tenant, &KeyNamespace::Api, &k));
-                Ok(NewEvent { event_type, data, idempotency_key })
+                Ok(NewEvent { event_type, data, idempotency_key, ordering_key })
             }
             _ => Err(ApiError::Validation(errors)),
         }
@@ -100,6 +115,10 @@ pub struct EventBody {
     #[schema(value_type = Object)]
     data: serde_json::Value,
     created_at: DateTime<Utc>,
+    /// What its deliveries to ordered subscriptions keep order by, if it has a key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "apt_42")]
+    ordering_key: Option<OrderingKey>,
     /// Where the event stands with each subscription (only on `GET /v1/events/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deliveries: Option<Vec<DeliveryBody>>,
@@ -112,6 +131,7 @@ impl From<Event> for EventBody {
             r#type: e.event_type.to_string(),
             data: e.data,
             created_at: e.created_at,
+            ordering_key: e.ordering_key,
             deliveries: None,
         }
     }

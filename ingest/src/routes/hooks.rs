@@ -8,7 +8,8 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use hookhub_dispatcher::payload::WebhookBody;
 use hookhub_store::domain::{
-    example_from_schema, now, EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus,
+    example_from_schema, now, EndpointUrl, EventType, EventTypeFilter, OrderingPolicy, SubscriptionId,
+    SubscriptionStatus,
 };
 use hookhub_store::repo::{EventTypeInfo, NewSubscription};
 use hookhub_store::StoreError;
@@ -92,6 +93,7 @@ pub async fn subscribe(
         rate_limit_per_second: None,
         status: SubscriptionStatus::Active,
         programs: Default::default(),
+        ordering: OrderingPolicy::default(),
     };
     let sub = state.store.create_subscription(&tenant.id, new).await?;
     let secret = sub.secret.expose();

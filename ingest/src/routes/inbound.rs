@@ -201,7 +201,12 @@ pub async fn receive(
                 return Ok(HttpResponse::Ok().json(ReceivedBody { ignored: Some(true), ..ReceivedBody::default() }));
             };
             crate::input::nul_free_json("data", &mapped.data).map_err(|e| ApiError::Validation(vec![e]))?;
-            NewEvent { event_type: mapped.event_type, data: mapped.data, idempotency_key: key(&mapped.dedupe_key) }
+            NewEvent {
+                event_type: mapped.event_type,
+                data: mapped.data,
+                idempotency_key: key(&mapped.dedupe_key),
+                ordering_key: mapped.ordering_key,
+            }
         }
         InboundKind::Generic => {
             let secret = SigningSecret::parse(&source.signing_secret).map_err(|_| ApiError::Internal)?;

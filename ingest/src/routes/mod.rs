@@ -11,6 +11,7 @@ mod hooks;
 mod inbound;
 mod listen;
 mod me;
+mod ordering;
 mod portal_sessions;
 mod rules;
 pub(crate) mod subscriptions;
@@ -79,6 +80,8 @@ pub(crate) fn api_operations() -> Vec<Operation> {
         op!(POST "/v1/subscriptions/{id}/test" => subscriptions::test),
         op!(POST "/v1/subscriptions/{id}/transform/test" => transforms::test),
         op!(GET "/v1/subscriptions/{id}/attempts" => attempts::of_subscription),
+        op!(GET "/v1/subscriptions/{id}/blocked-keys" => ordering::list),
+        op!(POST "/v1/subscriptions/{id}/blocked-keys/{key}/skip" => ordering::skip),
         op!(POST "/v1/events" => events::ingest),
         op!(POST "/v1/events/batch" => batch::ingest),
         op!(GET "/v1/events" => events::list),

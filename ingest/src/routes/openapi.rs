@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! the request and response types they use, served at `/v1/openapi.json`.
 use super::{
-    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, portal_sessions, rules,
-    subscriptions, tenants, transforms,
+    access, attempts, batch, erasures, event_types, events, health, hooks, inbound, listen, me, ordering,
+    portal_sessions, rules, subscriptions, tenants, transforms,
 };
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -33,7 +33,8 @@ manage the platform's tenants (`/v1/tenants`) and act for any of them on every o
         health::healthz, health::readyz, serve,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update,
         subscriptions::delete, subscriptions::secret, subscriptions::rotate_secret, subscriptions::enable,
-        subscriptions::recover, subscriptions::test, transforms::test, attempts::of_subscription,
+        subscriptions::recover, subscriptions::test, transforms::test, attempts::of_subscription, ordering::list,
+        ordering::skip,
         events::ingest, batch::ingest, events::list, events::get, attempts::of_event, events::redeliver,
         hooks::subscribe, hooks::samples, hooks::unsubscribe,
         event_types::list, event_types::create, event_types::update,

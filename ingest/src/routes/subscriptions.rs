@@ -9,7 +9,10 @@ use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use hookhub_dispatcher::transform::Sandbox;
-use hookhub_store::domain::{EndpointUrl, EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus, TenantId};
+use hookhub_store::domain::{
+    EndpointUrl, EventType, EventTypeFilter, OnDeadLetter, OrderingMode, OrderingPolicy, SubscriptionId,
+    SubscriptionStatus, TenantId,
+};
 use hookhub_store::repo::{Event, NewSubscription, Programs, Subscription, SubscriptionPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -37,6 +40,10 @@ pub struct SubscriptionBody {
         example = "function handler(webhook) { webhook.payload = { email: webhook.payload.data.email }; return webhook; }"
     )]
     transform: Option<String>,
+    /// `per_key`: deliveries of events with the same `ordering_key` go one at a time, in ingest order.
+    ordering: OrderingMode,
+    /// What an ordered subscription does with a key whose delivery is dead-lettered.
+    on_dead_letter: OnDeadLetter,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -53,6 +60,8 @@ impl From<Subscription> for SubscriptionBody {
             rate_limit_per_second: s.rate_limit_per_second,
             filter: s.programs.filter,
             transform: s.programs.transform,
+            ordering: s.ordering.mode,
+            on_dead_letter: s.ordering.on_dead_letter,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -90,6 +99,17 @@ pub struct SubscriptionFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub(crate) transform: Option<Option<String>>,
+    /// `unordered` (the default) or `per_key`: deliveries of events with the
+    /// same `ordering_key` are attempted one at a time, in ingest order, and
+    /// a failing one holds back the later ones of its key (only its key).
+    /// Applies to deliveries created after the change.
+    #[schema(pattern = "^(unordered|per_key)$")]
+    pub(crate) ordering: Option<String>,
+    /// With `per_key`, what a dead-lettered delivery (out of attempts) does to
+    /// its key: `skip` (the default) lets the next one go; `block` holds the
+    /// key until it is redelivered or skipped (`/blocked-keys/{key}/skip`).
+    #[schema(pattern = "^(skip|block)$")]
+    pub(crate) on_dead_letter: Option<String>,
 }
 
 /// Tells an explicit `null` (remove the setting) from an absent field.
@@ -123,6 +143,23 @@ struct Checked {
     rate_limit_per_second: Option<Option<u32>>,
     filter: Option<Option<String>>,
     transform: Option<Option<String>>,
+    ordering: Option<OrderingMode>,
+    on_dead_letter: Option<OnDeadLetter>,
+}
+
+/// A present field parsed by `parse`, or the error that names it.
+fn choice<T>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Option<T> {
+    let parsed = parse(value.as_deref()?);
+    if parsed.is_none() {
+        errors.push(FieldError::new(field, format!("must be {expected}")));
+    }
+    parsed
 }
 
 impl SubscriptionFields {
@@ -143,15 +180,39 @@ impl SubscriptionFields {
         if let Some(Err(e)) = self.description.as_deref().map(|d| crate::input::nul_free("description", d)) {
             errors.push(e);
         }
-        let status = match self.status.as_deref() {
-            None => None,
-            Some("active") => Some(SubscriptionStatus::Active),
-            Some("disabled") => Some(SubscriptionStatus::Disabled),
-            Some(_) => {
-                errors.push(FieldError::new("status", "must be \"active\" or \"disabled\""));
-                None
-            }
-        };
+        let status = choice(
+            &mut errors,
+            "status",
+            self.status,
+            |s| match s {
+                "active" => Some(SubscriptionStatus::Active),
+                "disabled" => Some(SubscriptionStatus::Disabled),
+                _ => None,
+            },
+            "\"active\" or \"disabled\"",
+        );
+        let ordering = choice(
+            &mut errors,
+            "ordering",
+            self.ordering,
+            |s| match s {
+                "unordered" => Some(OrderingMode::Unordered),
+                "per_key" => Some(OrderingMode::PerKey),
+                _ => None,
+            },
+            "\"unordered\" or \"per_key\"",
+        );
+        let on_dead_letter = choice(
+            &mut errors,
+            "on_dead_letter",
+            self.on_dead_letter,
+            |s| match s {
+                "skip" => Some(OnDeadLetter::Skip),
+                "block" => Some(OnDeadLetter::Block),
+                _ => None,
+            },
+            "\"skip\" or \"block\"",
+        );
         if let Some(Some(rate)) = self.rate_limit_per_second {
             if !(1..=MAX_RATE).contains(&rate) {
                 errors
@@ -173,6 +234,8 @@ impl SubscriptionFields {
                 rate_limit_per_second: self.rate_limit_per_second,
                 filter: program(self.filter),
                 transform: program(self.transform),
+                ordering,
+                on_dead_letter,
             })
         } else {
             Err(ApiError::Validation(errors))
@@ -248,6 +311,10 @@ pub(crate) async fn create_checked(
         rate_limit_per_second: checked.rate_limit_per_second.flatten(),
         status: checked.status.unwrap_or(SubscriptionStatus::Active),
         programs: Programs { filter: checked.filter.flatten(), transform: checked.transform.flatten() },
+        ordering: OrderingPolicy {
+            mode: checked.ordering.unwrap_or_default(),
+            on_dead_letter: checked.on_dead_letter.unwrap_or_default(),
+        },
     };
     Ok(state.store.create_subscription(tenant, new).await?)
 }
@@ -291,7 +358,7 @@ pub async fn secret(
     Ok(HttpResponse::Ok().json(SecretBody { secret: sub.secret.expose(), previous_valid_until: None }))
 }
 
-/// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status or rate limit.
+/// `PATCH /v1/subscriptions/{id}`: change url, event types, description, status, rate limit or ordering.
 #[utoipa::path(operation_id = "update_subscription", patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(IdPath),
     request_body = SubscriptionFields, responses((status = 200, body = SubscriptionBody),
         (status = 409, description = "A listen session's status cannot change", body = crate::error::ErrorBody)),
@@ -328,6 +395,8 @@ pub(crate) async fn update_checked(
         rate_limit_per_second: checked.rate_limit_per_second,
         filter: checked.filter,
         transform: checked.transform,
+        ordering: checked.ordering,
+        on_dead_letter: checked.on_dead_letter,
     };
     Ok(state.store.update_subscription(tenant, id, patch).await?)
 }

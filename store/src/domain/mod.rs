@@ -7,6 +7,7 @@ mod event_type;
 mod idempotency;
 mod ids;
 mod inbound_kind;
+mod ordering;
 mod plan;
 mod portal_secret;
 mod schema_example;
@@ -23,6 +24,7 @@ pub use ids::{
     PortalSessionId, RuleId, SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
+pub use ordering::{OnDeadLetter, OrderingKey, OrderingKeyError, OrderingMode, OrderingPolicy, MAX_ORDERING_KEY};
 pub use plan::{Plan, UnknownPlan, Window};
 pub use portal_secret::{PortalSecret, PortalSecretKind};
 pub use schema_example::example_from_schema;

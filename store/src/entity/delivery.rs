@@ -23,6 +23,11 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The event's ordering key, set only when the subscription is ordered:
+    /// then the delivery waits for every earlier one of its key.
+    pub ordering_key: Option<String>,
+    /// Dead-lettered, and still holding its key (`on_dead_letter: block`).
+    pub key_blocked: bool,
 }
 
 /// No navigable relations: queries join explicitly.

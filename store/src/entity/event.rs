@@ -14,6 +14,11 @@ pub struct Model {
     /// Unique per tenant when present.
     pub idempotency_key: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The key its deliveries to ordered subscriptions keep order by.
+    pub ordering_key: Option<String>,
+    /// Set at ingest on an event with a key, cleared once fan-out wrote
+    /// its deliveries: later deliveries of the key wait until then.
+    pub fan_out_pending: bool,
 }
 
 /// No navigable relations: queries join explicitly.

@@ -1,5 +1,5 @@
 //! `subscriptions`: an endpoint URL, the event types it wants, and its secret.
-use crate::domain::SubscriptionStatus;
+use crate::domain::{OnDeadLetter, OrderingMode, SubscriptionStatus};
 use sea_orm::entity::prelude::*;
 
 /// A subscription row.
@@ -28,6 +28,10 @@ pub struct Model {
     pub failing_since: Option<DateTimeUtc>,
     /// Deliveries per second the receiver accepts, if it set a limit.
     pub rate_limit_per_second: Option<i32>,
+    /// Whether deliveries keep their events' order per ordering key.
+    pub ordering: OrderingMode,
+    /// What an ordered subscription does with a key whose delivery is dead-lettered.
+    pub on_dead_letter: OnDeadLetter,
     /// JavaScript expression over `event`; events it rejects are filtered.
     pub filter: Option<String>,
     /// JavaScript defining `handler(webhook)`, which shapes what is sent.

@@ -12,6 +12,7 @@ mod m0009_hash_idempotency_keys;
 mod m0010_outbox_quarantine;
 mod m0011_platform;
 mod m0012_portal;
+mod m0013_ordering;
 mod m0014_transforms;
 mod schema;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_outbox_quarantine::Migration),
             Box::new(m0011_platform::Migration),
             Box::new(m0012_portal::Migration),
+            Box::new(m0013_ordering::Migration),
             Box::new(m0014_transforms::Migration),
         ]
     }

@@ -9,7 +9,8 @@ use super::stored;
 use super::subscriptions::Subscription;
 use crate::cipher::Cipher;
 use crate::domain::{
-    now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, SubscriptionId, SubscriptionStatus, TenantId,
+    now, AttemptId, AttemptOutcome, DeliveryId, DeliveryStatus, EventId, OrderingKey, OrderingPolicy, SubscriptionId,
+    SubscriptionStatus, TenantId,
 };
 use crate::entity::{attempt, delivery, event, subscription};
 use crate::{Store, StoreError};
@@ -48,6 +49,11 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Its event's ordering key when its subscription keeps order: it is
+    /// attempted only once every earlier delivery of the key is done.
+    pub ordering_key: Option<OrderingKey>,
+    /// Dead-lettered and still holding its key (`on_dead_letter: block`).
+    pub key_blocked: bool,
 }
 
 impl TryFrom<delivery::Model> for Delivery {
@@ -66,6 +72,8 @@ impl TryFrom<delivery::Model> for Delivery {
             last_error: m.last_error,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            ordering_key: m.ordering_key.as_deref().map(stored).transpose()?,
+            key_blocked: m.key_blocked,
         })
     }
 }
@@ -152,6 +160,21 @@ impl Delivery {
             last_error: None,
             created_at: at,
             updated_at: at,
+            ordering_key: None,
+            key_blocked: false,
+        }
+    }
+
+    /// The same delivery, keeping order by `key` (the event's key, when
+    /// the subscription is ordered). An ordered delivery is written
+    /// waiting (pending, no due time): [`Store::wake_heads`] makes it due
+    /// once it is the head of its key, and only the claim, which checks
+    /// that again, ever starts it. Waiting rows are not due, so a deep
+    /// backlog on one key costs the claim nothing.
+    pub fn keeping_order(self, key: Option<&OrderingKey>) -> Self {
+        match key {
+            Some(key) => Self { ordering_key: Some(key.clone()), next_attempt_at: None, ..self },
+            None => self,
         }
     }
 
@@ -169,6 +192,8 @@ impl Delivery {
             last_error: Set(self.last_error.clone()),
             created_at: Set(self.created_at),
             updated_at: Set(self.updated_at),
+            ordering_key: Set(self.ordering_key.as_ref().map(|k| k.as_str().to_owned())),
+            key_blocked: Set(self.key_blocked),
         }
     }
 }
@@ -213,6 +238,9 @@ impl RecordedAttempt {
             last_status_code: self.attempt.status_code.map(i32::from),
             last_error: self.attempt.error.clone(),
             updated_at: now(),
+            key_blocked: status == DeliveryStatus::Failed
+                && d.ordering_key.is_some()
+                && self.work.subscription.ordering.blocks_on_dead_letter(),
             ..d.clone()
         }
     }
@@ -260,6 +288,27 @@ pub(super) fn attempt_row(item: &RecordedAttempt, cipher: &Cipher) -> attempt::A
     }
 }
 
+/// The claim's test for ordered deliveries: an unordered one (no key)
+/// passes at once, so the unordered path pays nothing but this `IS NULL`;
+/// an ordered one only when it is the head of its key, that is when no
+/// earlier delivery of its (subscription, key) is still open (pending, or
+/// dead-lettered and blocking) and no earlier event of its key is still
+/// being fanned out (its delivery may not be written yet). Only the head
+/// is ever claimed, and it stays pending (leased) while it is attempted,
+/// so one key has one attempt in flight whichever dispatcher holds it,
+/// and the next becomes claimable only when the head's outcome commits.
+///
+/// Literals, not parameters, so PostgreSQL matches the partial indexes of
+/// m0013 (`ix_deliveries_key_open`, `ix_events_key_fan_out`) in generic
+/// plans too; `deliveries` is the claim's own row (the innermost `FROM
+/// deliveries` of `fair_claim`'s statements).
+const KEY_HEAD: &str = "(deliveries.ordering_key IS NULL OR (\
+    NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.subscription_id = deliveries.subscription_id \
+    AND p.ordering_key = deliveries.ordering_key AND p.event_id < deliveries.event_id \
+    AND p.ordering_key IS NOT NULL AND (p.status = 'pending' OR p.key_blocked)) \
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = deliveries.tenant_id \
+    AND e.ordering_key = deliveries.ordering_key AND e.id < deliveries.event_id AND e.fan_out_pending)))";
+
 /// A due delivery the retry poller claimed, with its tenant, so that it
 /// waits for its tenant's turn if the loop is full.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,7 +333,8 @@ impl Store {
         let at = now();
         let claimable = Condition::all()
             .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .add(delivery::Column::NextAttemptAt.lte(at));
+            .add(delivery::Column::NextAttemptAt.lte(at))
+            .add(Expr::cust(KEY_HEAD));
         let due = fair_claim(
             delivery::Entity,
             delivery::Column::Id,
@@ -472,6 +522,7 @@ impl Store {
             .col_expr(delivery::Column::LastStatusCode, d.last_status_code.into())
             .col_expr(delivery::Column::LastError, d.last_error.into())
             .col_expr(delivery::Column::UpdatedAt, d.updated_at.into())
+            .col_expr(delivery::Column::KeyBlocked, d.key_blocked.into())
             .filter(delivery::Column::Id.eq(d.id.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
             .exec(txn)
@@ -493,7 +544,7 @@ impl Store {
         // then the attempt row (from `attempt_row`, the one description of an
         // attempt both stores write), prefixed `a_`; each typed as its table
         // column was created.
-        const MOVED: [delivery::Column; 7] = [
+        const MOVED: [delivery::Column; 8] = [
             delivery::Column::Id,
             delivery::Column::Status,
             delivery::Column::AttemptCount,
@@ -501,6 +552,7 @@ impl Store {
             delivery::Column::NextAttemptAt,
             delivery::Column::LastStatusCode,
             delivery::Column::LastError,
+            delivery::Column::KeyBlocked,
         ];
         // Every column of the attempt row.
         let attempt_cols: Vec<attempt::Column> = <attempt::Column as sea_orm::Iterable>::iter().collect();
@@ -529,7 +581,8 @@ impl Store {
                 "WITH v({}) AS (VALUES {}), \
                  u AS (UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count, \
                  retry_index = v.retry_index, next_attempt_at = v.next_attempt_at, \
-                 last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $2 \
+                 last_status_code = v.last_status_code, last_error = v.last_error, \
+                 key_blocked = v.key_blocked, updated_at = $2 \
                  FROM v WHERE d.id = v.id AND d.status = $1 RETURNING d.id) \
                  INSERT INTO attempts ({}) SELECT {} FROM v JOIN u ON u.id = v.id RETURNING delivery_id",
                 v_columns.join(", "),
@@ -634,6 +687,7 @@ impl Store {
             }),
             idempotency_key: None,
             created_at: now(),
+            ordering_key: None,
         };
         super::events::insert_events(txn, std::slice::from_ref(&event), cipher).await.map(drop)
     }
@@ -695,7 +749,7 @@ impl Store {
         event_id: &EventId,
         only: Option<&SubscriptionId>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        self.event(tenant, event_id).await?;
+        let event = self.event(tenant, event_id).await?;
         let targets: Vec<SubscriptionId> = match only {
             Some(sub) => {
                 let sub = self.subscription(tenant, sub).await?;
@@ -714,26 +768,26 @@ impl Store {
         // delivery that the retry path abandons.
         let read = self.tenant_scope(tenant).await?;
         let mut plan = Vec::with_capacity(targets.len());
-        for sub in &targets {
-            let active = subscription::Entity::find_by_id(sub.as_str())
+        for target in &targets {
+            let active = subscription::Entity::find_by_id(target.as_str())
                 .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
                 .one(&read)
-                .await?
-                .is_some();
-            if active {
+                .await?;
+            if let Some(sub) = active {
                 let existing = delivery::Entity::find()
                     .filter(delivery::Column::EventId.eq(event_id.as_str()))
-                    .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
+                    .filter(delivery::Column::SubscriptionId.eq(target.as_str()))
                     .one(&read)
                     .await?;
-                plan.push((sub, existing.map(|d| d.id)));
+                let ordering = OrderingPolicy { mode: sub.ordering, on_dead_letter: sub.on_dead_letter };
+                plan.push((target, ordering.key_for(event.ordering_key.as_ref()), existing.map(|d| d.id)));
             }
         }
         read.commit().await?;
         let at = now();
         let txn = self.tenant_scope(tenant).await?;
         let mut ids = Vec::with_capacity(plan.len());
-        for (sub, existing) in plan {
+        for (sub, key, existing) in plan {
             let id = match existing {
                 Some(id) => {
                     delivery::Entity::update_many()
@@ -741,13 +795,20 @@ impl Store {
                         .col_expr(delivery::Column::RetryIndex, 0.into())
                         .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
                         .col_expr(delivery::Column::UpdatedAt, at.into())
+                        // Pending again, it holds its key (and goes before
+                        // the later ones, being earlier) without the block.
+                        .col_expr(delivery::Column::KeyBlocked, false.into())
                         .filter(delivery::Column::Id.eq(id.as_str()))
                         .exec(&txn)
                         .await?;
                     id
                 }
                 None => {
-                    let delivery = Delivery::new(tenant, event_id, sub, at);
+                    // Asked for by name: due now; the claim still waits for its turn.
+                    let delivery = Delivery {
+                        next_attempt_at: Some(at),
+                        ..Delivery::new(tenant, event_id, sub, at).keeping_order(key)
+                    };
                     delivery::Entity::insert(delivery.to_row()).exec_without_returning(&txn).await?;
                     delivery.id.to_string()
                 }

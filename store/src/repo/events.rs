@@ -3,7 +3,7 @@
 use super::recordset::RecordSet;
 use super::stored;
 use crate::cipher::Cipher;
-use crate::domain::{EventId, EventType, IdempotencyKey, TenantId};
+use crate::domain::{EventId, EventType, IdempotencyKey, OrderingKey, TenantId};
 use crate::entity::{event, outbox};
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
@@ -31,6 +31,8 @@ pub struct Event {
     pub idempotency_key: Option<IdempotencyKey>,
     /// When it was accepted; the `timestamp` of the webhook body.
     pub created_at: DateTime<Utc>,
+    /// What its deliveries to ordered subscriptions keep order by.
+    pub ordering_key: Option<OrderingKey>,
 }
 
 impl Event {
@@ -44,6 +46,10 @@ impl Event {
             data,
             idempotency_key: m.idempotency_key.map(IdempotencyKey::from_stored),
             created_at: m.created_at,
+            ordering_key: m
+                .ordering_key
+                .map(|k| k.parse().map_err(|_| StoreError::Corrupt(format!("event {}: ordering_key", m.id))))
+                .transpose()?,
         })
     }
 }
@@ -57,6 +63,8 @@ pub struct NewEvent {
     pub data: serde_json::Value,
     /// Makes a retried POST return the first event instead of a second one.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// What its deliveries to ordered subscriptions keep order by.
+    pub ordering_key: Option<OrderingKey>,
 }
 
 /// The result of an ingest: the event, and whether it already existed.
@@ -100,6 +108,8 @@ pub(crate) async fn insert_events(
             data: Set(cipher.seal_json(&event.data, event.id.as_str())),
             idempotency_key: Set(event.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
             created_at: Set(event.created_at),
+            ordering_key: Set(event.ordering_key.as_ref().map(|k| k.as_str().to_owned())),
+            fan_out_pending: Set(event.ordering_key.is_some()),
         });
         if backend == DatabaseBackend::Postgres {
             // One round trip for both tables, on the ingest path's critical

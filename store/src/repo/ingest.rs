@@ -189,6 +189,7 @@ impl Store {
                     data: new.data.clone(),
                     idempotency_key: new.idempotency_key.clone(),
                     created_at,
+                    ordering_key: new.ordering_key.clone(),
                 });
                 Slot::Fresh(fresh.len() - 1)
             })
@@ -378,6 +379,8 @@ impl Store {
                         &format!("{}:{}", rule.id, trigger.id),
                     )),
                     created_at: trigger.created_at,
+                    // A derived event is about what its trigger is about.
+                    ordering_key: trigger.ordering_key.clone(),
                 })
             })
             .collect()

@@ -104,6 +104,7 @@ impl Store {
             .col_expr(delivery::Column::RetryIndex, 0.into())
             .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
             .col_expr(delivery::Column::UpdatedAt, at.into())
+            .col_expr(delivery::Column::KeyBlocked, false.into())
             .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))
             .filter(tenant_filter(delivery::Column::TenantId, tenant));
         if let Some(id) = only {
@@ -127,6 +128,7 @@ impl Store {
             .col_expr(delivery::Column::RetryIndex, 0.into())
             .col_expr(delivery::Column::NextAttemptAt, Some(at).into())
             .col_expr(delivery::Column::UpdatedAt, at.into())
+            .col_expr(delivery::Column::KeyBlocked, false.into())
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::SubscriptionId.eq(sub.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Failed))

@@ -1,7 +1,7 @@
 //! The outbox: claiming rows for the relay, and setting aside the ones it
 //! cannot publish.
 use super::fair_claim::fair_claim;
-use crate::domain::{now, EventId, EventType, TenantId};
+use crate::domain::{now, EventId, EventType, OrderingKey, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
@@ -24,6 +24,8 @@ pub struct OutboxItem {
     pub tenant_id: TenantId,
     /// Its type.
     pub event_type: EventType,
+    /// Its ordering key: fan-out marks a keyed event once fanned out.
+    pub ordering_key: Option<OrderingKey>,
 }
 
 /// Why a claimed row cannot become a queue message. The words are fixed
@@ -106,6 +108,7 @@ struct Claimed {
     event_id: String,
     tenant_id: String,
     event_type: Option<String>,
+    ordering_key: Option<String>,
 }
 
 impl Claimed {
@@ -116,7 +119,11 @@ impl Claimed {
             (_, (Err(_), _) | (_, Err(_))) => QuarantineReason::BadId,
             (None, _) => QuarantineReason::EventMissing,
             (Some(event_type), (Ok(event_id), Ok(tenant_id))) => match event_type.parse() {
-                Ok(event_type) => return Ok(OutboxItem { outbox_id: self.outbox_id, event_id, tenant_id, event_type }),
+                Ok(event_type) => {
+                    // The key was checked at ingest; one that no longer parses orders nothing.
+                    let ordering_key = self.ordering_key.and_then(|k| k.parse().ok());
+                    return Ok(OutboxItem { outbox_id: self.outbox_id, event_id, tenant_id, event_type, ordering_key });
+                }
                 Err(_) => QuarantineReason::BadEventType,
             },
         };
@@ -167,6 +174,7 @@ impl Store {
                 event_id: o.event_id,
                 tenant_id: o.tenant_id,
                 event_type: None,
+                ordering_key: None,
             };
             rows.into_iter().map(unnamed).collect()
         };
@@ -269,7 +277,7 @@ impl Store {
         ]));
         let (sql, values) = claim.build(PostgresQueryBuilder);
         let sql = format!(
-            "WITH c AS ({sql}) SELECT c.id, c.event_id, c.tenant_id, e.event_type \
+            "WITH c AS ({sql}) SELECT c.id, c.event_id, c.tenant_id, e.event_type, e.ordering_key \
              FROM c LEFT JOIN events e ON e.id = c.event_id"
         );
         let rows = self.db().query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
@@ -280,25 +288,30 @@ impl Store {
                     event_id: row.try_get("", "event_id")?,
                     tenant_id: row.try_get("", "tenant_id")?,
                     event_type: row.try_get("", "event_type")?,
+                    ordering_key: row.try_get("", "ordering_key")?,
                 })
             })
             .collect()
     }
 
-    /// Names the claimed rows' event types with one read (only the type:
-    /// loading and opening the payloads would be wasted).
+    /// Names the claimed rows' event types and keys with one read (not the
+    /// payloads: loading and opening them would be wasted).
     async fn name_claimed(&self, mut claimed: Vec<Claimed>) -> Result<Vec<Claimed>, StoreError> {
-        let mut types: HashMap<String, String> = event::Entity::find()
+        let mut named: HashMap<String, (String, Option<String>)> = event::Entity::find()
             .select_only()
-            .columns([event::Column::Id, event::Column::EventType])
+            .columns([event::Column::Id, event::Column::EventType, event::Column::OrderingKey])
             .filter(event::Column::Id.is_in(claimed.iter().map(|c| c.event_id.clone())))
-            .into_tuple::<(String, String)>()
+            .into_tuple::<(String, String, Option<String>)>()
             .all(self.db())
             .await?
             .into_iter()
+            .map(|(id, event_type, key)| (id, (event_type, key)))
             .collect();
         for row in &mut claimed {
-            row.event_type = types.remove(&row.event_id);
+            if let Some((event_type, key)) = named.remove(&row.event_id) {
+                row.event_type = Some(event_type);
+                row.ordering_key = key;
+            }
         }
         Ok(claimed)
     }

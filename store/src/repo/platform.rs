@@ -255,7 +255,7 @@ impl Store {
             "plan": tenant.plan.to_string(),
             "status": tenant.status,
         });
-        self.ingest_event(platform, NewEvent { event_type, data, idempotency_key: None }).await?;
+        self.ingest_event(platform, NewEvent { event_type, data, idempotency_key: None, ordering_key: None }).await?;
         Ok(())
     }
 }

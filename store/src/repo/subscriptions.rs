@@ -3,8 +3,8 @@
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{
-    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, SigningSecret, SubscriptionId, SubscriptionStatus,
-    TenantId,
+    now, DeliveryStatus, EndpointUrl, EventType, EventTypeFilter, OrderingPolicy, SigningSecret, SubscriptionId,
+    SubscriptionStatus, TenantId,
 };
 use crate::entity::{attempt, delivery, subscription};
 use crate::page::{paginate, Page, PageRequest};
@@ -50,6 +50,8 @@ pub struct Subscription {
     pub failing_since: Option<DateTime<Utc>>,
     /// Deliveries per second the receiver accepts, if limited.
     pub rate_limit_per_second: Option<u32>,
+    /// Whether its deliveries keep order per key.
+    pub ordering: OrderingPolicy,
     /// Its filter and transform (JavaScript sources), if it has them.
     pub programs: Programs,
 }
@@ -113,6 +115,7 @@ impl Subscription {
             failing_since: m.failing_since,
             rate_limit_per_second: m.rate_limit_per_second.and_then(|r| u32::try_from(r).ok()),
             programs: Programs { filter: m.filter, transform: m.transform },
+            ordering: OrderingPolicy { mode: m.ordering, on_dead_letter: m.on_dead_letter },
         })
     }
 }
@@ -169,6 +172,8 @@ pub struct NewSubscription {
     pub status: SubscriptionStatus,
     /// Its filter and transform, checked by the caller.
     pub programs: Programs,
+    /// Unordered (the default) or ordered per key.
+    pub ordering: OrderingPolicy,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -184,6 +189,10 @@ pub struct SubscriptionPatch {
     pub status: Option<SubscriptionStatus>,
     /// New rate limit; `Some(None)` removes it.
     pub rate_limit_per_second: Option<Option<u32>>,
+    /// New ordering mode.
+    pub ordering: Option<crate::domain::OrderingMode>,
+    /// New dead-letter behaviour of an ordered subscription.
+    pub on_dead_letter: Option<crate::domain::OnDeadLetter>,
     /// New filter; `Some(None)` removes it.
     pub filter: Option<Option<String>>,
     /// New transform; `Some(None)` removes it.
@@ -198,6 +207,7 @@ struct NewRow {
     status: SubscriptionStatus,
     rate_limit_per_second: Option<u32>,
     programs: Programs,
+    ordering: OrderingPolicy,
 }
 
 fn types_json(filter: &EventTypeFilter) -> serde_json::Value {
@@ -224,6 +234,7 @@ impl Store {
             status,
             rate_limit_per_second: new.rate_limit_per_second,
             programs: new.programs,
+            ordering: new.ordering,
         };
         self.insert_subscription(tenant, row).await
     }
@@ -243,12 +254,13 @@ impl Store {
             status: SubscriptionStatus::Listening,
             rate_limit_per_second: None,
             programs: Programs::default(),
+            ordering: OrderingPolicy::default(),
         };
         self.insert_subscription(tenant, row).await
     }
 
     async fn insert_subscription(&self, tenant: &TenantId, row: NewRow) -> Result<Subscription, StoreError> {
-        let NewRow { url, event_types, description, status, rate_limit_per_second, programs } = row;
+        let NewRow { url, event_types, description, status, rate_limit_per_second, programs, ordering } = row;
         let at = now();
         let id = SubscriptionId::generate().to_string();
         let model = subscription::ActiveModel {
@@ -271,6 +283,8 @@ impl Store {
             rate_limit_per_second: Set(rate_limit_per_second.and_then(|r| i32::try_from(r).ok())),
             filter: Set(programs.filter),
             transform: Set(programs.transform),
+            ordering: Set(ordering.mode),
+            on_dead_letter: Set(ordering.on_dead_letter),
         };
         Subscription::from_row(self.insert_as_tenant(tenant, model).await?, self.cipher())
     }
@@ -339,6 +353,12 @@ impl Store {
         }
         if let Some(transform) = patch.transform {
             model.transform = Set(transform);
+        }
+        if let Some(mode) = patch.ordering {
+            model.ordering = Set(mode);
+        }
+        if let Some(on_dead_letter) = patch.on_dead_letter {
+            model.on_dead_letter = Set(on_dead_letter);
         }
         if let Some(status) = patch.status {
             model.status = Set(status);

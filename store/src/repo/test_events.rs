@@ -33,6 +33,8 @@ impl Store {
             event_type,
             data,
             idempotency_key: None,
+            // A test goes to one endpoint outside any key's order.
+            ordering_key: None,
             created_at: at,
         };
         let row = event::ActiveModel {
@@ -41,6 +43,8 @@ impl Store {
             event_type: Set(event.event_type.to_string()),
             data: Set(self.cipher().seal_json(&event.data, event.id.as_str())),
             idempotency_key: Set(None),
+            ordering_key: Set(None),
+            fan_out_pending: Set(false),
             created_at: Set(at),
         };
         let txn = self.tenant_scope(tenant).await?;

@@ -216,6 +216,9 @@ fn fields(viewer: &Viewer, form: &Fields) -> Result<SubscriptionFields, PortalEr
         // portal's form leaves them as they are.
         filter: None,
         transform: None,
+        // Set over the API, like the programs.
+        ordering: None,
+        on_dead_letter: None,
     })
 }
 
