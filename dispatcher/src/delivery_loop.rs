@@ -468,7 +468,10 @@ impl DeliveryLoop {
         }
         let (attempted_at, started) = (now(), std::time::Instant::now());
         let body = webhook_json(&work.event);
-        let rendered = self.sandbox.run(&program, body, work.event.event_type.to_string(), sub.url.clone()).await;
+        let rendered = self
+            .sandbox
+            .run(&work.delivery.tenant_id, &program, body, work.event.event_type.to_string(), sub.url.clone())
+            .await;
         let (error, next) = match rendered {
             Ok(Rendered::Send(request)) => return Ok(request),
             Ok(Rendered::Filtered(_)) => (None, NextStep::Filtered),

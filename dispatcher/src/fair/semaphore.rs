@@ -35,6 +35,12 @@ impl<K: Eq + Hash + Clone> std::fmt::Debug for FairPermit<K> {
     }
 }
 
+impl<K: Eq + Hash + Clone> std::fmt::Debug for FairSemaphore<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FairSemaphore").field("available", &self.available_permits()).finish_non_exhaustive()
+    }
+}
+
 impl<K: Eq + Hash + Clone> FairSemaphore<K> {
     /// A semaphore with `permits` permits.
     pub fn new(permits: usize) -> Arc<Self> {

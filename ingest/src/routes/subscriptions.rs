@@ -124,12 +124,16 @@ fn program(source: Option<Option<String>>) -> Option<Option<String>> {
 
 /// Compiles, in the sandbox, the filter and transform a request sets: a
 /// syntax error (or a transform without `handler`) is a 422 naming the field.
-async fn check_programs(filter: &Option<Option<String>>, transform: &Option<Option<String>>) -> Result<(), ApiError> {
+async fn check_programs(
+    tenant: &TenantId,
+    filter: &Option<Option<String>>,
+    transform: &Option<Option<String>>,
+) -> Result<(), ApiError> {
     let (filter, transform) = (filter.clone().flatten(), transform.clone().flatten());
     if filter.is_none() && transform.is_none() {
         return Ok(());
     }
-    Sandbox::shared().check(filter, transform).await?;
+    Sandbox::shared().check(tenant, filter, transform).await?;
     Ok(())
 }
 
@@ -303,7 +307,7 @@ pub(crate) async fn create_checked(
         return Err(ApiError::Validation(missing));
     };
     state.check_endpoint(&url, "url").await?;
-    check_programs(&checked.filter, &checked.transform).await?;
+    check_programs(tenant, &checked.filter, &checked.transform).await?;
     let new = NewSubscription {
         url,
         event_types,
@@ -386,7 +390,7 @@ pub(crate) async fn update_checked(
     if let Some(url) = &checked.url {
         state.check_endpoint(url, "url").await?;
     }
-    check_programs(&checked.filter, &checked.transform).await?;
+    check_programs(tenant, &checked.filter, &checked.transform).await?;
     let patch = SubscriptionPatch {
         url: checked.url,
         event_types: checked.event_types,

@@ -191,7 +191,7 @@ pub async fn test(
     );
     let body = serde_json::to_string(&WebhookBody::new(TEST_EVENT_ID, event_type.as_str(), now(), &data))
         .map_err(|_| ApiError::Internal)?;
-    let run = Sandbox::shared().run(&program, body, event_type.to_string(), sub.url).await;
+    let run = Sandbox::shared().run(&tenant.id, &program, body, event_type.to_string(), sub.url).await;
     Ok(HttpResponse::Ok().json(TestResult::from(run)))
 }
 
