@@ -153,6 +153,7 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         (Method::POST, "/v1/subscriptions/{id}/enable", sub),
         (Method::POST, "/v1/subscriptions/{id}/recover", sub),
         (Method::POST, "/v1/subscriptions/{id}/transform/test", sub),
+        (Method::POST, "/v1/subscriptions/{id}/test", sub),
         (Method::DELETE, "/v1/hooks/{id}", sub),
         (Method::GET, "/v1/listen/{id}/stream", sub),
         (Method::DELETE, "/v1/rules/{id}", &rule),
@@ -165,7 +166,11 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         let path = template.replace("{id}", id).replace("{name}", id).replace("{key}", "apt_1");
         let req = as_other(method.clone(), &path).query(&[("since", "2000-01-01T00:00:00Z")]);
         // A body valid for the operation, so that only the id can be wrong.
-        let body = if template.contains("{name}") { json!({"validate": false}) } else { json!({}) };
+        let body = match *template {
+            t if t.contains("{name}") => json!({"validate": false}),
+            "/v1/subscriptions/{id}/test" => json!({"event_type": "client.created"}),
+            _ => json!({}),
+        };
         let (status, body) = hub.call(req.json(&body)).await;
         // Unsubscribing a REST hook is idempotent: 204 whether or not the
         // caller has such a hook, so it tells nothing (and deletes nothing: see the end).

@@ -176,6 +176,40 @@ async fn a_failing_endpoint_shows_its_attempts_with_the_response_and_can_be_rede
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_endpoint_shows_the_key_it_is_held_up_on_and_the_key_can_be_skipped() {
+    let hub = TestHub::start_with(Backend::Sqlite, |s| s.retry_schedule = "10ms".into()).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/ordered", &[500, 500]);
+    let body = json!({"url": receiver.url("/ordered"), "event_types": ["*"], "ordering": "per_key", "on_dead_letter": "block"});
+    let (status, sub) = hub.post("/v1/subscriptions", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    let sub_id = sub["id"].as_str().unwrap();
+    let mut events = Vec::new();
+    for n in 0..2 {
+        let event = json!({"type": "appointment.booked", "data": {"n": n}, "ordering_key": "apt_7"});
+        let (status, accepted) = hub.post("/v1/events", event).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        events.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    hub.wait_delivery_status(&events[0], sub_id, "failed").await;
+
+    let browser = Browser::start(1280).await;
+    browser.goto(&portal_link(&hub, json!({})).await).await;
+    browser.goto(&format!("{}/portal/endpoints/{sub_id}", hub.base)).await;
+    let text = browser.text().await;
+    assert!(text.contains("Held-up ordering keys") && text.contains("apt_7"), "{text}");
+    assert!(text.contains("Out of attempts") && text.contains(&events[0]), "the delivery holding it: {text}");
+    assert!(receiver.received("/ordered").len() == 2, "the second event waits behind the first");
+    browser.click("Skip").await;
+    assert!(browser.text().await.contains("Skipped: the key's next deliveries go now"), "{}", browser.text().await);
+    let arrived = receiver.wait_for("/ordered", 3).await;
+    assert_eq!(arrived[2].header("webhook-id"), events[1], "the key's next event went once skipped");
+    reload_until(&browser, "No key is held up").await;
+    browser.close().await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_session_offers_no_change_and_the_server_refuses_one() {
     let hub = TestHub::start(Backend::Sqlite).await;
     let sub = hub.subscribe("https://crm.example.com/hooks", &["*"]).await;

@@ -55,6 +55,7 @@ pub(crate) fn scope() -> actix_web::Scope<
         .route("/endpoints/{id}/delete", web::post().to(endpoint::delete))
         .route("/endpoints/{id}/test", web::post().to(endpoint::test))
         .route("/endpoints/{id}/recover", web::post().to(endpoint::recover))
+        .route("/endpoints/{id}/blocked-keys/skip", web::post().to(endpoint::skip_key))
         .route("/deliveries", web::get().to(deliveries::list))
         .route("/events/{id}", web::get().to(event::show))
         .route("/events/{id}/redeliver", web::post().to(event::redeliver))

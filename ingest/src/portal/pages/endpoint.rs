@@ -9,8 +9,10 @@ use crate::portal::session::Viewer;
 use crate::routes::subscriptions::{grace_period, send_test, since};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_store::domain::{EventType, EventTypeFilter, SubscriptionId, SubscriptionStatus};
-use hookhub_store::repo::{AttemptsOf, Subscription, SubscriptionPatch};
+use hookhub_store::domain::{
+    EventType, EventTypeFilter, OnDeadLetter, OrderingKey, OrderingMode, SubscriptionId, SubscriptionStatus,
+};
+use hookhub_store::repo::{AttemptsOf, BlockedKey, KeyBlock, Subscription, SubscriptionPatch};
 use hookhub_store::PageRequest;
 use maud::{html, Markup};
 
@@ -24,6 +26,9 @@ fn notice_text(q: &NoticeQuery) -> Option<String> {
         "saved" => "Changes saved.".into(),
         "disabled" => "Endpoint disabled: it receives nothing until you enable it.".into(),
         "enabled" => "Endpoint enabled.".into(),
+        "skipped" => {
+            "Skipped: the key's next deliveries go now. The skipped one can still be redelivered from its event.".into()
+        }
         "recovered" => format!(
             "{} failed deliveries queued again.",
             q.n.as_deref().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
@@ -69,6 +74,10 @@ async fn render(
         .map(|t| t.name)
         .filter(|name| viewer.offers(name) && name.parse::<EventType>().is_ok_and(|t| sub.event_types.matches(&t)))
         .collect();
+    let blocked = match sub.ordering.mode {
+        OrderingMode::PerKey => Some(state.store.blocked_keys(tenant, id).await?),
+        OrderingMode::Unordered => None,
+    };
     let path = endpoint_path(id);
     let body = html! {
         p.crumbs { a href="/portal/endpoints" { "Endpoints" } " / " }
@@ -96,6 +105,7 @@ async fn render(
                     dt { "Description" } dd { @if sub.description.is_empty() { span.muted { "None" } } @else { (sub.description) } }
                     dt { "Events" } dd { (event_types(&sub)) }
                     dt { "Rate limit" } dd { @match sub.rate_limit_per_second { Some(r) => { (r) " per second" }, None => span.muted { "None" } } }
+                    dt { "Order" } dd { (ordering(&sub)) }
                     dt { "Created" } dd { (when(sub.created_at)) }
                     @if let Some(reason) = &sub.disabled_reason { dt { "Disabled because" } dd { (reason) } }
                 }
@@ -136,6 +146,7 @@ async fn render(
                 }
             }
         }
+        @if let Some(blocked) = &blocked { (blocked_keys(viewer, &path, blocked)) }
         section aria-labelledby="attempts" {
             div.heading {
                 h2 #attempts { "Latest attempts" }
@@ -159,6 +170,50 @@ async fn render(
         }
     };
     Ok(page(viewer, Section::Endpoints, &sub.url, body))
+}
+
+/// How the endpoint orders its deliveries.
+fn ordering(sub: &Subscription) -> Markup {
+    match (sub.ordering.mode, sub.ordering.on_dead_letter) {
+        (OrderingMode::Unordered, _) => html! { "Any order" },
+        (OrderingMode::PerKey, OnDeadLetter::Skip) => {
+            html! { "One at a time per ordering key; a dead letter is skipped" }
+        }
+        (OrderingMode::PerKey, OnDeadLetter::Block) => {
+            html! { "One at a time per ordering key; a dead letter holds its key until redelivered or skipped" }
+        }
+    }
+}
+
+/// The ordering keys an ordered endpoint is held up on, each with the
+/// delivery holding it and the two ways out: redeliver it (on its event's
+/// page) or skip it.
+fn blocked_keys(viewer: &Viewer, path: &str, blocked: &[BlockedKey]) -> Markup {
+    html! {
+        section.card aria-labelledby="blocked" {
+            h2 #blocked { "Held-up ordering keys" }
+            @if blocked.is_empty() {
+                p.empty-inline { "No key is held up: every key's deliveries are going out in order." }
+            } @else {
+                p.help { "A key's deliveries go one at a time. These keys wait on a delivery that failed: redeliver it from its event (it goes first), or skip it and let the rest of the key go." }
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Key" } th scope="col" { "Held by" } th scope="col" { "Why" } th scope="col" { "Waiting" } th scope="col" { span.visually-hidden { "Action" } } } }
+                    tbody { @for b in blocked {
+                        tr {
+                            td { code { (b.ordering_key) } }
+                            td { a href={ "/portal/events/" (b.delivery.event_id) } { code { (b.delivery.event_id) } } }
+                            td { @match b.block {
+                                KeyBlock::Retrying => { "Failing; retried " @if let Some(at) = b.delivery.next_attempt_at { (when(at)) } }
+                                KeyBlock::DeadLettered => { "Out of attempts (dead letter)" }
+                            } }
+                            td { (b.waiting) }
+                            td { (action(viewer, &format!("{path}/blocked-keys/skip"), "Skip", &[("key", b.ordering_key.as_str())], None, false)) }
+                        }
+                    } }
+                } }
+            }
+        }
+    }
 }
 
 fn event_types(sub: &Subscription) -> Markup {
@@ -303,4 +358,22 @@ pub(crate) async fn recover(
     let from = since(local.as_deref()).map_err(|_| ApiError::field("since", "a date and time"))?;
     let n = state.store.recover_subscription(&change.viewer.session.tenant_id, &id, from).await?;
     Ok(see_other(&format!("{}?notice=recovered&n={n}", endpoint_path(&id))))
+}
+
+/// `POST /portal/endpoints/{id}/blocked-keys/skip`: lets a held-up key's
+/// next deliveries go without the one holding it, as the API's skip does.
+pub(crate) async fn skip_key(
+    state: web::Data<AppState>,
+    change: Change,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let id = subscription_id(&id)?;
+    let key: OrderingKey = change
+        .form
+        .get("key")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| ApiError::field("key", "not an ordering key"))?;
+    state.store.skip_blocked_key(&change.viewer.session.tenant_id, &id, &key).await?;
+    Ok(see_other(&format!("{}?notice=skipped", endpoint_path(&id))))
 }
