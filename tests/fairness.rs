@@ -19,7 +19,6 @@ crate::on_both_backends!(
     a_quiet_tenants_event_goes_out_ahead_of_a_burst,
     claims_take_tenants_in_turn,
     claims_of_one_do_not_all_go_to_the_most_overdue_tenant,
-    a_claim_takes_no_more_of_one_endpoint_than_its_gate_admits,
     a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries,
     the_backlog_is_counted_per_plan,
 );
@@ -127,7 +126,7 @@ async fn claims_take_tenants_in_turn(backend: Backend) {
         fanned_out(&store, &busy, now() - chrono::Duration::hours(1)).await;
     }
     let quiet_due = fanned_out(&store, &quiet, now() - chrono::Duration::seconds(1)).await;
-    let due = store.claim_due_deliveries(4, 4, chrono::Duration::seconds(30)).await.unwrap();
+    let due = store.claim_due_deliveries(4, chrono::Duration::seconds(30)).await.unwrap();
     assert_eq!(due.len(), 4);
     assert!(due.iter().any(|d| &d.id == quiet_due[0].id()), "the quiet tenant's retry waits behind: {due:?}");
     assert!(due.iter().all(|d| d.tenant_id == busy.id || d.tenant_id == quiet.id));
@@ -149,7 +148,7 @@ async fn claims_of_one_do_not_all_go_to_the_most_overdue_tenant(backend: Backend
     // twenty claims miss the quiet one with odds of one in a million.
     let mut claimed = Vec::new();
     for _ in 0..20 {
-        claimed.extend(store.claim_due_deliveries(1, 1, chrono::Duration::seconds(30)).await.unwrap());
+        claimed.extend(store.claim_due_deliveries(1, chrono::Duration::seconds(30)).await.unwrap());
         if claimed.iter().any(|d| &d.id == quiet_due[0].id()) {
             break;
         }
@@ -158,22 +157,6 @@ async fn claims_of_one_do_not_all_go_to_the_most_overdue_tenant(backend: Backend
         claimed.iter().any(|d| &d.id == quiet_due[0].id()),
         "twenty claims of one, all to the busy tenant: {claimed:?}"
     );
-    common::drop_test_resources(&settings).await;
-}
-
-async fn a_claim_takes_no_more_of_one_endpoint_than_its_gate_admits(backend: Backend) {
-    let (settings, store, tenant) = common::test_store(backend).await;
-    common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/a").await;
-    common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/b").await;
-    for _ in 0..10 {
-        fanned_out(&store, &tenant, now() - chrono::Duration::minutes(1)).await;
-    }
-    // Twenty due, ten per endpoint; room for a hundred, three per endpoint.
-    let claimed = store.claim_due_deliveries(100, 3, chrono::Duration::seconds(30)).await.unwrap();
-    assert_eq!(claimed.len(), 6, "three of each endpoint: {claimed:?}");
-    let again = store.claim_due_deliveries(100, 3, chrono::Duration::seconds(30)).await.unwrap();
-    assert_eq!(again.len(), 6, "the next three of each; the claimed ones are leased");
-    assert!(again.iter().all(|d| !claimed.contains(d)));
     common::drop_test_resources(&settings).await;
 }
 

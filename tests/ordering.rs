@@ -296,7 +296,7 @@ async fn the_claim_takes_only_the_head_of_each_key(backend: Backend) {
     };
     let lease = chrono::Duration::seconds(60);
     let claim = || async {
-        let due = store.claim_due_deliveries(10, 10, lease).await.unwrap();
+        let due = store.claim_due_deliveries(10, lease).await.unwrap();
         let mut claimed: Vec<usize> =
             due.iter().map(|d| fresh.iter().position(|f| f.id == d.id).expect("a delivery of this test")).collect();
         claimed.sort_unstable();

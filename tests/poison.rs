@@ -272,8 +272,7 @@ async fn a_corrupt_delivery_row_fails_itself_not_the_claim(backend: Backend) {
     };
     run(format!("UPDATE deliveries SET id = 'dlv_not-an-id' WHERE id = '{}'", fresh[1].id())).await;
 
-    let claimed =
-        store.claim_due_deliveries(10, 10, chrono::Duration::seconds(30)).await.expect("the claim goes through");
+    let claimed = store.claim_due_deliveries(10, chrono::Duration::seconds(30)).await.expect("the claim goes through");
     let expected: std::collections::HashSet<_> = [fresh[0].id(), fresh[2].id()].into_iter().cloned().collect();
     assert_eq!(claimed.into_iter().map(|d| d.id).collect::<std::collections::HashSet<_>>(), expected);
     let failed = "SELECT count(*) FROM deliveries WHERE id = 'dlv_not-an-id' AND status = 'failed'";

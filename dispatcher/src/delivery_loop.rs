@@ -133,6 +133,11 @@ fn observe(recorded: &RecordedAttempt) {
 /// below a struggling one's.
 const GATE_PATIENCE: Duration = Duration::from_millis(200);
 
+/// The shortest time between two claims of the retry poller. In a storm
+/// of retries the alarm rings by the thousand a second, and every claim
+/// reads all the due rows; a retry is at most this much later for it.
+const MIN_POLL_GAP: Duration = Duration::from_millis(25);
+
 /// How soon the retry poller looks again after a claim that filled the
 /// loop: retries are waiting, and places free up by the millisecond.
 const BUSY_POLL: Duration = Duration::from_millis(50);
@@ -237,6 +242,7 @@ impl DeliveryLoop {
         ));
         let lease = self.config.lease_span();
         let mut poll_at = tokio::time::Instant::now();
+        let mut polled_at = poll_at - MIN_POLL_GAP;
         // Due at once: a restart sweeps what a crash left waiting.
         let mut next_sweep = tokio::time::Instant::now();
         loop {
@@ -251,9 +257,10 @@ impl DeliveryLoop {
                 _ = shutdown.cancelled() => break,
                 // An earlier alarm was set: work out the time to wake again.
                 _ = self.alarm.set_earlier() => {}
-                _ = tokio::time::sleep_until(self.alarm.next_look(poll_at)) => {
+                _ = tokio::time::sleep_until(self.alarm.next_look(poll_at).max(polled_at + MIN_POLL_GAP)) => {
                     self.gate.forget_idle();
-                    poll_at = tokio::time::Instant::now() + self.poll_due(lease).await;
+                    polled_at = tokio::time::Instant::now();
+                    poll_at = polled_at + self.poll_due(lease).await;
                 }
             }
         }
@@ -279,8 +286,7 @@ impl DeliveryLoop {
         if free == 0 {
             return BUSY_POLL;
         }
-        let per_subscription = self.config.per_subscription_concurrency as u64;
-        match self.store.claim_due_deliveries(free, per_subscription, lease).await {
+        match self.store.claim_due_deliveries(free, lease).await {
             Ok(due) => {
                 let full = due.len() as u64 >= free;
                 for DueDelivery { id, tenant_id } in due {

@@ -321,15 +321,9 @@ pub struct DueDelivery {
 
 impl Store {
     /// Claims up to `limit` pending deliveries that are due, taking tenants
-    /// in turn (see [`fair_claim`]) and at most `per_subscription` of one
-    /// subscription, and pushes their due time out by `lease` so no other
-    /// worker takes them meanwhile.
-    pub async fn claim_due_deliveries(
-        &self,
-        limit: u64,
-        per_subscription: u64,
-        lease: Duration,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
+    /// in turn (see [`fair_claim`]), and pushes their due time out by
+    /// `lease` so no other worker takes them meanwhile.
+    pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
         let at = now();
         let claimable = Condition::all()
             .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
@@ -342,11 +336,6 @@ impl Store {
             delivery::Column::NextAttemptAt,
             claimable,
             limit,
-            // No more of one endpoint's than its gate lets through at once:
-            // the rest would only wait for the gate and be written back
-            // deferred, a commit each, which under a storm of one
-            // endpoint's retries was most of what the store did.
-            Some((delivery::Column::SubscriptionId, per_subscription.max(1))),
         );
         let claimed = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())

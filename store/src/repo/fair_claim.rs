@@ -19,10 +19,9 @@ use sea_orm::Iden;
 
 /// The ids of at most `limit` rows of `table` matching `claimable`, taken
 /// from each tenant in turn, each tenant's oldest (by `oldest_first`)
-/// first, and with `per_group = Some((column, cap))` at most `cap` rows of
-/// one value of `column`; locked with `SKIP LOCKED` on PostgreSQL, where
-/// `claimable` is checked again on the locked row so that two relays or
-/// pollers never claim one row twice.
+/// first; locked with `SKIP LOCKED` on PostgreSQL, where `claimable` is
+/// checked again on the locked row so that two relays or pollers never
+/// claim one row twice.
 pub(crate) fn fair_claim<T, C>(
     table: T,
     id: C,
@@ -30,14 +29,13 @@ pub(crate) fn fair_claim<T, C>(
     oldest_first: C,
     claimable: Condition,
     limit: u64,
-    per_group: Option<(C, u64)>,
 ) -> SelectStatement
 where
     T: Iden + Copy + 'static,
     C: Iden + Copy + IntoColumnRef + 'static,
 {
-    let (turn, place, ranked) = (Alias::new("turn"), Alias::new("place"), Alias::new("ranked"));
-    let mut numbered = Query::select()
+    let (turn, ranked) = (Alias::new("turn"), Alias::new("ranked"));
+    let numbered = Query::select()
         .column(id)
         .expr_window_as(
             Expr::cust("ROW_NUMBER()"),
@@ -50,29 +48,19 @@ where
         .from(table)
         .cond_where(claimable.clone())
         .to_owned();
-    if let Some((group, _)) = per_group {
-        numbered.expr_window_as(
-            Expr::cust("ROW_NUMBER()"),
-            WindowStatement::partition_by(group).order_by(oldest_first, Order::Asc).order_by(id, Order::Asc).to_owned(),
-            place.clone(),
-        );
-    }
     // Within a turn, tenants in random order rather than oldest first: a
     // claim of a few rows (the retry poller claims as many as places just
     // freed, often one) would otherwise go to the tenant with the most
     // overdue backlog again and again, since nothing remembers that it was
     // served by the claim before. Drawn at random, each tenant with rows
     // waiting has the same chance at each place.
-    let mut in_turn = Query::select()
+    let in_turn = Query::select()
         .column(id)
         .from_subquery(numbered, ranked)
         .order_by(turn, Order::Asc)
         .order_by_expr(Expr::cust("RANDOM()"), Order::Asc)
         .limit(limit)
         .to_owned();
-    if let Some((_, cap)) = per_group {
-        in_turn.and_where(Expr::col(place).lte(cap));
-    }
     // Window functions and row locks cannot share a query: lock in an
     // outer one, which also re-checks the rows another claim just took.
     Query::select()

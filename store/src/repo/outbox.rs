@@ -159,7 +159,6 @@ impl Store {
             outbox::Column::Id,
             claimable,
             limit,
-            None,
         );
         let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
