@@ -312,8 +312,8 @@ impl Figures {
     fn services(&mut self) -> (&mut Option<infra::PgSettings>, &mut Option<String>) {
         match self {
             Self::Standard(r) => (&mut r.postgres, &mut r.rabbitmq_version),
-            Self::Noisy(r) => (&mut r.postgres, &mut r.rabbitmq_version),
-            Self::Retries(r) => (&mut r.postgres, &mut r.rabbitmq_version),
+            Self::Noisy(r) => (&mut r.facts.postgres, &mut r.facts.rabbitmq_version),
+            Self::Retries(r) => (&mut r.facts.postgres, &mut r.facts.rabbitmq_version),
         }
     }
 

@@ -9,10 +9,10 @@
 //! latency by when its events were accepted: before the burst, during it
 //! (from the burst's first POST to its last delivery), and after; and gives
 //! the burst's own throughput, its `429`s, and what each tenant lost.
-use crate::hub::{HubProcess, ProcUsage};
+use crate::hub::HubProcess;
 use crate::load::{self, Accepted, Outcome, Pace, Plan};
 use crate::receiver::{self, Behaviour, Endpoint, Receiver, ReservedPort};
-use crate::report::{self, per_s, Delivered, Quantiles, RunConfig};
+use crate::report::{self, per_s, Delivered, Quantiles, RunConfig, RunFacts};
 use crate::{Args, Backend};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -111,22 +111,11 @@ pub struct NoisyReport {
     pub burst_seconds: f64,
     /// Whether every expected delivery arrived before the drain timeouts.
     pub drained: bool,
-    /// Verified deliveries answered 2xx again.
-    pub duplicates: u64,
     /// Deliveries of events never seen accepted, or to another tenant's endpoint.
     pub unexpected: u64,
-    /// Deliveries whose signature or timestamp did not verify.
-    pub bad_signatures: u64,
-    /// The first non-202, non-429 answer.
-    pub first_ingest_error: Option<String>,
-    /// The hub process, read just before it was stopped.
-    pub hub: ProcUsage,
-    /// This benchmark process.
-    pub bench: ProcUsage,
-    /// PostgreSQL settings, in postgres mode.
-    pub postgres: Option<crate::infra::PgSettings>,
-    /// RabbitMQ version, in postgres mode.
-    pub rabbitmq_version: Option<String>,
+    /// Refusals, processes and services.
+    #[serde(flatten)]
+    pub facts: RunFacts,
 }
 
 impl NoisyReport {
@@ -174,15 +163,10 @@ impl NoisyReport {
             ("drained in time", self.drained.to_string()),
             (
                 "duplicates / unexpected / bad sigs",
-                format!("{} / {} / {}", self.duplicates, self.unexpected, self.bad_signatures),
+                format!("{} / {} / {}", self.facts.duplicates, self.unexpected, self.facts.bad_signatures),
             ),
-            ("hub peak RSS", format!("{:.1} MiB", self.hub.peak_rss_kib as f64 / 1024.0)),
-            ("hub / bench CPU", format!("{:.1} s / {:.1} s", self.hub.cpu_seconds, self.bench.cpu_seconds)),
         ];
-        rows.extend(report::service_rows(self.postgres.as_ref(), self.rabbitmq_version.as_ref()));
-        if let Some(e) = &self.first_ingest_error {
-            rows.push(("first ingest error", e.clone()));
-        }
+        rows.extend(self.facts.rows());
         report::render_rows(&rows)
     }
 }
@@ -284,14 +268,8 @@ pub async fn measure(
         },
         burst_seconds: burst_end.saturating_duration_since(burst_start).as_secs_f64(),
         drained: noisy_drained && quiet_drained,
-        duplicates: seen.duplicates,
         unexpected: matched.unexpected,
-        bad_signatures: seen.bad_signatures,
-        first_ingest_error: noisy.first_error.or(quiet.first_error),
-        hub: hub_usage,
-        bench: ProcUsage::read("self")?,
-        postgres: None,
-        rabbitmq_version: None,
+        facts: RunFacts::read(&seen, noisy.first_error.or(quiet.first_error), hub_usage)?,
         config,
     };
     Ok(report)

@@ -15,10 +15,10 @@
 //! the first request came: the quiet tenant alone, and during the storm
 //! (from the noisy tenant's first POST to `--duration` seconds after its
 //! last).
-use crate::hub::{HubProcess, ProcUsage};
+use crate::hub::HubProcess;
 use crate::load::{self, Outcome, Pace, Plan};
 use crate::receiver::{self, Answer, Behaviour, Endpoint, Observed, Receiver, ReservedPort};
-use crate::report::{self, per_s, Quantiles, RunConfig};
+use crate::report::{self, per_s, Quantiles, RunConfig, RunFacts};
 use crate::{Args, Backend};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,20 +57,9 @@ pub struct RetriesReport {
     pub gap_alone: Quantiles,
     /// The quiet tenant's retry gap, first requests during the storm.
     pub gap_during_storm: Quantiles,
-    /// Verified deliveries answered 2xx again.
-    pub duplicates: u64,
-    /// Deliveries whose signature or timestamp did not verify.
-    pub bad_signatures: u64,
-    /// The first non-202, non-429 answer.
-    pub first_ingest_error: Option<String>,
-    /// The hub process, read just before it was stopped.
-    pub hub: ProcUsage,
-    /// This benchmark process.
-    pub bench: ProcUsage,
-    /// PostgreSQL settings, in postgres mode.
-    pub postgres: Option<crate::infra::PgSettings>,
-    /// RabbitMQ version, in postgres mode.
-    pub rabbitmq_version: Option<String>,
+    /// Refusals, processes and services.
+    #[serde(flatten)]
+    pub facts: RunFacts,
 }
 
 impl RetriesReport {
@@ -98,14 +87,9 @@ impl RetriesReport {
             ),
             ("quiet retry gap ms alone (n)", phase(&self.gap_alone)),
             ("quiet retry gap ms DURING storm (n)", phase(&self.gap_during_storm)),
-            ("duplicates / bad sigs", format!("{} / {}", self.duplicates, self.bad_signatures)),
-            ("hub peak RSS", format!("{:.1} MiB", self.hub.peak_rss_kib as f64 / 1024.0)),
-            ("hub / bench CPU", format!("{:.1} s / {:.1} s", self.hub.cpu_seconds, self.bench.cpu_seconds)),
+            ("duplicates / bad sigs", format!("{} / {}", self.facts.duplicates, self.facts.bad_signatures)),
         ];
-        rows.extend(report::service_rows(self.postgres.as_ref(), self.rabbitmq_version.as_ref()));
-        if let Some(e) = &self.first_ingest_error {
-            rows.push(("first ingest error", e.clone()));
-        }
+        rows.extend(self.facts.rows());
         report::render_rows(&rows)
     }
 }
@@ -181,13 +165,7 @@ pub async fn measure(
         quiet_delivered: quiet_arrivals(&seen, &quiet) as u64,
         gap_alone: gaps(&|at| at < storm_start),
         gap_during_storm: gaps(&|at| at >= storm_start && at <= storm_end),
-        duplicates: seen.duplicates,
-        bad_signatures: seen.bad_signatures,
-        first_ingest_error: noisy.first_error.or(quiet.first_error),
-        hub: hub_usage,
-        bench: ProcUsage::read("self")?,
-        postgres: None,
-        rabbitmq_version: None,
+        facts: RunFacts::read(&seen, noisy.first_error.or(quiet.first_error), hub_usage)?,
     })
 }
 

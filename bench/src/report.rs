@@ -65,6 +65,56 @@ pub fn service_rows(postgres: Option<&PgSettings>, rabbitmq_version: Option<&Str
     rows
 }
 
+/// What the two-tenant runs (`--noisy-tenant`, `--noisy-retries`) report
+/// besides their own figures: what the receiver refused, what the
+/// processes used, and the services.
+#[derive(Debug, Serialize)]
+pub struct RunFacts {
+    /// Verified deliveries answered 2xx again.
+    pub duplicates: u64,
+    /// Deliveries whose signature or timestamp did not verify.
+    pub bad_signatures: u64,
+    /// The first non-202, non-429 answer.
+    pub first_ingest_error: Option<String>,
+    /// The hub process, read just before it was stopped.
+    pub hub: ProcUsage,
+    /// This benchmark process.
+    pub bench: ProcUsage,
+    /// PostgreSQL settings, in postgres mode.
+    pub postgres: Option<PgSettings>,
+    /// RabbitMQ version, in postgres mode.
+    pub rabbitmq_version: Option<String>,
+}
+
+impl RunFacts {
+    /// Read as the run ends: the receiver's refusals, both processes' use;
+    /// the services are filled in once the hub stopped.
+    pub fn read(seen: &Observed, first_ingest_error: Option<String>, hub: ProcUsage) -> anyhow::Result<Self> {
+        Ok(Self {
+            duplicates: seen.duplicates,
+            bad_signatures: seen.bad_signatures,
+            first_ingest_error,
+            hub,
+            bench: ProcUsage::read("self")?,
+            postgres: None,
+            rabbitmq_version: None,
+        })
+    }
+
+    /// The table's last rows: processes, services, the first ingest error.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
+            ("hub peak RSS", format!("{:.1} MiB", self.hub.peak_rss_kib as f64 / 1024.0)),
+            ("hub / bench CPU", format!("{:.1} s / {:.1} s", self.hub.cpu_seconds, self.bench.cpu_seconds)),
+        ];
+        rows.extend(service_rows(self.postgres.as_ref(), self.rabbitmq_version.as_ref()));
+        if let Some(e) = &self.first_ingest_error {
+            rows.push(("first ingest error", e.clone()));
+        }
+        rows
+    }
+}
+
 /// How the run was set up.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {

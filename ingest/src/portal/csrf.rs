@@ -32,6 +32,11 @@ impl Fields {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
     }
 
+    /// The value of `name` read as a `T`, or a field error saying `expected`.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, expected: &str) -> Result<T, crate::ApiError> {
+        self.get(name).and_then(|v| v.parse().ok()).ok_or_else(|| crate::ApiError::field(name, expected))
+    }
+
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()

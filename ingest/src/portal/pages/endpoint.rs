@@ -368,12 +368,7 @@ pub(crate) async fn skip_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = subscription_id(&id)?;
-    let key: OrderingKey = change
-        .form
-        .get("key")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| ApiError::field("key", "not an ordering key"))?;
+    let key: OrderingKey = change.form.parsed("key", "not an ordering key")?;
     state.store.skip_blocked_key(&change.viewer.session.tenant_id, &id, &key).await?;
     Ok(see_other(&format!("{}?notice=skipped", endpoint_path(&id))))
 }

@@ -6,7 +6,7 @@ use crate::portal::csrf::Change;
 use crate::portal::error::PortalError;
 use crate::portal::layout::{action, badge, json_block, notice, page, see_other, when, Section};
 use crate::portal::session::Viewer;
-use crate::{ApiError, AppState};
+use crate::AppState;
 use actix_web::{web, HttpResponse};
 use hookhub_store::domain::{AttemptOutcome, DeliveryStatus, SubscriptionId};
 use hookhub_store::repo::{Attempt, AttemptsOf};
@@ -154,11 +154,7 @@ pub(crate) async fn redeliver(
     id: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = event_id(&id)?;
-    let sub: SubscriptionId = change
-        .form
-        .get("subscription_id")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| PortalError::Api(ApiError::field("subscription_id", "is required")))?;
+    let sub: SubscriptionId = change.form.parsed("subscription_id", "is required")?;
     state.store.redeliver(&change.viewer.session.tenant_id, &id, Some(&sub)).await?;
     Ok(see_other(&format!("/portal/events/{id}?notice=redelivered")))
 }
