@@ -3,24 +3,25 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, hookhub_command, post_events, test_settings, Backend};
+use common::{drop_test_resources, eventually, post_events, spawn_part, test_settings, Backend};
 use hookhub::{Hub, Role, Settings};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 const EVENTS: usize = 300;
 
 /// Starts `hookhub dispatcher` as its own process, configured like `settings`.
 fn spawn_dispatcher(settings: &Settings) -> Child {
-    hookhub_command(settings, &["dispatcher"])
-        .env("HOOKHUB_DELIVERY_CONCURRENCY", "4")
-        .env("HOOKHUB_DELIVERY_TIMEOUT_MS", "2000")
-        .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the hookhub binary starts")
+    spawn_part(
+        settings,
+        "dispatcher",
+        &[
+            ("HOOKHUB_DELIVERY_CONCURRENCY", "4"),
+            ("HOOKHUB_DELIVERY_TIMEOUT_MS", "2000"),
+            ("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100"),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,13 +77,7 @@ async fn dispatcher_killed_mid_stream_loses_nothing() {
 
 /// Starts `hookhub relay` as its own process.
 fn spawn_relay(settings: &Settings) -> Child {
-    hookhub_command(settings, &["relay"])
-        .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the hookhub binary starts")
+    spawn_part(settings, "relay", &[("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50"), ("RUST_LOG", "error")])
 }
 
 fn kill9(child: &mut Child) {

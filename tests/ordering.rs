@@ -6,11 +6,11 @@
 mod common;
 
 use common::receiver::Receiver;
-use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend, TestHub};
+use common::{drop_test_resources, eventually, spawn_part, test_settings, Backend, TestHub};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 on_both_backends!(
@@ -31,15 +31,17 @@ fn free_port() -> u16 {
 /// `hookhub serve` (ingest, relay and dispatcher in one process, as the
 /// embedded mode runs), as its own process so that it can be killed -9.
 fn spawn_hub(settings: &hookhub::Settings, port: u16) -> Child {
-    hookhub_command(settings, &["serve"])
-        .env("HOOKHUB_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
-        .env("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the hookhub binary starts")
+    let listen = format!("127.0.0.1:{port}");
+    spawn_part(
+        settings,
+        "serve",
+        &[
+            ("HOOKHUB_LISTEN", &listen),
+            ("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100"),
+            ("HOOKHUB_RELAY_POLL_INTERVAL_MS", "50"),
+            ("RUST_LOG", "error"),
+        ],
+    )
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
@@ -89,13 +91,8 @@ async fn per_key_order_holds_through_random_failures_and_a_kill_9(backend: Backe
     if backend == Backend::Postgres {
         // Scale-out: a second dispatcher on the same database and queue,
         // competing for messages and claims (it outlives the kill below).
-        let second = hookhub_command(&settings, &["dispatcher"])
-            .env("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the hookhub binary starts");
+        let second =
+            spawn_part(&settings, "dispatcher", &[("HOOKHUB_DELIVERY_POLL_INTERVAL_MS", "100"), ("RUST_LOG", "error")]);
         hub.0.push(second);
     }
 

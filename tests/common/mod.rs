@@ -58,6 +58,18 @@ pub fn hookhub_command(settings: &Settings, args: &[&str]) -> std::process::Comm
     cmd
 }
 
+/// Starts `hookhub <part>` (`serve`, `relay`, `dispatcher`) as its own
+/// process, configured like `settings` with `env` on top: its stdout is
+/// dropped and its stderr shown with the test's output.
+pub fn spawn_part(settings: &Settings, part: &str, env: &[(&str, &str)]) -> std::process::Child {
+    hookhub_command(settings, &[part])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("the hookhub binary starts")
+}
+
 /// Child processes that are killed when dropped, so a failing test leaves
 /// no hub running to hold database connections for the tests after it.
 pub struct Processes(pub Vec<std::process::Child>);
