@@ -310,8 +310,15 @@ async fn the_claim_takes_only_the_head_of_each_key(backend: Backend) {
     let attempt =
         NewAttempt { attempted_at: now(), status_code: Some(200), latency_ms: 1, error: None, response_body: None };
     assert!(store.record_attempt(&work, attempt, NextStep::Succeeded, BreakerPolicy::default()).await.unwrap());
-    store.wake_heads(&[(sub.id.clone(), "apt_1".parse().unwrap())]).await.unwrap();
-    assert_eq!(claim().await, [1], "the head succeeded: the next of its key goes");
+    let (apt_1, apt_2) = ((sub.id.clone(), "apt_1".parse().unwrap()), (sub.id.clone(), "apt_2".parse().unwrap()));
+    let heads = store.claim_heads(&[apt_1.clone(), apt_2, apt_1], lease).await.unwrap();
+    let heads: Vec<_> = heads.iter().map(|d| (&d.id, &d.tenant_id)).collect();
+    assert_eq!(
+        heads,
+        [(&fresh[1].id, &tenant.id)],
+        "the head succeeded: the next of its key is taken, once; apt_2's is leased"
+    );
+    assert_eq!(claim().await, Vec::<usize>::new(), "a head taken by a wake is leased like a claimed one");
     assert_eq!(store.wake_all_heads().await.unwrap(), 0, "no head left waiting");
     drop_test_resources(&settings).await;
 }

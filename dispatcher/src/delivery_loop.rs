@@ -19,9 +19,9 @@ use hookhub_store::domain::{
     now, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus, TenantId,
 };
 use hookhub_store::repo::{
-    BreakerPolicy, Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
+    Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
-use hookhub_store::Store;
+use hookhub_store::{Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,40 +41,40 @@ type Results = FairChannel<TenantId, RecordedAttempt>;
 /// written does not hold back another's (whose retry is not due until its
 /// failure is written). Under load that is many webhooks per disk flush;
 /// when idle, a batch of one.
-async fn record_results(
-    store: Store,
-    breaker: BreakerPolicy,
-    alarm: Arc<DueAlarm>,
-    results: Arc<Results>,
-    attempts_done: CancellationToken,
-) {
+async fn record_results(this: Arc<DeliveryLoop>, attempts_done: CancellationToken) {
+    let (store, alarm) = (&this.store, &this.alarm);
     loop {
         let batch = tokio::select! {
             biased;
-            batch = results.take(RECORD_BATCH) => batch,
-            _ = attempts_done.cancelled() => results.try_take(RECORD_BATCH),
+            batch = this.results.take(RECORD_BATCH) => batch,
+            _ = attempts_done.cancelled() => this.results.try_take(RECORD_BATCH),
         };
         if batch.is_empty() {
             break;
         }
-        match store.record_attempts(&batch, breaker).await {
+        match store.record_attempts(&batch, this.config.breaker).await {
             Ok(recorded) => {
                 let mut freed = Vec::new();
                 for (r, ok) in batch.iter().zip(recorded) {
                     if ok {
-                        written(&alarm, r);
+                        written(alarm, r);
                         freed.extend(freed_key(r));
                     }
                 }
-                // The next delivery of each key is waiting: make it due and
-                // claim it now, not a poll interval later (a key goes one
-                // delivery at a time). A wake lost here is made up by the
-                // poller's sweep.
+                // The next delivery of each key is waiting: attempt it now,
+                // not a poll later (a key goes one delivery at a time). Once
+                // the loop has stopped taking attempts, make it due for
+                // whichever process polls next. A wake lost here is made up
+                // by the poller's sweep.
                 if !freed.is_empty() {
-                    if let Err(e) = store.wake_heads(&freed).await {
+                    let woken = if attempts_done.is_cancelled() {
+                        store.wake_heads(&freed).await
+                    } else {
+                        this.attempt_heads(&freed).await
+                    };
+                    if let Err(e) = woken {
                         tracing::warn!(error = %e, "could not wake the next deliveries of ordered keys; the sweep will");
                     }
-                    alarm.set(now());
                 }
             }
             Err(e) => tracing::warn!(
@@ -233,13 +233,7 @@ impl DeliveryLoop {
     /// another worker retries it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let attempts_done = CancellationToken::new();
-        let recorder = tokio::spawn(record_results(
-            self.store.clone(),
-            self.config.breaker,
-            self.alarm.clone(),
-            self.results.clone(),
-            attempts_done.clone(),
-        ));
+        let recorder = tokio::spawn(record_results(self.clone(), attempts_done.clone()));
         let lease = self.config.lease_span();
         let mut poll_at = tokio::time::Instant::now();
         let mut polled_at = poll_at - MIN_POLL_GAP;
@@ -289,14 +283,7 @@ impl DeliveryLoop {
         match self.store.claim_due_deliveries(free, lease).await {
             Ok(due) => {
                 let full = due.len() as u64 >= free;
-                for DueDelivery { id, tenant_id } in due {
-                    self.start(&tenant_id, move |this| async move {
-                        if let Some(work) = this.load(&id).await {
-                            this.settle(this.try_attempt(work).await).await;
-                        }
-                    })
-                    .await;
-                }
+                self.start_claimed(due).await;
                 if full {
                     BUSY_POLL
                 } else {
@@ -308,6 +295,31 @@ impl DeliveryLoop {
                 self.config.poll_interval
             }
         }
+    }
+
+    /// Starts claimed deliveries, each in its tenant's turn for a place.
+    async fn start_claimed(self: &Arc<Self>, due: Vec<DueDelivery>) {
+        for DueDelivery { id, tenant_id } in due {
+            self.start(&tenant_id, move |this| async move {
+                if let Some(work) = this.load(&id).await {
+                    this.settle(this.try_attempt(work).await).await;
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Claims the waiting heads of ordered `keys` and attempts them: after
+    /// fan-out wrote a key's deliveries, and after a key's delivery
+    /// finished. They wait for their places in a task of their own, so the
+    /// caller (the attempt recorder, which frees places) never does.
+    pub async fn attempt_heads(self: &Arc<Self>, keys: &[(SubscriptionId, OrderingKey)]) -> Result<(), StoreError> {
+        let due = self.store.claim_heads(keys, self.config.lease_span()).await?;
+        if !due.is_empty() {
+            let this = self.clone();
+            self.tasks.spawn(async move { this.start_claimed(due).await });
+        }
+        Ok(())
     }
 
     /// Takes a delivery of `tenant` on, waiting while the loop is full

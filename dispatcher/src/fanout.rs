@@ -276,11 +276,10 @@ impl Fanout {
         {
             return;
         }
-        if !round.ordered.is_empty() {
-            if self.until_stored(events, shutdown, || self.store.wake_heads(&round.ordered)).await.is_none() {
-                return;
-            }
-            self.deliveries.wake_poller();
+        if !round.ordered.is_empty()
+            && self.until_stored(events, shutdown, || self.deliveries.attempt_heads(&round.ordered)).await.is_none()
+        {
+            return;
         }
         for message in messages {
             message.event_done().await;

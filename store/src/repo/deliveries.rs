@@ -167,9 +167,9 @@ impl Delivery {
 
     /// The same delivery, keeping order by `key` (the event's key, when
     /// the subscription is ordered). An ordered delivery is written
-    /// waiting (pending, no due time): [`Store::wake_heads`] makes it due
-    /// once it is the head of its key, and only the claim, which checks
-    /// that again, ever starts it. Waiting rows are not due, so a deep
+    /// waiting (pending, no due time): [`Store::claim_heads`] takes it
+    /// once it is the head of its key, by the same test the retry claim
+    /// makes (`KEY_HEAD`). Waiting rows are not due, so a deep
     /// backlog on one key costs the claim nothing.
     pub fn keeping_order(self, key: Option<&OrderingKey>) -> Self {
         match key {
@@ -342,15 +342,23 @@ impl Store {
             .filter(delivery::Column::Id.in_subquery(due))
             .exec_with_returning(self.db())
             .await?;
+        self.due_deliveries(claimed.into_iter().map(|d| (d.id, d.tenant_id))).await
+    }
+
+    /// The claimed rows (id, tenant) as due deliveries. A corrupt row must
+    /// not fail the claim it shares with every tenant's due deliveries:
+    /// it is failed instead, so it is not claimed again.
+    pub(super) async fn due_deliveries(
+        &self,
+        claimed: impl ExactSizeIterator<Item = (String, String)>,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         let mut due = Vec::with_capacity(claimed.len());
-        for d in claimed {
-            match (d.id.parse(), d.tenant_id.parse()) {
+        for (id, tenant) in claimed {
+            match (id.parse(), tenant.parse()) {
                 (Ok(id), Ok(tenant_id)) => due.push(DueDelivery { id, tenant_id }),
-                // A corrupt row must not fail the claim it shares with every
-                // tenant's due retries; failed, it is not claimed again.
                 _ => {
-                    tracing::error!(delivery_id = ?d.id, "delivery row has a corrupt id; failing it");
-                    self.fail_pending(&d.id, "corrupt row: its id does not parse").await?;
+                    tracing::error!(delivery_id = ?id, "delivery row has a corrupt id; failing it");
+                    self.fail_pending(&id, "corrupt row: its id does not parse").await?;
                 }
             }
         }

@@ -3,14 +3,16 @@
 //!
 //! The order itself is kept by the claim (`deliveries::KEY_HEAD`): an
 //! ordered delivery is claimed only as the head of its (subscription,
-//! key). This module holds the rest: clearing an event's
-//! `fan_out_pending` once its deliveries are written, listing the keys
-//! whose head is failing or dead-lettered, and skipping such a head.
-use super::Delivery;
+//! key). This module holds the rest: taking a key's next head as soon as
+//! the one before it is done (one statement for a batch of keys),
+//! clearing an event's `fan_out_pending` once its deliveries are written,
+//! listing the keys whose head is failing or dead-lettered, and skipping
+//! such a head.
+use super::{Delivery, DueDelivery};
 use crate::domain::{now, DeliveryStatus, EventId, OrderingKey, SubscriptionId, TenantId};
 use crate::entity::{delivery, event};
 use crate::{Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -27,14 +29,36 @@ const IS_HEAD: &str = "NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.subscripti
     AND p.ordering_key = deliveries.ordering_key AND p.event_id < deliveries.event_id \
     AND p.ordering_key IS NOT NULL AND (p.status = 'pending' OR p.key_blocked))";
 
-/// Makes due the waiting head of one (subscription, key): the earliest
-/// open delivery of the key, if it is pending with no due time. A head
-/// that is leased (being attempted) or retrying has a due time, and a
-/// dead-lettered one is not pending: neither is touched.
-const WAKE_HEAD: &str = "UPDATE deliveries SET next_attempt_at = $1 WHERE id = (SELECT h.id FROM deliveries h \
-    WHERE h.subscription_id = $2 AND h.ordering_key = $3 AND h.ordering_key IS NOT NULL \
-    AND (h.status = 'pending' OR h.key_blocked) ORDER BY h.event_id LIMIT 1) \
-    AND status = 'pending' AND next_attempt_at IS NULL";
+/// Most keys one wake statement names (two parameters each): far under
+/// either backend's parameter limit, and more than a recorded batch frees.
+const WAKE_CHUNK: usize = 500;
+
+/// Takes the waiting heads of the (subscription, key) pairs listed in
+/// `{keys}` (a `VALUES` list): for each, the earliest open delivery of the
+/// key, if it is pending with no due time and no earlier event of its key
+/// is still being fanned out (the claim's test, `deliveries::KEY_HEAD`).
+/// A head that is leased (being attempted) or retrying has a due time,
+/// and a dead-lettered one is not pending: neither is touched. One
+/// statement for a whole batch of keys, so waking costs a round trip per
+/// batch, not per key.
+///
+/// Each head is found through `ix_deliveries_key_open` and updated by its
+/// id. The "waiting" test is a `CASE` so that it cannot be an index
+/// condition: PostgreSQL's statistics rarely know how many rows wait (the
+/// count of pending rows without a due time swings from none to a whole
+/// backlog), and planned on the due index the statement read every
+/// waiting row once per head.
+///
+/// `{lock}` is PostgreSQL's row lock (SQLite has one writer): a head that
+/// another wake is taking right now (fan-out's and the recorder's often
+/// name the same keys) is left to it rather than waited for.
+const WAKE_HEADS: &str = "WITH k(sub, okey) AS (VALUES {keys}) \
+    UPDATE deliveries SET next_attempt_at = {at} WHERE id IN (SELECT d.id FROM deliveries d WHERE d.id IN \
+    (SELECT (SELECT h.id FROM deliveries h WHERE h.subscription_id = k.sub AND h.ordering_key = k.okey \
+    AND h.ordering_key IS NOT NULL AND (h.status = 'pending' OR h.key_blocked) ORDER BY h.event_id LIMIT 1) FROM k) \
+    AND CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NULL THEN 1 END = 1 \
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = d.tenant_id AND e.ordering_key = d.ordering_key \
+    AND e.id < d.event_id AND e.fan_out_pending){lock}) RETURNING id, tenant_id";
 
 /// Makes due every waiting delivery that is the head of its key: the
 /// safety net for a wake that was lost (a crash between an outcome's
@@ -69,19 +93,59 @@ pub struct BlockedKey {
 
 impl Store {
     /// Makes the waiting head of each (subscription, key) due, so the
-    /// claim takes it: after fan-out wrote ordered deliveries, and after an
-    /// ordered delivery finished (succeeded, dead-lettered, skipped). Either
-    /// side of a race between the two sees the other's commit, since each
-    /// wakes after its own commit.
+    /// retry poller claims it: after a head was skipped or abandoned. Either
+    /// side of a race with an outcome or a fan-out sees the other's commit,
+    /// since each wakes after its own commit.
     pub async fn wake_heads(&self, keys: &[(SubscriptionId, OrderingKey)]) -> Result<(), StoreError> {
+        self.take_heads(keys, now()).await.map(drop)
+    }
+
+    /// Claims the waiting head of each (subscription, key) for `lease`, for
+    /// the caller to attempt at once: after fan-out wrote ordered
+    /// deliveries, and after an ordered delivery finished (succeeded,
+    /// dead-lettered). Without the retry poller in between, a key's next
+    /// delivery goes as soon as the previous one's outcome is written.
+    /// Like a claim, it lets one process have a head: the others find it
+    /// leased.
+    pub async fn claim_heads(
+        &self,
+        keys: &[(SubscriptionId, OrderingKey)],
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.take_heads(keys, now() + lease).await
+    }
+
+    /// Gives the waiting heads of `keys` the due time `at`; returns them.
+    async fn take_heads(
+        &self,
+        keys: &[(SubscriptionId, OrderingKey)],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         let mut seen = std::collections::HashSet::new();
-        let at = now();
-        for (sub, key) in keys.iter().filter(|k| seen.insert(*k)) {
-            let sql = self.placeholders(WAKE_HEAD);
-            let values: [sea_orm::Value; 3] = [at.into(), sub.as_str().into(), key.as_str().into()];
-            self.db().execute(Statement::from_sql_and_values(self.backend(), sql, values)).await?;
+        let keys: Vec<_> = keys.iter().filter(|k| seen.insert(*k)).collect();
+        let mut taken = Vec::new();
+        for chunk in keys.chunks(WAKE_CHUNK) {
+            let pg = self.backend() == DatabaseBackend::Postgres;
+            let param = |n: usize| if pg { format!("${n}") } else { "?".to_owned() };
+            let list: Vec<String> =
+                (0..chunk.len()).map(|i| format!("({}, {})", param(2 * i + 1), param(2 * i + 2))).collect();
+            let sql = WAKE_HEADS
+                .replace("{keys}", &list.join(", "))
+                .replace("{at}", &param(2 * chunk.len() + 1))
+                .replace("{lock}", if pg { " FOR UPDATE SKIP LOCKED" } else { "" });
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 * chunk.len() + 1);
+            for (sub, key) in chunk {
+                values.extend([sub.as_str().into(), key.as_str().into()]);
+            }
+            values.push(at.into());
+            let rows = self.db().query_all(Statement::from_sql_and_values(self.backend(), sql, values)).await?;
+            let rows = rows
+                .iter()
+                .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "tenant_id")?)))
+                .collect::<Result<Vec<(String, String)>, sea_orm::DbErr>>()?;
+            taken.extend(self.due_deliveries(rows.into_iter()).await?);
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// Makes due every waiting head (see [`Self::wake_heads`]); returns how many.
