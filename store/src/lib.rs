@@ -2,10 +2,11 @@
 //! and the repositories that keep the transactional outbox honest.
 //!
 //! PostgreSQL is the production backend; SQLite is the embedded default.
-//! Everything here works on both. The statements that differ (row claiming
-//! with `FOR UPDATE SKIP LOCKED`, batches bound as one JSON parameter, and
-//! a few more written by hand for PostgreSQL) are chosen per backend, in
-//! the repository that runs them. On PostgreSQL the API's queries also run
+//! Everything here works on both. The statements written by hand for
+//! PostgreSQL (batches bound as one JSON parameter, a write and the read of
+//! what it wrote in one round trip) are all in `repo/pg.rs`, each beside a
+//! query-builder version in the repository method that picks one by
+//! backend; claims add `FOR UPDATE SKIP LOCKED` on PostgreSQL. On PostgreSQL the API's queries also run
 //! under row-level security, in a per-tenant scope (`tenant_scope.rs`).
 
 pub mod cipher;

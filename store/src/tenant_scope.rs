@@ -4,8 +4,8 @@
 use crate::domain::TenantId;
 use crate::{Store, StoreError};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DeleteMany,
-    EntityTrait, IntoActiveModel, Select, Statement, TransactionTrait,
+    ActiveModelBehavior, ActiveModelTrait, DatabaseBackend, DatabaseTransaction, DeleteMany, EntityTrait,
+    IntoActiveModel, Select, TransactionTrait,
 };
 
 impl Store {
@@ -18,14 +18,7 @@ impl Store {
     pub async fn tenant_scope(&self, tenant: &TenantId) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db().begin().await?;
         if self.backend() == DatabaseBackend::Postgres {
-            // `set_config('role', .., true)` is `SET LOCAL ROLE`: both
-            // settings in one round trip, which every ingest batch pays.
-            txn.execute(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT set_config('role', 'hookhub_tenant', true), set_config('app.tenant_id', $1, true)",
-                [tenant.to_string().into()],
-            ))
-            .await?;
+            crate::repo::pg::enter_tenant_scope(&txn, tenant).await?;
         }
         Ok(txn)
     }

@@ -1,13 +1,11 @@
 //! The audit log: who called what, when, and how it went; never bodies.
-use super::recordset::RecordSet;
+use super::pg;
 use crate::domain::TenantId;
 use crate::entity::audit_entry;
 use crate::page::{paginate, Page, PageRequest};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseBackend, EntityTrait, QueryFilter};
 
 /// One API call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,19 +89,13 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        if self.backend() == DatabaseBackend::Postgres {
-            let mut set = RecordSet::of_entity::<audit_entry::Entity>()?;
-            for row in rows {
-                set.push_model(row)?;
+        match self.backend() {
+            DatabaseBackend::Postgres => pg::insert_audit(self.db(), rows).await,
+            _ => {
+                audit_entry::Entity::insert_many(rows.iter().cloned()).exec_without_returning(self.db()).await?;
+                Ok(())
             }
-            let sql = set.insert(1);
-            self.db()
-                .execute(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [set.into_param()]))
-                .await?;
-            return Ok(());
         }
-        audit_entry::Entity::insert_many(rows.iter().cloned()).exec_without_returning(self.db()).await?;
-        Ok(())
     }
 
     /// The tenant's audit rows, newest first.

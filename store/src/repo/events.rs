@@ -1,6 +1,6 @@
 //! Events: writing accepted events with their outbox rows, and reading them
 //! back with their payloads opened.
-use super::recordset::RecordSet;
+use super::pg;
 use super::stored;
 use crate::cipher::Cipher;
 use crate::domain::{EventId, EventType, IdempotencyKey, OrderingKey, TenantId};
@@ -12,7 +12,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select, Statement,
+    Select,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -112,23 +112,7 @@ pub(crate) async fn insert_events(
             fan_out_pending: Set(event.ordering_key.is_some()),
         });
         if backend == DatabaseBackend::Postgres {
-            // One round trip for both tables, on the ingest path's critical
-            // section: the outbox rows come from what the insert returned,
-            // so an event skipped by its idempotency key gets none.
-            let mut set = RecordSet::of_entity::<event::Entity>()?;
-            for row in rows {
-                set.push_model(&row)?;
-            }
-            let sql = format!(
-                "WITH e AS ({} ON CONFLICT DO NOTHING RETURNING id, tenant_id, created_at) \
-                 INSERT INTO outbox (event_id, tenant_id, created_at) \
-                 SELECT id, tenant_id, created_at FROM e RETURNING event_id",
-                set.insert(1),
-            );
-            let both = Statement::from_sql_and_values(backend, sql, [set.into_param()]);
-            for row in txn.query_all(both).await? {
-                inserted.insert(row.try_get::<String>("", "event_id")?);
-            }
+            inserted.extend(pg::insert_events_with_outbox(txn, rows).await?);
             continue;
         }
         let mut insert = event::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());

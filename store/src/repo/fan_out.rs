@@ -8,24 +8,23 @@
 //! queue message is acked only after this write, so a crash in between
 //! sends those webhooks again (at least once, same `webhook-id`) and loses
 //! nothing.
-use super::deliveries::{attempt_row, leaves_subscription_alone};
+use super::attempt_recorder::{attempt_row, leaves_subscription_alone};
 use super::events::{readable, Event};
-use super::recordset::RecordSet;
+use super::pg;
 use super::{Delivery, RecordedAttempt};
 use crate::cipher::Cipher;
 use crate::domain::{DeliveryId, EventId};
-use crate::entity::{attempt, delivery, event};
+use crate::entity::{attempt, delivery};
 use crate::{Store, StoreError};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
-    Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 
 /// Delivery rows per multi-row `INSERT` (12 parameters each on SQLite, well
 /// below its limit); on PostgreSQL it bounds one JSON parameter.
-const FAN_OUT_CHUNK: usize = 500;
+pub(super) const FAN_OUT_CHUNK: usize = 500;
 
 /// A new delivery as fan-out writes it.
 #[derive(Clone, Debug)]
@@ -40,7 +39,7 @@ pub enum FreshDelivery {
 
 impl FreshDelivery {
     /// The delivery's row as it is written.
-    fn row(&self) -> delivery::ActiveModel {
+    pub(super) fn row(&self) -> delivery::ActiveModel {
         match self {
             Self::Attempted(item) => item.moved_delivery().to_row(),
             Self::Unattempted(d) => d.to_row(),
@@ -75,19 +74,8 @@ impl Store {
     pub async fn fan_out_events(&self, ids: &[EventId]) -> Result<FanOutEvents, StoreError> {
         let mut read = FanOutEvents::default();
         if self.backend() == DatabaseBackend::Postgres {
-            let keys = serde_json::to_string(&ids.iter().map(EventId::as_str).collect::<Vec<_>>())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            // Not `EXISTS`: the planner may turn that into one hashed scan of
-            // every delivery, and a generic plan made while the table was
-            // small keeps it (seen: the whole batch waiting on it).
-            let sql = "SELECT e.*, \
-                       (SELECT 1 FROM deliveries d WHERE d.event_id = e.id LIMIT 1) IS NOT NULL AS fanned_out \
-                       FROM jsonb_array_elements_text($1::jsonb) AS k(id) \
-                       CROSS JOIN LATERAL (SELECT * FROM events WHERE events.id = k.id LIMIT 1) e";
-            let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [keys.into()]);
-            for row in self.db().query_all(stmt).await? {
-                let model = event::Model::from_query_result(&row, "")?;
-                if row.try_get::<bool>("", "fanned_out")? {
+            for (model, fanned_out) in pg::fan_out_events(self.db(), ids).await? {
+                if fanned_out {
                     read.fanned_out.insert(model.id.clone());
                 }
                 let id = model.id.clone();
@@ -133,12 +121,12 @@ impl Store {
             .collect();
         let postgres = self.backend() == DatabaseBackend::Postgres;
         if postgres && settling.is_empty() {
-            return write_chunks_on_pg(self.db(), fresh, self.cipher()).await;
+            return pg::write_fan_out(self.db(), fresh, self.cipher()).await;
         }
         let txn = self.db().begin().await?;
         let cipher = self.cipher();
         let written = if postgres {
-            write_chunks_on_pg(&txn, fresh, cipher).await?
+            pg::write_fan_out(&txn, fresh, cipher).await?
         } else {
             write_chunks(&txn, fresh, cipher).await?
         };
@@ -148,40 +136,6 @@ impl Store {
         txn.commit().await?;
         Ok(written)
     }
-}
-
-/// Each chunk's deliveries and attempts in one statement: the deliveries'
-/// `INSERT ... RETURNING` names those written, and only their attempts are
-/// inserted.
-async fn write_chunks_on_pg(
-    db: &impl ConnectionTrait,
-    fresh: &[FreshDelivery],
-    cipher: &Cipher,
-) -> Result<HashSet<String>, StoreError> {
-    let mut written = HashSet::with_capacity(fresh.len());
-    for chunk in fresh.chunks(FAN_OUT_CHUNK) {
-        let mut deliveries = RecordSet::of_entity::<delivery::Entity>()?;
-        let mut attempts = RecordSet::of_entity::<attempt::Entity>()?;
-        for f in chunk {
-            deliveries.push_model(&f.row())?;
-            if let FreshDelivery::Attempted(item) = f {
-                attempts.push_model(&attempt_row(item, cipher))?;
-            }
-        }
-        let sql = format!(
-            "WITH d AS ({} ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id), \
-             a AS ({} WHERE r.delivery_id IN (SELECT id FROM d)) \
-             SELECT id FROM d",
-            deliveries.insert(1),
-            attempts.insert(2),
-        );
-        let values = [deliveries.into_param(), attempts.into_param()];
-        let stmt = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
-        for row in db.query_all(stmt).await? {
-            written.insert(row.try_get::<String>("", "id")?);
-        }
-    }
-    Ok(written)
 }
 
 /// The same with separate statements (on SQLite a statement is a function

@@ -3,12 +3,13 @@
 use super::event_types::validation_schema;
 use super::events::{insert_events, Event, IngestOutcome, NewEvent};
 use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
+use super::pg;
 use super::rules::Rule;
 use crate::domain::{now, EventId, EventType, IdempotencyKey, KeyNamespace, TenantId};
-use crate::entity::{event, event_type, rule};
+use crate::entity::{event, event_type};
 use crate::{Store, StoreError};
 use sea_orm::sea_query::IntoCondition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
@@ -289,50 +290,18 @@ impl Store {
         Ok(BatchContext { required, rules })
     }
 
-    /// [`Self::batch_context`] as one `UNION ALL` of the two reads.
+    /// [`Self::batch_context`] from PostgreSQL's one read.
     async fn batch_context_on_pg(
         db: &impl ConnectionTrait,
         tenant: &TenantId,
         checked: &HashSet<&str>,
         types: &HashSet<&EventType>,
     ) -> Result<BatchContext, StoreError> {
-        let mut values: Vec<sea_orm::Value> = vec![tenant.as_str().into()];
-        let mut list = |names: Vec<&str>| {
-            let start = values.len() + 1;
-            values.extend(names.iter().map(|&n| n.into()));
-            let placeholders: Vec<String> = (start..values.len() + 1).map(|i| format!("${i}")).collect();
-            format!("ARRAY[{}]::text[]", placeholders.join(", "))
-        };
-        let checked = list(checked.iter().copied().collect());
-        let triggers = list(types.iter().map(|t| t.as_str()).collect());
-        let sql = format!(
-            "SELECT 'schema' AS kind, name AS id, name AS on_type, NULL::text AS emit_type, schema, \
-                    NULL::timestamptz AS created_at \
-             FROM event_types WHERE tenant_id = $1 AND validate AND name = ANY({checked}) \
-             UNION ALL \
-             SELECT 'rule', id, on_type, emit_type, NULL::json, created_at \
-             FROM rules WHERE tenant_id = $1 AND on_type = ANY({triggers}) \
-             ORDER BY kind, id"
-        );
-        let rows = db.query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
-        let mut context = BatchContext { required: HashMap::new(), rules: Vec::new() };
-        for row in rows {
-            let id: String = row.try_get("", "id")?;
-            if row.try_get::<String>("", "kind")? == "schema" {
-                if let Some(schema) = validation_schema(&id, row.try_get("", "schema")?) {
-                    context.required.insert(id, schema);
-                }
-                continue;
-            }
-            context.rules.push(Rule::try_from(rule::Model {
-                id,
-                tenant_id: tenant.to_string(),
-                on_type: row.try_get("", "on_type")?,
-                emit_type: row.try_get("", "emit_type")?,
-                created_at: row.try_get("", "created_at")?,
-            })?);
-        }
-        Ok(context)
+        let (schemas, rules) = pg::batch_context(db, tenant, checked, types).await?;
+        let required =
+            schemas.into_iter().filter_map(|(name, schema)| Some((name.clone(), validation_schema(&name, schema)?)));
+        let rules = rules.into_iter().map(Rule::try_from).collect::<Result<_, _>>()?;
+        Ok(BatchContext { required: required.collect(), rules })
     }
 
     /// The tenant's events with these idempotency keys (digests), by key.

@@ -4,9 +4,11 @@
 //! and filters by it, so another tenant's id is simply "not found".
 
 mod access;
+mod attempt_recorder;
 mod attempts;
 mod audit;
 mod backlog;
+mod breaker;
 mod deliveries;
 mod delivery_log;
 mod event_types;
@@ -21,6 +23,7 @@ mod limits;
 mod maintenance;
 mod ordering;
 mod outbox;
+pub(crate) mod pg;
 mod plan_backlog;
 mod platform;
 mod portal;
@@ -35,9 +38,11 @@ pub use access::{
     ApiKeyInfo, OAuthApp, Principal, TokenLookup, ACCESS_TOKEN_PREFIX, ACCESS_TOKEN_TTL, CLIENT_ID_PREFIX,
     CLIENT_SECRET_PREFIX,
 };
+pub use attempt_recorder::{NextStep, RecordedAttempt};
 pub use attempts::{Attempt, AttemptsOf, NewAttempt};
 pub use audit::{AuditEntry, AuditFilter};
-pub use deliveries::{BreakerPolicy, Delivery, DeliveryWork, DueDelivery, Loaded, NextStep, RecordedAttempt, HOLD};
+pub use breaker::BreakerPolicy;
+pub use deliveries::{Delivery, DeliveryWork, DueDelivery, Loaded, HOLD};
 pub use delivery_log::{DeliveryFilter, EndpointHealth, LoggedDelivery, HEALTH_WINDOW};
 pub use event_types::{EventTypeInfo, NewEventType};
 pub use events::{Event, IngestOutcome, NewEvent};

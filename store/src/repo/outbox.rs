@@ -1,15 +1,12 @@
 //! The outbox: claiming rows for the relay, and setting aside the ones it
 //! cannot publish.
 use super::fair_claim::fair_claim;
+use super::pg;
 use crate::domain::{now, EventId, EventType, OrderingKey, TenantId};
 use crate::entity::{event, outbox};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{PostgresQueryBuilder, Query, UpdateStatement};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Statement,
-};
+use sea_orm::{ColumnTrait, Condition, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use std::collections::HashMap;
 
 /// An outbox row claimed by a relay, with what the message names: the
@@ -103,12 +100,12 @@ pub enum QuarantineSelection {
 
 /// A claimed row as read back, with its event's type once named (`None`
 /// when the event is missing).
-struct Claimed {
-    outbox_id: i64,
-    event_id: String,
-    tenant_id: String,
-    event_type: Option<String>,
-    ordering_key: Option<String>,
+pub(super) struct Claimed {
+    pub(super) outbox_id: i64,
+    pub(super) event_id: String,
+    pub(super) tenant_id: String,
+    pub(super) event_type: Option<String>,
+    pub(super) ordering_key: Option<String>,
 }
 
 impl Claimed {
@@ -165,7 +162,7 @@ impl Store {
             .filter(outbox::Column::Id.in_subquery(claimable));
         let postgres = self.backend() == DatabaseBackend::Postgres;
         let claimed = if postgres {
-            self.claim_and_name_on_pg(claim.into_query()).await?
+            pg::claim_outbox(self.db(), claim.into_query()).await?
         } else {
             let rows = claim.exec_with_returning(self.db()).await?;
             let unnamed = |o: outbox::Model| Claimed {
@@ -263,34 +260,6 @@ impl Store {
     pub async fn drop_quarantined_outbox(&self, which: QuarantineSelection) -> Result<u64, StoreError> {
         let done = outbox::Entity::delete_many().filter(quarantined(which)).exec(self.db()).await?;
         Ok(done.rows_affected)
-    }
-
-    /// The claim with its events' types in one statement: the claim's
-    /// `RETURNING` joined to `events`, one round trip per relay round
-    /// instead of two.
-    async fn claim_and_name_on_pg(&self, mut claim: UpdateStatement) -> Result<Vec<Claimed>, StoreError> {
-        claim.returning(Query::returning().columns([
-            outbox::Column::Id,
-            outbox::Column::EventId,
-            outbox::Column::TenantId,
-        ]));
-        let (sql, values) = claim.build(PostgresQueryBuilder);
-        let sql = format!(
-            "WITH c AS ({sql}) SELECT c.id, c.event_id, c.tenant_id, e.event_type, e.ordering_key \
-             FROM c LEFT JOIN events e ON e.id = c.event_id"
-        );
-        let rows = self.db().query_all(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Claimed {
-                    outbox_id: row.try_get("", "id")?,
-                    event_id: row.try_get("", "event_id")?,
-                    tenant_id: row.try_get("", "tenant_id")?,
-                    event_type: row.try_get("", "event_type")?,
-                    ordering_key: row.try_get("", "ordering_key")?,
-                })
-            })
-            .collect()
     }
 
     /// Names the claimed rows' event types and keys with one read (not the
