@@ -1,6 +1,6 @@
 //! Delivery you can trust: secret rotation, the circuit breaker with its
 //! operational event, and the SSRF guard.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};
