@@ -1,6 +1,6 @@
 // Runs one operation of the app with zapier-platform-core's app tester,
 // as `zapier test` would, and prints its result as JSON. Used by
-// tests/integrations.rs; the hub and key come from the environment.
+// tests/it/integrations.rs; the hub and key come from the environment.
 //
 //   HOOKHUB_URL=... HOOKHUB_API_KEY=... node harness.js test
 //   ... node harness.js subscribe EVENT TARGET_URL

@@ -1,7 +1,7 @@
 // A minimal Zapier app for Hookhub (Zapier Platform CLI): API-key
 // authentication with a connection test, and one REST hook trigger,
 // "New Event". `zapier push` it as is, or start yours from it.
-// docs/integrations.md explains each part; tests/integrations.rs runs it
+// docs/integrations.md explains each part; tests/it/integrations.rs runs it
 // with zapier-platform-core's app tester against a real hub.
 const { version: platformVersion } = require('zapier-platform-core');
 const { version } = require('./package.json');

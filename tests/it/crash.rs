@@ -1,6 +1,6 @@
 //! Kill -9 the dispatcher mid-stream on PostgreSQL + RabbitMQ, restart it,
 //! and check that every event still reaches the receiver.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{drop_test_resources, eventually, post_events, spawn_part, test_settings, Backend};

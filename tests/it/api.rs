@@ -1,6 +1,6 @@
 //! The HTTP API's contract: subscriptions, pagination, tenant isolation,
 //! and clear 4xx errors (never a 5xx) for bad input.
-mod common;
+use crate::common;
 
 use common::{Backend, TestHub};
 use reqwest::{Method, StatusCode};
@@ -209,7 +209,7 @@ async fn another_tenants_ids_are_not_found(backend: Backend) {
         hub.call(as_platform(&mine_platform, Method::GET, &format!("/v1/tenants/{}", tenant_ids[0]))).await;
     assert_eq!(mine_tenant["status"], "active", "another platform changed nothing: {mine_tenant}");
     // Every operation that takes an id is in the list above: the document says which.
-    let doc: Value = serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     for (template, item) in doc["paths"].as_object().unwrap() {
         let takes_id = template.contains("{id}") || template.contains("{name}");
         for method in item.as_object().unwrap().keys().filter(|_| takes_id) {

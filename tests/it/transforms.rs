@@ -2,7 +2,7 @@
 //! shows as such, what is transformed is signed over the bytes sent, bad
 //! programs are refused on save, the test endpoint, and a hostile program
 //! that holds up nobody else.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};

@@ -3,7 +3,7 @@
 //! keys stay inside their tenant, suspension holds deliveries and resume
 //! sends them, and every platform call is audited. On both backends
 //! (PostgreSQL under row-level security).
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{verify_with_reference, Backend, TestHub};

@@ -1,7 +1,7 @@
 //! The integrations people plug in: Zapier/Make REST Hooks, the event type
 //! catalogue, Stripe and generic inbound callbacks, offboarding rules, and
 //! `hookhub listen`.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};
@@ -221,7 +221,7 @@ async fn make_request(hub: &TestHub, base: &Value, call: &Value) -> (StatusCode,
 async fn make_instant_trigger_attach_and_detach_as_recipe_says() {
     let make = Receiver::start().await;
     let hub = TestHub::start(Backend::Sqlite).await;
-    let app: Value = serde_json::from_str(include_str!("../docs/integrations/make-app.json")).unwrap();
+    let app: Value = serde_json::from_str(include_str!("../../docs/integrations/make-app.json")).unwrap();
     let connection = json!({"hubUrl": hub.base, "apiKey": hub.key});
     let mut vars = json!({"parameters": connection, "connection": connection});
 

@@ -1,7 +1,7 @@
 //! What the hub lets out and to whom: the SSRF guard when a subscription is
 //! saved, the client address in the audit log, tokens in URLs, payload
 //! values in logs, scopes of signing secrets, and where metrics are served.
-mod common;
+use crate::common;
 
 use common::logged_hub::LoggedHub;
 use common::{Backend, TestHub};

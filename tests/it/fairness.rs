@@ -6,7 +6,7 @@
 //!
 //! The assertions are on order and counts, not on wall-clock time: where
 //! the quiet tenant's webhook lands among the burst's.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{fanned_out, post_events, Backend, TestHub};

@@ -4,7 +4,7 @@
 //! document does not name. The route table and the document are held
 //! together by unit tests in `ingest/src/routes/openapi.rs`; this holds the
 //! document to what the running hub actually sends.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{Backend, TestHub};
@@ -301,7 +301,7 @@ async fn every_answer_matches_the_openapi_document() {
 
 #[test]
 fn the_contract_check_notices_undocumented_fields() {
-    let doc = serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+    let doc = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let api = Contract { doc, covered: BTreeSet::new() };
     let schema = json!({"$ref": "#/components/schemas/CreatedBody"});
     let body = json!({"id": "sub_1", "secret": "whsec_x", "leak": 1, "event_types": ["*"]});

@@ -7,7 +7,7 @@
 //! Nothing is mocked: the hub first runs as an ingest process alone, so no
 //! relay publishes and every accepted event stays in the outbox; then a
 //! whole hub (relay and dispatcher) starts on the same database and drains it.
-mod common;
+use crate::common;
 
 use common::{eventually, Backend};
 use hookhub::{Hub, Role};

@@ -1,7 +1,7 @@
 //! Input the store cannot keep exactly (NUL characters, integers beyond 64
 //! bits, oversized bodies) gets a 4xx in the JSON error format naming the
 //! field, the same on both backends; never a 500, never a silent change.
-mod common;
+use crate::common;
 
 use common::{Backend, TestHub};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! private endpoints and seals secrets and payloads at rest; development
 //! conveniences come from one switch (`--dev`, `HOOKHUB_MODE=development`),
 //! and the hub says at start which mode it is in.
-mod common;
+use crate::common;
 
 use common::{Backend, TestHub};
 use hookhub::{Mode, Settings};

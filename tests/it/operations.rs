@@ -1,6 +1,6 @@
 //! Running it in production: metrics, readiness, retention, the admin CLI,
 //! and scale-out (two of each part on one PostgreSQL and one queue).
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{drop_test_resources, hookhub_command, post_events, test_settings, Backend, TestHub};

@@ -3,7 +3,7 @@
 //! with healthy items, of its own tenant and of another, and asserts that
 //! every healthy item is delivered and that the poison one is held, reported
 //! and recovers, or reads back exactly as it was sent.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{eventually, post_json, verify_with_reference, Backend, TestHub};

@@ -1,6 +1,6 @@
 //! Broker faults on RabbitMQ: a clean stop logs no error, and a queue
 //! deleted under a running hub is declared again without a restart.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend, TestHub};

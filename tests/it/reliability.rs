@@ -1,6 +1,6 @@
 //! Delivery you can trust: secret rotation, the circuit breaker with its
 //! operational event, and the SSRF guard.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{eventually, verify_with_reference, Backend, TestHub};
@@ -638,13 +638,17 @@ async fn a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants(backend: 
     assert_eq!(receiver.wait_for("/a", 5).await.len(), 5, "the poison row's own tenant gets its other events");
     assert_eq!(receiver.wait_for("/b", 5).await.len(), 5, "another tenant gets all of its events");
 
-    let (_, metrics) = {
-        let ops = format!("http://127.0.0.1:{}", hub.hub().metrics_port().expect("a metrics listener"));
-        let resp = client.get(format!("{ops}/metrics")).send().await.unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    };
+    // The store's gauges are process-wide and read at most once per
+    // `STORE_GAUGES_EVERY` (15 s), whoever scrapes: in the one test binary
+    // another module's hub may have just read its own store. Wait for a
+    // scrape that read this one.
+    let ops = format!("http://127.0.0.1:{}", hub.hub().metrics_port().expect("a metrics listener"));
+    let metrics = eventually(Duration::from_secs(40), || async {
+        let text = client.get(format!("{ops}/metrics")).send().await.ok()?.text().await.ok()?;
+        text.contains("hookhub_outbox_quarantined_rows 1").then_some(text)
+    })
+    .await;
     assert!(metrics.contains(r#"hookhub_outbox_quarantined_total{reason="event_missing"}"#), "{metrics}");
-    assert!(metrics.contains("hookhub_outbox_quarantined_rows 1"), "{metrics}");
     let out = common::hookhub_command(&hub.settings, &["outbox", "quarantined"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8(out.stdout).unwrap();

@@ -3,7 +3,7 @@
 //! signature parsers. The property is always the same: no panic, no 5xx.
 //!
 //! CI runs a short campaign (`PROPTEST_CASES`, 64 by default here); run a
-//! longer one locally with `PROPTEST_CASES=20000 cargo test --test fuzz`.
+//! longer one locally with `PROPTEST_CASES=20000 cargo test --test it fuzz::`.
 use actix_web::{test as actix_test, web, App};
 use hookhub_ingest::AppState;
 use hookhub_store::Store;

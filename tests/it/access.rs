@@ -1,6 +1,6 @@
 //! Access control: scoped API keys, OAuth 2.0 client credentials, and
 //! revocation that takes effect on the next request.
-mod common;
+use crate::common;
 
 use common::{Backend, TestHub};
 use reqwest::{Method, StatusCode};

@@ -3,7 +3,7 @@
 //! retries and a kill -9 of the hub, on both backends (on PostgreSQL with a
 //! second dispatcher process beside the hub); a dead letter blocks its key
 //! (and only its key) until it is skipped.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{drop_test_resources, eventually, spawn_part, test_settings, Backend, TestHub};

@@ -1,6 +1,6 @@
 //! Event in → signed delivery out, on both backends: SQLite with the
 //! in-process queue, and PostgreSQL with RabbitMQ.
-mod common;
+use crate::common;
 
 use common::receiver::Receiver;
 use common::{verify_with_reference, Backend, TestHub};

@@ -1,7 +1,6 @@
 //! Test harness: a hub on SQLite or on PostgreSQL + RabbitMQ (a fresh
 //! database and fresh queue names per test, so tests run in parallel), and a
 //! local receiver that records what it is sent.
-#![allow(dead_code)]
 
 pub mod logged_hub;
 pub mod receiver;

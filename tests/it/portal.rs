@@ -3,9 +3,8 @@
 //! sessions, refused links, escaping, embedding) and over plain HTTP (CSRF,
 //! cookie flags, headers, the audit log and the log, weight and speed with
 //! 100,000 deliveries).
-#[path = "portal/browser.rs"]
 mod browser;
-mod common;
+use crate::common;
 
 use browser::Browser;
 use common::receiver::Receiver;
