@@ -1,7 +1,7 @@
 //! Starting and stopping the hub's parts.
 use crate::Settings;
 use anyhow::{bail, Context};
-use hookhub_dispatcher::fanout::Fanout;
+use hookhub_dispatcher::fan_out::FanOut;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
 use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
@@ -109,10 +109,10 @@ impl Hub {
         }
         if role.dispatcher() {
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
-            let fanout =
-                Fanout::new(store.clone(), delivery_loop.clone(), hookhub_dispatcher::fanout::EVENTS_PER_WRITE);
+            let fan_out =
+                FanOut::new(store.clone(), delivery_loop.clone(), hookhub_dispatcher::fan_out::EVENTS_PER_WRITE);
             let consumer = consumer.expect("set above");
-            tasks.push(spawn_part("fan-out", consumer.run_fanout(fanout, shutdown.clone()), &shutdown, &failed));
+            tasks.push(spawn_part("fan-out", consumer.run_fan_out(fan_out, shutdown.clone()), &shutdown, &failed));
             tasks.push(spawn_part("delivery loop", delivery_loop.run(shutdown.clone()), &shutdown, &failed));
         }
 
@@ -237,20 +237,20 @@ impl Broker {
 
 /// Lets `start` hold either consumer behind one type.
 trait ConsumerBox: Send {
-    fn run_fanout(
+    fn run_fan_out(
         self: Box<Self>,
-        fanout: Fanout,
+        fan_out: FanOut,
         shutdown: CancellationToken,
     ) -> futures::future::BoxFuture<'static, ()>;
 }
 
 impl<C: Consumer + 'static> ConsumerBox for C {
-    fn run_fanout(
+    fn run_fan_out(
         self: Box<Self>,
-        fanout: Fanout,
+        fan_out: FanOut,
         shutdown: CancellationToken,
     ) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(fanout.run(*self, shutdown))
+        Box::pin(fan_out.run(*self, shutdown))
     }
 }
 

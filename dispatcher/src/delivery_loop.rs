@@ -11,7 +11,7 @@ use crate::metrics::metrics;
 use crate::payload::{webhook_body, webhook_json};
 use crate::sender::{Sender, Verdict};
 use crate::signer::sign_with_all;
-use crate::subscription_gate::SubscriptionGate;
+use crate::endpoint_throttle::SubscriptionGate;
 use crate::transform::{Program, Rendered, Request, Sandbox};
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};

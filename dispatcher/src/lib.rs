@@ -4,7 +4,7 @@
 //!   marking them published only after the broker confirmed them.
 //! - [`queue`] is the broker: RabbitMQ (lapin, publisher confirms, manual acks)
 //!   or an in-process channel for the embedded mode.
-//! - [`fanout`] turns one consumed event into one durable delivery per
+//! - [`fan_out`] turns one consumed event into one durable delivery per
 //!   matching subscription, then acks.
 //! - [`delivery_loop`] attempts due deliveries: [`signer`] signs them,
 //!   [`sender`] POSTs them, [`retry_schedule`] says when to try again.
@@ -15,7 +15,7 @@ pub mod config;
 pub mod delivery_loop;
 pub mod due_alarm;
 pub mod fair;
-pub mod fanout;
+pub mod fan_out;
 pub mod ip_network;
 pub mod metrics;
 pub mod outbox_relay;
@@ -25,7 +25,7 @@ pub mod retention;
 pub mod retry_schedule;
 pub mod sender;
 pub mod signer;
-pub mod subscription_gate;
+pub mod endpoint_throttle;
 pub mod target_guard;
 pub mod transform;
 

@@ -1,5 +1,6 @@
-//! Per-subscription fairness: a cap on attempts in flight to one endpoint,
-//! its own rate limit, and the pause it asked for with `Retry-After`.
+//! The endpoint throttle: per subscription, a cap on attempts in flight to
+//! its endpoint, its own rate limit, and the pause it asked for with
+//! `Retry-After`.
 //!
 //! Without it, one slow endpoint (30-second timeouts, thousands pending)
 //! fills every delivery slot and healthy endpoints wait behind it. An
@@ -9,7 +10,7 @@
 //! while, giving its place in the queue to someone else. Once an endpoint
 //! has made an attempt wait in vain, the next ones do not wait until it
 //! frees a place: waiting deliveries hold the dispatcher's queue, and at
-//! load a slow endpoint's share of them starved the healthy ones.
+//! load a slow endpoint's share of them would starve the healthy ones.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ fn not_before(state: &State, now: Instant) -> Result<(), Duration> {
     }
 }
 
-/// Admission control per subscription, shared by every attempt of a dispatcher.
+/// EndpointSlot control per subscription, shared by every attempt of a dispatcher.
 #[derive(Clone)]
 pub struct SubscriptionGate {
     per_subscription: usize,
@@ -41,7 +42,7 @@ pub struct SubscriptionGate {
 }
 
 /// Held while an attempt runs; frees its place when dropped.
-pub struct Admission {
+pub struct EndpointSlot {
     _slot: OwnedSemaphorePermit,
 }
 
@@ -56,7 +57,7 @@ impl SubscriptionGate {
     }
 
     /// Admits an attempt, or says how long the delivery should wait instead.
-    pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<Admission, Duration> {
+    pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<EndpointSlot, Duration> {
         let (slots, saturated) = {
             let mut states = self.states.lock().expect("gate lock is never poisoned");
             let state = self.state(&mut states, subscription, None);
@@ -84,7 +85,7 @@ impl SubscriptionGate {
         state.saturated = false;
         not_before(state, now)?;
         state.next_start = rate_per_second.filter(|r| *r > 0).map(|r| now + Duration::from_secs(1) / r);
-        Ok(Admission { _slot: slot })
+        Ok(EndpointSlot { _slot: slot })
     }
 
     /// The endpoint's state; `slots`, when given, is the semaphore a slot was
