@@ -1,11 +1,12 @@
 //! Starting and stopping the hub's parts.
+use crate::delivery_side::{AmqpProbe, SharedSandbox};
 use crate::Settings;
 use anyhow::{bail, Context};
 use hookhub_dispatcher::fan_out::FanOut;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
 use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
-use hookhub_ingest::{AppState, BacklogGuard};
+use hookhub_ingest::{AppState, BacklogGuard, BrokerProbe};
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -132,7 +133,11 @@ impl Hub {
             allow_http_endpoints: settings.allows_http_endpoints(),
             allow_private_endpoints: settings.allows_private_endpoints(),
             trusted_proxies: settings.trusted_proxies.parse().context("HOOKHUB_TRUSTED_PROXIES")?,
-            broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
+            broker: settings
+                .amqp_config()
+                .filter(|_| role != Role::Ingest)
+                .map(|a| Arc::new(AmqpProbe::new(a.url)) as Arc<dyn BrokerProbe>),
+            sandbox: Arc::new(SharedSandbox),
             audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
             backlog_guard,
             portal: settings.portal_config()?,

@@ -6,18 +6,18 @@
 //! ([`Outcome::into_fresh`]); everything else is attempted as a stored
 //! delivery and recorded against it ([`DeliveryLoop::settle`]).
 use crate::due_alarm::DueAlarm;
-use crate::fair::{FairChannel, FairPermit, FairSemaphore};
-use crate::metrics::metrics;
-use crate::payload::{webhook_body, webhook_json};
-use crate::sender::{Sender, Verdict};
-use crate::signer::sign_with_all;
 use crate::endpoint_throttle::SubscriptionGate;
+use crate::fair::{FairChannel, FairPermit, FairSemaphore};
+use crate::sender::{Sender, Verdict};
 use crate::transform::{Program, Rendered, Request, Sandbox};
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
+use hookhub_store::domain::signer::sign_with_all;
 use hookhub_store::domain::{
-    now, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus, TenantId,
+    now, webhook_body, webhook_json, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus,
+    TenantId,
 };
+use hookhub_store::metrics::metrics;
 use hookhub_store::repo::{
     BreakerPolicy, Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };

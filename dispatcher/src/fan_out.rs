@@ -20,7 +20,7 @@ use crate::fair::FairQueue;
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
 use hookhub_store::domain::{now, DeliveryId, EventId, EventType, OrderingKey, SubscriptionId, TenantId};
-use crate::metrics::metrics;
+use hookhub_store::metrics::metrics;
 use hookhub_store::repo::{Delivery, DeliveryWork, FanOutEvents, FreshDelivery, Matching};
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
