@@ -90,7 +90,7 @@ pub enum DeadLettersCommand {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
-    /// Put dead letters back in the queue with a fresh retry round.
+    /// Put dead letters back in the queue with a fresh retry cycle.
     Requeue {
         /// This delivery (`dlv_...`).
         #[arg(long, conflicts_with = "all")]

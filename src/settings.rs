@@ -96,7 +96,7 @@ pub struct Settings {
     pub breaker_failing_hours: u32,
     /// Unacknowledged messages a dispatcher holds at once.
     pub amqp_prefetch: u16,
-    /// Outbox rows per relay round.
+    /// Outbox rows per relay pass.
     pub relay_batch_size: u64,
     /// How often an idle relay polls the outbox, in milliseconds.
     pub relay_poll_interval_ms: u64,

@@ -1,11 +1,12 @@
 //! Starting and stopping the hub's parts.
+use crate::delivery_side::{AmqpProbe, SharedSandbox};
 use crate::Settings;
 use anyhow::{bail, Context};
-use hookhub_dispatcher::fanout::Fanout;
+use hookhub_dispatcher::fan_out::FanOut;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
 use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
-use hookhub_ingest::{AppState, BacklogGuard};
+use hookhub_ingest::{AppState, BacklogGuard, BrokerProbe};
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -109,10 +110,10 @@ impl Hub {
         }
         if role.dispatcher() {
             let delivery_loop = DeliveryLoop::new(store.clone(), delivery);
-            let fanout =
-                Fanout::new(store.clone(), delivery_loop.clone(), hookhub_dispatcher::fanout::EVENTS_PER_WRITE);
+            let fan_out =
+                FanOut::new(store.clone(), delivery_loop.clone(), hookhub_dispatcher::fan_out::EVENTS_PER_WRITE);
             let consumer = consumer.expect("set above");
-            tasks.push(spawn_part("fan-out", consumer.run_fanout(fanout, shutdown.clone()), &shutdown, &failed));
+            tasks.push(spawn_part("fan-out", consumer.run_fan_out(fan_out, shutdown.clone()), &shutdown, &failed));
             tasks.push(spawn_part("delivery loop", delivery_loop.run(shutdown.clone()), &shutdown, &failed));
         }
 
@@ -132,7 +133,11 @@ impl Hub {
             allow_http_endpoints: settings.allows_http_endpoints(),
             allow_private_endpoints: settings.allows_private_endpoints(),
             trusted_proxies: settings.trusted_proxies.parse().context("HOOKHUB_TRUSTED_PROXIES")?,
-            broker_url: settings.amqp_config().filter(|_| role != Role::Ingest).map(|a| a.url),
+            broker: settings
+                .amqp_config()
+                .filter(|_| role != Role::Ingest)
+                .map(|a| Arc::new(AmqpProbe::new(a.url)) as Arc<dyn BrokerProbe>),
+            sandbox: Arc::new(SharedSandbox),
             audit: role.ingest().then(|| hookhub_ingest::AuditSink::spawn(store.clone())),
             backlog_guard,
             portal: settings.portal_config()?,
@@ -237,20 +242,20 @@ impl Broker {
 
 /// Lets `start` hold either consumer behind one type.
 trait ConsumerBox: Send {
-    fn run_fanout(
+    fn run_fan_out(
         self: Box<Self>,
-        fanout: Fanout,
+        fan_out: FanOut,
         shutdown: CancellationToken,
     ) -> futures::future::BoxFuture<'static, ()>;
 }
 
 impl<C: Consumer + 'static> ConsumerBox for C {
-    fn run_fanout(
+    fn run_fan_out(
         self: Box<Self>,
-        fanout: Fanout,
+        fan_out: FanOut,
         shutdown: CancellationToken,
     ) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(fanout.run(*self, shutdown))
+        Box::pin(fan_out.run(*self, shutdown))
     }
 }
 

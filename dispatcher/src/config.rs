@@ -6,7 +6,7 @@ use std::time::Duration;
 /// How the outbox relay works.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
-    /// Rows claimed and published per round.
+    /// Rows claimed and published per relay pass.
     pub batch_size: u64,
     /// How often an idle relay looks for new rows (ingest also wakes it).
     pub poll_interval: Duration,

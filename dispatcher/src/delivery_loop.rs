@@ -6,18 +6,18 @@
 //! ([`Outcome::into_fresh`]); everything else is attempted as a stored
 //! delivery and recorded against it ([`DeliveryLoop::settle`]).
 use crate::due_alarm::DueAlarm;
+use crate::endpoint_throttle::EndpointThrottle;
 use crate::fair::{FairChannel, FairPermit, FairSemaphore};
-use crate::metrics::metrics;
-use crate::payload::{webhook_body, webhook_json};
 use crate::sender::{Sender, Verdict};
-use crate::signer::sign_with_all;
-use crate::subscription_gate::SubscriptionGate;
 use crate::transform::{Program, Rendered, Request, Sandbox};
 use crate::DeliveryConfig;
 use chrono::{DateTime, Utc};
+use hookhub_store::domain::signer::sign_with_all;
 use hookhub_store::domain::{
-    now, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus, TenantId,
+    now, webhook_body, webhook_json, DeliveryId, DeliveryStatus, OrderingKey, SubscriptionId, SubscriptionStatus,
+    TenantId,
 };
+use hookhub_store::metrics::metrics;
 use hookhub_store::repo::{
     Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
@@ -188,7 +188,7 @@ pub struct DeliveryLoop {
     /// so a tenant's backlog never queues another tenant's delivery
     /// behind all of it.
     queue: Arc<FairSemaphore<TenantId>>,
-    gate: SubscriptionGate,
+    gate: EndpointThrottle,
     /// Wakes the retry poller when a retry written here comes due, and at
     /// once when an ordered key's next delivery became due.
     alarm: Arc<DueAlarm>,
@@ -208,7 +208,7 @@ impl DeliveryLoop {
             sender: Sender::new(config.request_timeout, !config.allow_private_endpoints),
             permits: FairSemaphore::new(config.concurrency.max(1)),
             queue: FairSemaphore::new(config.concurrency.max(1) * 4),
-            gate: SubscriptionGate::new(config.per_subscription_concurrency, GATE_PATIENCE),
+            gate: EndpointThrottle::new(config.per_subscription_concurrency, GATE_PATIENCE),
             alarm: Arc::default(),
             sandbox: Sandbox::shared(),
             tasks: TaskTracker::new(),

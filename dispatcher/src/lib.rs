@@ -4,29 +4,26 @@
 //!   marking them published only after the broker confirmed them.
 //! - [`queue`] is the broker: RabbitMQ (lapin, publisher confirms, manual acks)
 //!   or an in-process channel for the embedded mode.
-//! - [`fanout`] turns one consumed event into one durable delivery per
+//! - [`fan_out`] turns one consumed event into one durable delivery per
 //!   matching subscription, then acks.
-//! - [`delivery_loop`] attempts due deliveries: [`signer`] signs them,
-//!   [`sender`] POSTs them, [`retry_schedule`] says when to try again.
+//! - [`delivery_loop`] attempts due deliveries: the store's
+//!   `domain::signer` signs them, [`sender`] POSTs them (through the SSRF
+//!   guard's [`guarded_resolver`]), [`retry_schedule`] says when to try again.
 //! - [`fair`] shares each of these places out between tenants in turn, so
 //!   one tenant's burst never queues another tenant's webhooks behind it.
 
 pub mod config;
 pub mod delivery_loop;
 pub mod due_alarm;
+pub mod endpoint_throttle;
 pub mod fair;
-pub mod fanout;
-pub mod ip_network;
-pub mod metrics;
+pub mod fan_out;
+pub mod guarded_resolver;
 pub mod outbox_relay;
-pub mod payload;
 pub mod queue;
 pub mod retention;
 pub mod retry_schedule;
 pub mod sender;
-pub mod signer;
-pub mod subscription_gate;
-pub mod target_guard;
 pub mod transform;
 
 pub use config::{DeliveryConfig, RelayConfig};

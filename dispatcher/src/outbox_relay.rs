@@ -61,7 +61,7 @@ impl OutboxRelay {
                 reason = row.reason.as_str(),
                 "outbox row quarantined: it cannot be published (see `hookhub outbox quarantined`)"
             );
-            crate::metrics::metrics().outbox_quarantined.with_label_values(&[row.reason.as_str()]).inc();
+            hookhub_store::metrics::metrics().outbox_quarantined.with_label_values(&[row.reason.as_str()]).inc();
         }
         Ok((claim.items.len() + claim.quarantined.len(), claim.items))
     }
@@ -86,7 +86,7 @@ impl OutboxRelay {
             return Err(e.into());
         }
         self.store.delete_published_outbox(&ids).await?;
-        crate::metrics::metrics().events_published.inc_by(ids.len() as u64);
+        hookhub_store::metrics::metrics().events_published.inc_by(ids.len() as u64);
         tracing::debug!(count = ids.len(), "published");
         Ok(())
     }

@@ -41,13 +41,13 @@ impl RetrySchedule {
         Self { caps }
     }
 
-    /// The most attempts a delivery gets in one round.
+    /// The most attempts a delivery gets in one retry cycle.
     pub fn max_attempts(&self) -> usize {
         self.caps.len() + 1
     }
 
-    /// How long to wait after `failures` failed attempts in this round, or
-    /// `None` when the round is over and the delivery has failed.
+    /// How long to wait after `failures` failed attempts in this retry cycle, or
+    /// `None` when the cycle is over and the delivery has failed.
     pub fn delay_after(&self, failures: usize, rng: &mut impl Rng) -> Option<Duration> {
         let cap = *self.caps.get(failures.checked_sub(1)?)?;
         let cap_ms = cap.as_millis().max(1) as u64;

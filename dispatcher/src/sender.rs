@@ -1,6 +1,6 @@
 //! The HTTP side of an attempt: POST, time it, keep the start of the answer.
-use crate::signer::SignatureHeaders;
 use crate::transform::Request;
+use hookhub_store::domain::signer::SignatureHeaders;
 use std::time::{Duration, Instant};
 
 /// Bytes of the response body kept in the attempts log.
@@ -66,13 +66,13 @@ impl Sender {
     pub const USER_AGENT: &'static str = concat!("Hookhub/", env!("CARGO_PKG_VERSION"));
 
     /// A sender whose attempts time out after `timeout`; with `guard`,
-    /// only public addresses are reached (see [`crate::target_guard`]).
+    /// only public addresses are reached (see `hookhub_store::domain::target_guard`).
     pub fn new(timeout: Duration, guard: bool) -> Self {
         let mut builder = reqwest::Client::builder();
         if guard {
             // A proxy from HTTP(S)_PROXY would resolve the name itself and
             // connect wherever it points, past the guard's resolver.
-            builder = builder.dns_resolver(std::sync::Arc::new(crate::target_guard::GuardedResolver)).no_proxy();
+            builder = builder.dns_resolver(std::sync::Arc::new(crate::guarded_resolver::GuardedResolver)).no_proxy();
         }
         let client = builder
             .timeout(timeout)
@@ -97,7 +97,7 @@ impl Sender {
     pub async fn send_request(&self, url: &str, signature: &SignatureHeaders, request: Request) -> SendOutcome {
         let started = Instant::now();
         if self.guard {
-            if let Err(refused) = crate::target_guard::check_literal(url) {
+            if let Err(refused) = hookhub_store::domain::target_guard::check_literal(url) {
                 return SendOutcome::no_response(started, refused);
             }
         }

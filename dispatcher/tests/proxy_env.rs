@@ -4,7 +4,7 @@
 //!
 //! Alone in its test binary: it sets process-wide environment variables.
 use hookhub_dispatcher::sender::Sender;
-use hookhub_dispatcher::signer::SignatureHeaders;
+use hookhub_store::domain::signer::SignatureHeaders;
 use std::time::Duration;
 
 #[tokio::test]

@@ -14,8 +14,8 @@
 //! only looks its tenant up in that set. The backlog can therefore
 //! overshoot the bound by what the tenant posts in one refresh interval.
 use crate::ApiError;
-use hookhub_dispatcher::metrics::metrics;
 use hookhub_store::domain::TenantId;
+use hookhub_store::metrics::metrics;
 use hookhub_store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

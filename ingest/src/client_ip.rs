@@ -10,7 +10,7 @@
 //! not read: a proxy that only appends `X-Forwarded-For` passes a
 //! client's `Forwarded` header through untouched.
 use actix_web::http::header::HeaderMap;
-use hookhub_dispatcher::ip_network::{InvalidNetwork, IpNetwork};
+use hookhub_store::domain::{InvalidNetwork, IpNetwork};
 use std::net::IpAddr;
 use std::str::FromStr;
 

@@ -265,12 +265,11 @@ fn is_unreachable(e: &sea_orm::DbErr) -> bool {
     matches!(e, sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
 }
 
-impl From<hookhub_dispatcher::transform::TransformError> for ApiError {
+impl From<crate::delivery_side::ProgramError> for ApiError {
     /// Only from checking a program a user sent, with no event: the
     /// engine's message quotes the source, never a payload.
-    fn from(e: hookhub_dispatcher::transform::TransformError) -> Self {
-        let field = e.part().map_or("transform", |p| p.field());
-        Self::InvalidProgram(vec![FieldError::new(field, e.detail())])
+    fn from(e: crate::delivery_side::ProgramError) -> Self {
+        Self::InvalidProgram(vec![FieldError::new(e.part.unwrap_or("transform"), e.detail)])
     }
 }
 

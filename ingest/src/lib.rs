@@ -3,12 +3,17 @@
 //! Handlers are thin: they parse and validate into domain types, call the
 //! store, and map results to JSON. Every error goes through [`ApiError`],
 //! the single place where failures become HTTP status codes.
+//!
+//! It depends on the store only, never on the dispatcher: what it needs of
+//! the delivery side at run time (the program sandbox, the broker probe)
+//! the binary plugs in through [`delivery_side`].
 
 mod audit;
 mod auth;
 pub mod backlog_guard;
 mod body;
 mod client_ip;
+pub mod delivery_side;
 mod error;
 pub mod inbound;
 mod input;
@@ -19,6 +24,7 @@ mod routes;
 pub use audit::AuditSink;
 pub use backlog_guard::BacklogGuard;
 pub use client_ip::TrustedProxies;
+pub use delivery_side::{BrokerProbe, ProgramSandbox};
 pub use error::ApiError;
 
 use actix_web::dev::Server;
@@ -48,7 +54,10 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the client in the audit log.
     pub trusted_proxies: TrustedProxies,
     /// The broker readiness checks, when this process needs one.
-    pub broker_url: Option<String>,
+    pub broker: Option<Arc<dyn BrokerProbe>>,
+    /// Where subscriptions' filters and transforms are checked and tried
+    /// out: the dispatcher's sandbox, plugged in by the binary.
+    pub sandbox: Arc<dyn ProgramSandbox>,
     /// Where API calls are recorded (off in tests that do not need it).
     pub audit: Option<AuditSink>,
     /// Refuses events of a tenant whose backlog is over the bound (off when unset).
@@ -67,7 +76,7 @@ impl AppState {
             return Ok(());
         }
         let parsed = url::Url::parse(url.as_str()).map_err(|_| ApiError::field(field, EndpointUrlError::Invalid))?;
-        hookhub_dispatcher::target_guard::check_endpoint(&parsed).await.map_err(|why| ApiError::field(field, why))
+        hookhub_store::domain::target_guard::check_endpoint(&parsed).await.map_err(|why| ApiError::field(field, why))
     }
 
     /// Admits an event of `tenant`, or refuses it with `429
@@ -81,7 +90,7 @@ impl AppState {
 
     /// Counts a newly accepted event and wakes an in-process relay for it.
     pub fn event_accepted(&self) {
-        hookhub_dispatcher::metrics::metrics().events_accepted.inc();
+        hookhub_store::metrics::metrics().events_accepted.inc();
         if let Some(wake) = &self.outbox_wake {
             wake.notify_one();
         }

@@ -8,12 +8,20 @@
 //! query-builder version in the repository method that picks one by
 //! backend; claims add `FOR UPDATE SKIP LOCKED` on PostgreSQL. On PostgreSQL the API's queries also run
 //! under row-level security, in a per-tenant scope (`tenant_scope.rs`).
+//!
+//! Being the crate both the API (`hookhub-ingest`) and the delivery side
+//! (`hookhub-dispatcher`) depend on, it also holds what the two must
+//! share and neither owns: the Standard Webhooks signer and the webhook
+//! body (`domain::signer`, `domain::WebhookBody`), the SSRF guard's address
+//! rules (`domain::target_guard`), and the process's Prometheus registry
+//! ([`metrics`]), into which both sides count.
 
 pub mod cipher;
 mod credential_cache;
 pub mod domain;
 pub mod entity;
 mod error;
+pub mod metrics;
 pub mod migration;
 mod page;
 pub mod repo;

@@ -481,7 +481,7 @@ async fn callbacks_and_token_requests_count_against_the_tenants_plan() {
     let body = json!({"type": "consent.signed", "data": {"client_id": "cl_1"}}).to_string();
     let mut accepted = 0;
     let refused = loop {
-        let sig = hookhub_dispatcher::signer::sign(
+        let sig = hookhub_store::domain::signer::sign(
             &secret,
             &format!("msg_{accepted}"),
             chrono::Utc::now().timestamp(),

@@ -67,7 +67,8 @@ fn answer_with(
             allow_http_endpoints: true,
             allow_private_endpoints: true,
             trusted_proxies: Default::default(),
-            broker_url: None,
+            broker: None,
+            sandbox: std::sync::Arc::new(hookhub::delivery_side::SharedSandbox),
             audit: None,
             backlog_guard: None,
             portal: Default::default(),
@@ -151,8 +152,8 @@ proptest! {
     #[test]
     fn signature_parsers_never_panic(header in ".{0,200}", body in prop::collection::vec(any::<u8>(), 0..256), now in any::<i64>()) {
         let secret = hookhub_store::domain::SigningSecret::generate();
-        let _ = hookhub_dispatcher::signer::verify(&secret, Some(&header), Some(&header), Some(&header), &body, now);
-        let _ = hookhub_dispatcher::signer::verify(&secret, Some("id"), Some("1"), Some(&header), &body, now);
+        let _ = hookhub_store::domain::signer::verify(&secret, Some(&header), Some(&header), Some(&header), &body, now);
+        let _ = hookhub_store::domain::signer::verify(&secret, Some("id"), Some("1"), Some(&header), &body, now);
         let _ = hookhub_store::domain::SigningSecret::parse(&header);
         let _ = header.parse::<hookhub_store::domain::EventType>();
         let _ = hookhub_store::Cursor::decode(&header);
@@ -355,9 +356,9 @@ proptest! {
 
     #[test]
     fn the_ssrf_guard_refuses_ipv6_forms_of_private_ipv4(ip in ipv6_embedding_private_ipv4()) {
-        prop_assert!(hookhub_dispatcher::target_guard::refusal(ip.into()).is_some(), "{ip} is allowed");
+        prop_assert!(hookhub_store::domain::target_guard::refusal(ip.into()).is_some(), "{ip} is allowed");
         let url = format!("http://[{ip}]/h");
-        prop_assert!(hookhub_dispatcher::target_guard::check_literal(&url).is_err(), "{url} is allowed");
+        prop_assert!(hookhub_store::domain::target_guard::check_literal(&url).is_err(), "{url} is allowed");
     }
 
     #[test]

@@ -616,7 +616,7 @@ async fn generic_sources_verify_standard_webhooks_signatures() {
     let secret = hookhub_store::domain::SigningSecret::parse(source["signing_secret"].as_str().unwrap()).unwrap();
     let path = source["url_path"].as_str().unwrap();
     let body = json!({"type": "consent.signed", "data": {"client_id": "cl_1", "form": "intake"}}).to_string();
-    let sig = hookhub_dispatcher::signer::sign(&secret, "msg_abc", now(), body.as_bytes());
+    let sig = hookhub_store::domain::signer::sign(&secret, "msg_abc", now(), body.as_bytes());
     let headers = [
         ("webhook-id", sig.id.clone()),
         ("webhook-timestamp", sig.timestamp.to_string()),

@@ -259,12 +259,12 @@ async fn secrets_and_payloads_are_sealed_at_rest_with_their_key_id() {
 fn fanout_for_test(
     store: &hookhub_store::Store,
     shutdown: &tokio_util::sync::CancellationToken,
-) -> hookhub_dispatcher::fanout::Fanout {
+) -> hookhub_dispatcher::fan_out::FanOut {
     use hookhub_dispatcher::{DeliveryConfig, DeliveryLoop};
     let config = DeliveryConfig { allow_private_endpoints: true, ..DeliveryConfig::default() };
     let deliveries = DeliveryLoop::new(store.clone(), config);
     tokio::spawn(deliveries.clone().run(shutdown.clone()));
-    hookhub_dispatcher::fanout::Fanout::new(store.clone(), deliveries, 64)
+    hookhub_dispatcher::fan_out::FanOut::new(store.clone(), deliveries, 64)
 }
 
 /// The messages of freshly ingested `client.created` events.
@@ -312,7 +312,7 @@ async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backen
     let shutdown = tokio_util::sync::CancellationToken::new();
     let deliveries = DeliveryLoop::new(store.clone(), config);
     tokio::spawn(deliveries.clone().run(shutdown.clone()));
-    let fanout = hookhub_dispatcher::fanout::Fanout::new(store.clone(), deliveries, 64);
+    let fanout = hookhub_dispatcher::fan_out::FanOut::new(store.clone(), deliveries, 64);
     let (publisher, consumer) = in_process::channel(16);
     let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
     let published = tokio::spawn(async move { publisher.publish(&messages).await });

@@ -3,7 +3,7 @@
 //! One hub carries thousands of tenants; a tenant's import must not make
 //! another tenant's appointment reminder wait behind it. Every place where
 //! work waits in the dispatcher serves tenants in turn instead of first
-//! come: fan-out's intake ([`crate::fanout`] forms each batch from the
+//! come: fan-out's intake ([`crate::fan_out`] forms each batch from the
 //! events of every tenant with events waiting, one tenant at a time) and
 //! the delivery loop's places and in-flight slots ([`FairSemaphore`]), and
 //! the attempts waiting to be written ([`FairChannel`]), since a retry is

@@ -29,9 +29,9 @@ impl From<SignatureError> for ApiError {
     }
 }
 
-impl From<hookhub_dispatcher::signer::VerifyError> for SignatureError {
-    fn from(e: hookhub_dispatcher::signer::VerifyError) -> Self {
-        use hookhub_dispatcher::signer::VerifyError;
+impl From<hookhub_store::domain::signer::VerifyError> for SignatureError {
+    fn from(e: hookhub_store::domain::signer::VerifyError) -> Self {
+        use hookhub_store::domain::signer::VerifyError;
         match e {
             VerifyError::MissingHeader(_) => Self::Missing,
             VerifyError::Stale => Self::Stale,

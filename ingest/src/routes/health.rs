@@ -1,8 +1,8 @@
 //! Probes and metrics.
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_dispatcher::metrics::{metrics as registry, Throttle, STORE_GAUGES_EVERY};
 use hookhub_store::domain::Plan;
+use hookhub_store::metrics::{metrics as registry, Throttle, STORE_GAUGES_EVERY};
 use hookhub_store::Store;
 
 /// What a probe answers.
@@ -41,8 +41,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Ok(n) => problems.push(format!("{n} migration(s) not applied: run `hookhub migrate`")),
         Err(_) => problems.push("database unreachable".to_owned()),
     }
-    if let Some(url) = &state.broker_url {
-        if hookhub_dispatcher::queue::amqp::ping(url).await.is_err() {
+    if let Some(broker) = &state.broker {
+        if !broker.reachable().await {
             problems.push("broker unreachable".to_owned());
         }
     }

@@ -6,10 +6,9 @@ use super::IdPath;
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_dispatcher::payload::WebhookBody;
 use hookhub_store::domain::{
     example_from_schema, now, EndpointUrl, EventType, EventTypeFilter, OrderingPolicy, SubscriptionId,
-    SubscriptionStatus,
+    SubscriptionStatus, WebhookBody,
 };
 use hookhub_store::repo::{EventTypeInfo, NewSubscription};
 use hookhub_store::StoreError;
@@ -51,7 +50,7 @@ pub struct HookCreated {
 /// The body of every delivery, and of each sample.
 #[derive(ToSchema)]
 #[schema(as = WebhookBody)]
-#[allow(dead_code)] // documents `hookhub_dispatcher::payload::WebhookBody`, which writes these fields
+#[allow(dead_code)] // documents `hookhub_store::domain::WebhookBody`, which writes these fields
 pub(crate) struct WebhookBodyDoc {
     /// The event id, equal to the `webhook-id` header; the same on every retry (deduplicate on it).
     #[schema(example = "evt_01jdx4k7m2v9c3q8r5t6y7z8a9")]

@@ -12,7 +12,7 @@ use crate::inbound::{stripe, SignatureError};
 use crate::pagination::ListBody;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpRequest, HttpResponse};
-use hookhub_dispatcher::signer;
+use hookhub_store::domain::signer;
 use hookhub_store::domain::{now, IdempotencyKey, InboundKind, InboundSourceId, KeyNamespace, SigningSecret};
 use hookhub_store::repo::{InboundSource, NewEvent};
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,6 @@ use crate::pagination::{ListBody, PageQuery};
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookhub_dispatcher::transform::Sandbox;
 use hookhub_store::domain::{
     EndpointUrl, EventType, EventTypeFilter, OnDeadLetter, OrderingMode, OrderingPolicy, SubscriptionId,
     SubscriptionStatus, TenantId,
@@ -125,6 +124,7 @@ fn program(source: Option<Option<String>>) -> Option<Option<String>> {
 /// Compiles, in the sandbox, the filter and transform a request sets: a
 /// syntax error (or a transform without `handler`) is a 422 naming the field.
 async fn check_programs(
+    state: &AppState,
     tenant: &TenantId,
     filter: &Option<Option<String>>,
     transform: &Option<Option<String>>,
@@ -133,7 +133,7 @@ async fn check_programs(
     if filter.is_none() && transform.is_none() {
         return Ok(());
     }
-    Sandbox::shared().check(tenant, filter, transform).await?;
+    state.sandbox.check(tenant, filter, transform).await?;
     Ok(())
 }
 
@@ -307,7 +307,7 @@ pub(crate) async fn create_checked(
         return Err(ApiError::Validation(missing));
     };
     state.check_endpoint(&url, "url").await?;
-    check_programs(tenant, &checked.filter, &checked.transform).await?;
+    check_programs(state, tenant, &checked.filter, &checked.transform).await?;
     let new = NewSubscription {
         url,
         event_types,
@@ -390,7 +390,7 @@ pub(crate) async fn update_checked(
     if let Some(url) = &checked.url {
         state.check_endpoint(url, "url").await?;
     }
-    check_programs(tenant, &checked.filter, &checked.transform).await?;
+    check_programs(state, tenant, &checked.filter, &checked.transform).await?;
     let patch = SubscriptionPatch {
         url: checked.url,
         event_types: checked.event_types,

@@ -9,12 +9,11 @@ use super::hooks::example_data;
 use super::{path_id, IdPath};
 use crate::auth::Authenticated;
 use crate::body::OptionalJson;
+use crate::delivery_side::{ProgramError, ProgramRun, Rendering};
 use crate::error::FieldError;
 use crate::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use hookhub_dispatcher::payload::WebhookBody;
-use hookhub_dispatcher::transform::{Program, Rendered, Sandbox, TransformError};
-use hookhub_store::domain::{now, EventType, EventTypeFilter, SubscriptionId};
+use hookhub_store::domain::{now, EventType, EventTypeFilter, SubscriptionId, WebhookBody};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -109,8 +108,8 @@ pub struct TestResult {
     error: Option<TestError>,
 }
 
-impl From<Result<Rendered, TransformError>> for TestResult {
-    fn from(run: Result<Rendered, TransformError>) -> Self {
+impl From<Result<Rendering, ProgramError>> for TestResult {
+    fn from(run: Result<Rendering, ProgramError>) -> Self {
         let empty = Self {
             outcome: TestOutcome::Send,
             filtered_by: None,
@@ -120,29 +119,13 @@ impl From<Result<Rendered, TransformError>> for TestResult {
             error: None,
         };
         match run {
-            Ok(Rendered::Send(request)) => Self {
-                method: Some(request.method.as_str()),
-                headers: Some(
-                    request
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                        .collect(),
-                ),
-                body: Some(String::from_utf8_lossy(&request.body).into_owned()),
-                ..empty
-            },
-            Ok(Rendered::Filtered(part)) => {
-                Self { outcome: TestOutcome::Filtered, filtered_by: Some(part.field()), ..empty }
+            Ok(Rendering::Send { method, headers, body }) => {
+                Self { method: Some(method), headers: Some(headers), body: Some(body), ..empty }
             }
+            Ok(Rendering::Filtered { by }) => Self { outcome: TestOutcome::Filtered, filtered_by: Some(by), ..empty },
             Err(e) => Self {
                 outcome: TestOutcome::Failed,
-                error: Some(TestError {
-                    code: e.code(),
-                    part: e.part().map(|p| p.field()),
-                    message: e.detail(),
-                    logged: e.to_string(),
-                }),
+                error: Some(TestError { code: e.code, part: e.part, message: e.detail, logged: e.logged }),
                 ..empty
             },
         }
@@ -185,13 +168,16 @@ pub async fn test(
             (event_type, data)
         }
     };
-    let program = Program::saved(
-        test.filter.unwrap_or(sub.programs.filter).as_deref(),
-        test.transform.unwrap_or(sub.programs.transform).as_deref(),
-    );
     let body = serde_json::to_string(&WebhookBody::new(TEST_EVENT_ID, event_type.as_str(), now(), &data))
         .map_err(|_| ApiError::Internal)?;
-    let run = Sandbox::shared().run(&tenant.id, &program, body, event_type.to_string(), sub.url).await;
+    let run = ProgramRun {
+        filter: test.filter.unwrap_or(sub.programs.filter),
+        transform: test.transform.unwrap_or(sub.programs.transform),
+        body,
+        event_type: event_type.to_string(),
+        url: sub.url,
+    };
+    let run = state.sandbox.try_out(&tenant.id, run).await;
     Ok(HttpResponse::Ok().json(TestResult::from(run)))
 }
 

@@ -1,4 +1,7 @@
-//! Domain types that make invalid states unrepresentable.
+//! Domain types that make invalid states unrepresentable, and the rules
+//! the API and the dispatcher must apply alike: how a webhook is signed
+//! ([`signer`]), what its body is, which addresses an endpoint may reach
+//! ([`target_guard`]).
 
 mod api_key;
 pub mod catalog;
@@ -7,13 +10,17 @@ mod event_type;
 mod idempotency;
 mod ids;
 mod inbound_kind;
+mod ip_network;
 mod ordering;
 mod plan;
 mod portal_secret;
 mod schema_example;
 mod scope;
+pub mod signer;
 mod signing_secret;
 mod status;
+pub mod target_guard;
+mod webhook;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint_url::{EndpointUrl, EndpointUrlError};
@@ -24,6 +31,7 @@ pub use ids::{
     PortalSessionId, RuleId, SubscriptionId, TenantId,
 };
 pub use inbound_kind::InboundKind;
+pub use ip_network::{InvalidNetwork, IpNetwork};
 pub use ordering::{OnDeadLetter, OrderingKey, OrderingKeyError, OrderingMode, OrderingPolicy, MAX_ORDERING_KEY};
 pub use plan::{Plan, UnknownPlan, Window};
 pub use portal_secret::{PortalSecret, PortalSecretKind};
@@ -31,6 +39,7 @@ pub use schema_example::example_from_schema;
 pub use scope::{Scope, UnknownScope};
 pub use signing_secret::{SecretError, SigningSecret};
 pub use status::{AttemptOutcome, DeliveryStatus, SubscriptionStatus, TenantStatus};
+pub use webhook::{webhook_body, webhook_json, WebhookBody};
 
 /// Now, truncated to microseconds so that a timestamp survives a round trip
 /// through PostgreSQL (which stores microseconds) unchanged.

@@ -16,7 +16,7 @@ pub struct Model {
     pub status: DeliveryStatus,
     /// Attempts made so far, over the delivery's whole life.
     pub attempt_count: i32,
-    /// Failed attempts in the current retry round (reset by a manual redeliver).
+    /// Failed attempts in the current retry cycle (reset by a manual redeliver).
     pub retry_index: i32,
     pub next_attempt_at: Option<DateTimeUtc>,
     pub last_status_code: Option<i32>,

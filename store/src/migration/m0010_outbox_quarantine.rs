@@ -2,7 +2,7 @@
 //!
 //! A row whose event is gone, or whose ids or type do not parse, can never
 //! become a queue message. Left claimable it would be claimed first on
-//! every round (the claim takes the oldest rows), so the relay marks it
+//! every relay pass (the claim takes the oldest rows), so the relay marks it
 //! `quarantined_at` with a short, fixed `quarantine_reason` and the claim
 //! passes over it. The pending index leaves quarantined rows out, so they
 //! cost the claim nothing; a second partial index keeps listing them

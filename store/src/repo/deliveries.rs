@@ -30,7 +30,7 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// Attempts made over its whole life (numbers the next attempt).
     pub attempt_count: i32,
-    /// Failed attempts in the current round (indexes the retry schedule).
+    /// Failed attempts in the current retry cycle (indexes the retry schedule).
     pub retry_index: i32,
     /// When the next attempt is due, while pending.
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -326,7 +326,7 @@ impl Store {
     }
 
     /// Sends an event again: to one subscription, or to every subscription it
-    /// was delivered to. Each delivery starts a fresh retry round, due now.
+    /// was delivered to. Each delivery starts a fresh retry cycle, due now.
     ///
     /// A subscription named explicitly that never got the event (it was
     /// created later) gets a new delivery. Disabled subscriptions are refused.

@@ -2,7 +2,7 @@
 //! row-level security.
 use super::event_types::validation_schema;
 use super::events::{insert_events, Event, IngestOutcome, NewEvent};
-use super::ingest_queue::{Admission, Committer, Job, SchemaCheck};
+use super::ingest_queue::{Committer, IngestReply, Job, SchemaCheck};
 use super::pg;
 use super::rules::Rule;
 use crate::domain::{now, EventId, EventType, IdempotencyKey, KeyNamespace, TenantId};
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 /// How often an event is sent back for a schema before giving up: more
 /// than once means the type's schema changed between two batches.
-pub(super) const MAX_SCHEMA_ROUNDS: usize = 3;
+pub(super) const MAX_SCHEMA_TRIES: usize = 3;
 
 /// An event waiting in a batch: the id it gets, the event, and what its
 /// data was checked against.
@@ -54,8 +54,10 @@ impl Store {
     /// (group commit); the answer comes after the commit.
     pub async fn ingest_event(&self, tenant: &TenantId, new: NewEvent) -> Result<IngestOutcome, StoreError> {
         match self.submit(tenant, new, SchemaCheck::Exempt).await? {
-            Admission::Done(outcome) => Ok(outcome),
-            Admission::NeedsSchema(_) => Err(StoreError::Conflict("an exempt event was sent back for a schema".into())),
+            IngestReply::Done(outcome) => Ok(outcome),
+            IngestReply::NeedsSchema(_) => {
+                Err(StoreError::Conflict("an exempt event was sent back for a schema".into()))
+            }
         }
     }
 
@@ -74,10 +76,10 @@ impl Store {
         check: impl Fn(&Value, &Value) -> Result<(), E>,
     ) -> Result<Result<IngestOutcome, E>, StoreError> {
         let mut checked = SchemaCheck::Unchecked;
-        for _ in 0..MAX_SCHEMA_ROUNDS {
+        for _ in 0..MAX_SCHEMA_TRIES {
             match self.submit(tenant, new.clone(), checked).await? {
-                Admission::Done(outcome) => return Ok(Ok(outcome)),
-                Admission::NeedsSchema(schema) => {
+                IngestReply::Done(outcome) => return Ok(Ok(outcome)),
+                IngestReply::NeedsSchema(schema) => {
                     if let Err(e) = check(&schema, &new.data) {
                         return Ok(Err(e));
                     }
@@ -96,7 +98,7 @@ impl Store {
     }
 
     /// Queues an event for its tenant's next transaction and waits for the answer.
-    async fn submit(&self, tenant: &TenantId, new: NewEvent, check: SchemaCheck) -> Result<Admission, StoreError> {
+    async fn submit(&self, tenant: &TenantId, new: NewEvent, check: SchemaCheck) -> Result<IngestReply, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = Job { id: EventId::generate(), new, check, reply };
         if let Some(committer) = self.ingest_queue().push(tenant, job) {
@@ -126,7 +128,7 @@ impl Store {
     /// such events instead of writing them twice (and so does the retry of
     /// a batch of one, whose caller would otherwise get an error for an
     /// event that exists).
-    async fn ingest_batch(&self, tenant: &TenantId, items: &[Pending]) -> Vec<Result<Admission, StoreError>> {
+    async fn ingest_batch(&self, tenant: &TenantId, items: &[Pending]) -> Vec<Result<IngestReply, StoreError>> {
         match self.try_ingest_batch(tenant, items).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -147,7 +149,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         items: &[Pending],
-    ) -> Result<Vec<Result<Admission, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<IngestReply, StoreError>>, StoreError> {
         let txn = self.tenant_scope(tenant).await?;
         // Read in the transaction that writes, so an event is never
         // accepted after its tenant's suspension committed.
@@ -227,10 +229,10 @@ impl Store {
         // earlier try of this same event wrote it.
         let replay = |key: Option<&str>, id: &EventId| {
             key.and_then(|k| earlier.get(k))
-                .map(|event| Admission::Done(IngestOutcome { event: event.clone(), replayed: event.id != *id }))
+                .map(|event| IngestReply::Done(IngestOutcome { event: event.clone(), replayed: event.id != *id }))
                 .ok_or_else(|| StoreError::Conflict("idempotency key".into()))
         };
-        let done = |event: &Event, replayed| Ok(Admission::Done(IngestOutcome { event: event.clone(), replayed }));
+        let done = |event: &Event, replayed| Ok(IngestReply::Done(IngestOutcome { event: event.clone(), replayed }));
         let stored = |i: usize| {
             let event = &fresh[i];
             if inserted.contains(event.id.as_str()) {
@@ -243,7 +245,7 @@ impl Store {
             .into_iter()
             .zip(items)
             .map(|(slot, (id, _, _))| match slot {
-                Slot::NeedsSchema(schema) => Ok(Admission::NeedsSchema(schema)),
+                Slot::NeedsSchema(schema) => Ok(IngestReply::NeedsSchema(schema)),
                 Slot::Earlier(key) => replay(Some(&key), id),
                 Slot::Fresh(i) => {
                     stored(i).map_or_else(|| replay(key_of(&fresh[i].idempotency_key), id), |e| done(e, false))

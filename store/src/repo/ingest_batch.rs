@@ -2,8 +2,8 @@
 //! for backfills and imports), with the same checks as single ingest:
 //! schema validation, idempotency keys, rules, a suspended tenant refused.
 use super::events::{IngestOutcome, NewEvent};
-use super::ingest::{Pending, MAX_SCHEMA_ROUNDS};
-use super::ingest_queue::{Admission, SchemaCheck};
+use super::ingest::{Pending, MAX_SCHEMA_TRIES};
+use super::ingest_queue::{IngestReply, SchemaCheck};
 use crate::domain::{EventId, TenantId};
 use crate::{Store, StoreError};
 use serde_json::Value;
@@ -30,23 +30,23 @@ impl Store {
         check: impl Fn(&Value, &Value) -> Result<(), E>,
     ) -> Result<Vec<BatchOutcome<E>>, StoreError> {
         let mut outcomes: Vec<Option<BatchOutcome<E>>> = events.iter().map(|_| None).collect();
-        let mut round: Vec<(usize, Pending)> = events
+        let mut to_write: Vec<(usize, Pending)> = events
             .into_iter()
             .enumerate()
             .map(|(i, new)| (i, (EventId::generate(), new, SchemaCheck::Unchecked)))
             .collect();
-        for _ in 0..MAX_SCHEMA_ROUNDS {
-            if round.is_empty() {
+        for _ in 0..MAX_SCHEMA_TRIES {
+            if to_write.is_empty() {
                 break;
             }
-            let (indexes, items): (Vec<usize>, Vec<Pending>) = round.into_iter().unzip();
-            let admitted = self.try_ingest_batch(tenant, &items).await?;
-            round = Vec::new();
-            for ((i, (id, new, _)), admission) in indexes.into_iter().zip(items).zip(admitted) {
-                match admission {
-                    Ok(Admission::Done(outcome)) => outcomes[i] = Some(Ok(Ok(outcome))),
-                    Ok(Admission::NeedsSchema(schema)) => match check(&schema, &new.data) {
-                        Ok(()) => round.push((i, (id, new, SchemaCheck::Against(schema)))),
+            let (indexes, items): (Vec<usize>, Vec<Pending>) = to_write.into_iter().unzip();
+            let replies = self.try_ingest_batch(tenant, &items).await?;
+            to_write = Vec::new();
+            for ((i, (id, new, _)), reply) in indexes.into_iter().zip(items).zip(replies) {
+                match reply {
+                    Ok(IngestReply::Done(outcome)) => outcomes[i] = Some(Ok(Ok(outcome))),
+                    Ok(IngestReply::NeedsSchema(schema)) => match check(&schema, &new.data) {
+                        Ok(()) => to_write.push((i, (id, new, SchemaCheck::Against(schema)))),
                         Err(e) => outcomes[i] = Some(Ok(Err(e))),
                     },
                     Err(e) => outcomes[i] = Some(Err(e)),

@@ -33,7 +33,7 @@ pub(crate) enum SchemaCheck {
 }
 
 /// What became of a queued event.
-pub(crate) enum Admission {
+pub(crate) enum IngestReply {
     /// Written, or answered as a replay.
     Done(IngestOutcome),
     /// Not written: its type requires this schema, which it was not checked against.
@@ -50,7 +50,7 @@ pub(crate) struct Job {
     /// What its data was checked against.
     pub check: SchemaCheck,
     /// The waiting caller.
-    pub reply: oneshot::Sender<Result<Admission, StoreError>>,
+    pub reply: oneshot::Sender<Result<IngestReply, StoreError>>,
 }
 
 #[derive(Default)]

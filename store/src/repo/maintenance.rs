@@ -91,7 +91,7 @@ impl Store {
         parse_all(rows)
     }
 
-    /// Puts failed deliveries back in the queue with a fresh retry round:
+    /// Puts failed deliveries back in the queue with a fresh retry cycle:
     /// one by id, or every dead letter (of a tenant). Returns how many.
     pub async fn requeue_dead_letters(
         &self,
@@ -114,7 +114,7 @@ impl Store {
     }
 
     /// Requeues a subscription's failed deliveries created since `since`
-    /// (what failed while its endpoint was down), each with a fresh retry round.
+    /// (what failed while its endpoint was down), each with a fresh retry cycle.
     pub async fn recover_subscription(
         &self,
         tenant: &TenantId,

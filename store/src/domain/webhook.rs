@@ -1,5 +1,5 @@
 //! The webhook body, identical on every attempt of a delivery.
-use hookhub_store::repo::Event;
+use crate::repo::Event;
 use serde_json::Value;
 
 /// The webhook body, `{"id", "type", "timestamp", "data"}`: what a live

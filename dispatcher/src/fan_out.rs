@@ -17,10 +17,10 @@
 //! again (at least once, same `webhook-id`).
 use crate::delivery_loop::{DeliveryLoop, Outcome};
 use crate::fair::FairQueue;
-use crate::metrics::metrics;
 use crate::outbox_relay::error_backoff;
 use crate::queue::{Acker, Consumer, EventMessage, Incoming};
 use hookhub_store::domain::{now, DeliveryId, EventId, EventType, OrderingKey, SubscriptionId, TenantId};
+use hookhub_store::metrics::metrics;
 use hookhub_store::repo::{Delivery, DeliveryWork, FanOutEvents, FreshDelivery, Matching};
 use hookhub_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -40,7 +40,7 @@ pub const EVENTS_PER_WRITE: usize = 128;
 
 /// Why a message could not be fanned out.
 #[derive(Debug, thiserror::Error)]
-pub enum FanoutError {
+pub enum FanOutError {
     /// The message names no valid event; it is dropped.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -58,9 +58,9 @@ struct Target {
 }
 
 impl TryFrom<&EventMessage> for Target {
-    type Error = FanoutError;
-    fn try_from(msg: &EventMessage) -> Result<Self, FanoutError> {
-        let malformed = |what: &str| FanoutError::Malformed(format!("{what} in {msg:?}"));
+    type Error = FanOutError;
+    fn try_from(msg: &EventMessage) -> Result<Self, FanOutError> {
+        let malformed = |what: &str| FanOutError::Malformed(format!("{what} in {msg:?}"));
         Ok(Self {
             tenant: msg.tenant_id.parse().map_err(|_| malformed("tenant id"))?,
             event: msg.event_id.parse().map_err(|_| malformed("event id"))?,
@@ -94,7 +94,7 @@ enum Planned {
 
 /// A batch's deliveries on their way to the store.
 #[derive(Default)]
-struct Round {
+struct BatchDeliveries {
     /// Every new delivery, in the state it is written in.
     fresh: Vec<FreshDelivery>,
     /// First attempts still running at the write, by delivery.
@@ -107,14 +107,14 @@ struct Round {
 }
 
 /// Consumes events and creates their deliveries.
-pub struct Fanout {
+pub struct FanOut {
     store: Store,
     deliveries: Arc<DeliveryLoop>,
     batch: usize,
     writers: Arc<Semaphore>,
 }
 
-impl Fanout {
+impl FanOut {
     /// Fan-out that attempts through `deliveries`; messages are taken until
     /// a batch holds `batch` events.
     pub fn new(store: Store, deliveries: Arc<DeliveryLoop>, batch: usize) -> Self {
@@ -255,13 +255,13 @@ impl Fanout {
             batch.into_iter().map(|q| (q.target, q.message)).unzip();
         let events = targets.len();
         let Some(planned) = self.until_stored(events, shutdown, || self.plan(&targets)).await else { return };
-        let round = self.attempt_first(planned, reading).await;
-        let written = if round.fresh.is_empty() {
+        let new = self.attempt_first(planned, reading).await;
+        let written = if new.fresh.is_empty() {
             HashSet::new()
         } else {
             let _writing = self.writers.acquire().await.expect("semaphore is never closed");
             let breaker = self.deliveries.config().breaker;
-            match self.until_stored(events, shutdown, || self.store.write_fan_out(&round.fresh, breaker)).await {
+            match self.until_stored(events, shutdown, || self.store.write_fan_out(&new.fresh, breaker)).await {
                 Some(written) => written,
                 None => return,
             }
@@ -276,8 +276,8 @@ impl Fanout {
         {
             return;
         }
-        if !round.ordered.is_empty()
-            && self.until_stored(events, shutdown, || self.deliveries.attempt_heads(&round.ordered)).await.is_none()
+        if !new.ordered.is_empty()
+            && self.until_stored(events, shutdown, || self.deliveries.attempt_heads(&new.ordered)).await.is_none()
         {
             return;
         }
@@ -285,30 +285,30 @@ impl Fanout {
             message.event_done().await;
         }
         tracing::debug!(events, deliveries = written.len(), "fanned out");
-        self.hand_over(round, &written).await;
+        self.hand_over(new, &written).await;
     }
 
     /// Starts the batch's first attempts and collects them until
     /// `first_attempt_wait` runs out. All of them wait for a place in the
     /// loop at once, each in its tenant's turn, so one tenant's hundreds in
     /// this batch do not keep another's from its place.
-    async fn attempt_first(&self, planned: Vec<Planned>, reading: OwnedSemaphorePermit) -> Round {
+    async fn attempt_first(&self, planned: Vec<Planned>, reading: OwnedSemaphorePermit) -> BatchDeliveries {
         let deadline = tokio::time::Instant::now() + self.deliveries.config().first_attempt_wait;
-        let mut round = Round::default();
+        let mut new = BatchDeliveries::default();
         let mut first = Vec::new();
         for p in planned {
             match p {
                 Planned::First(work) => first.push(work),
                 Planned::AfterWrite(work) => {
-                    round.fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
-                    round.after_write.push(work);
+                    new.fresh.push(FreshDelivery::Unattempted(work.delivery.clone()));
+                    new.after_write.push(work);
                 }
-                Planned::Unreadable(delivery) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+                Planned::Unreadable(delivery) => new.fresh.push(FreshDelivery::Unattempted(delivery)),
                 Planned::Ordered(delivery) => {
                     if let Some(key) = &delivery.ordering_key {
-                        round.ordered.push((delivery.subscription_id.clone(), key.clone()));
+                        new.ordered.push((delivery.subscription_id.clone(), key.clone()));
                     }
-                    round.fresh.push(FreshDelivery::Unattempted(delivery));
+                    new.fresh.push(FreshDelivery::Unattempted(delivery));
                 }
             }
         }
@@ -322,43 +322,43 @@ impl Fanout {
                 Ok(attempt) => started.push((delivery, attempt)),
                 // No place in time: sent once written, like a redelivery.
                 Err(work) => {
-                    round.fresh.push(FreshDelivery::Unattempted(delivery));
-                    round.after_write.push(work);
+                    new.fresh.push(FreshDelivery::Unattempted(delivery));
+                    new.after_write.push(work);
                 }
             }
         }
         drop(reading);
         for (delivery, mut attempt) in started {
             match tokio::time::timeout_at(deadline, &mut attempt).await {
-                Ok(Ok(outcome)) => round.fresh.push(outcome.into_fresh()),
+                Ok(Ok(outcome)) => new.fresh.push(outcome.into_fresh()),
                 // Panicked: written leased, it comes due again.
-                Ok(Err(_)) => round.fresh.push(FreshDelivery::Unattempted(delivery)),
+                Ok(Err(_)) => new.fresh.push(FreshDelivery::Unattempted(delivery)),
                 Err(_) => {
-                    round.running.push((delivery.id.clone(), attempt));
-                    round.fresh.push(FreshDelivery::Unattempted(delivery));
+                    new.running.push((delivery.id.clone(), attempt));
+                    new.fresh.push(FreshDelivery::Unattempted(delivery));
                 }
             }
         }
-        round
+        new
     }
 
     /// After the write: counts the attempts written with their deliveries,
     /// and gives the delivery loop the rest of what was `written`. What a
     /// duplicate message wrote first is left to its own fan-out.
-    async fn hand_over(&self, round: Round, written: &HashSet<String>) {
-        for f in &round.fresh {
+    async fn hand_over(&self, new: BatchDeliveries, written: &HashSet<String>) {
+        for f in &new.fresh {
             if let FreshDelivery::Attempted(recorded) = f {
                 if written.contains(f.id().as_str()) {
                     self.deliveries.written(recorded);
                 }
             }
         }
-        for (id, attempt) in round.running {
+        for (id, attempt) in new.running {
             if written.contains(id.as_str()) {
                 self.deliveries.follow(attempt);
             }
         }
-        for work in round.after_write {
+        for work in new.after_write {
             if written.contains(work.delivery.id.as_str()) {
                 self.deliveries.dispatch(work).await;
             }
@@ -416,7 +416,7 @@ impl Intake {
         let events = match incoming.message {
             Ok(events) => events,
             Err(e) => {
-                tracing::error!(error = %FanoutError::Malformed(e), "dropping message");
+                tracing::error!(error = %FanOutError::Malformed(e), "dropping message");
                 incoming.acker.reject().await;
                 return;
             }

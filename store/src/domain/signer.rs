@@ -1,8 +1,8 @@
 //! Standard Webhooks signatures: `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
+use super::SigningSecret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use hookhub_store::domain::SigningSecret;
 use sha2::Sha256;
 
 /// The three Standard Webhooks headers of one attempt.

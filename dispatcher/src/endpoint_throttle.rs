@@ -1,5 +1,6 @@
-//! Per-subscription fairness: a cap on attempts in flight to one endpoint,
-//! its own rate limit, and the pause it asked for with `Retry-After`.
+//! The endpoint throttle: per subscription, a cap on attempts in flight to
+//! its endpoint, its own rate limit, and the pause it asked for with
+//! `Retry-After`.
 //!
 //! Without it, one slow endpoint (30-second timeouts, thousands pending)
 //! fills every delivery slot and healthy endpoints wait behind it. An
@@ -9,7 +10,7 @@
 //! while, giving its place in the queue to someone else. Once an endpoint
 //! has made an attempt wait in vain, the next ones do not wait until it
 //! frees a place: waiting deliveries hold the dispatcher's queue, and at
-//! load a slow endpoint's share of them starved the healthy ones.
+//! load a slow endpoint's share of them would starve the healthy ones.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,23 +33,23 @@ fn not_before(state: &State, now: Instant) -> Result<(), Duration> {
     }
 }
 
-/// Admission control per subscription, shared by every attempt of a dispatcher.
+/// EndpointSlot control per subscription, shared by every attempt of a dispatcher.
 #[derive(Clone)]
-pub struct SubscriptionGate {
+pub struct EndpointThrottle {
     per_subscription: usize,
     patience: Duration,
     states: Arc<Mutex<HashMap<String, State>>>,
 }
 
 /// Held while an attempt runs; frees its place when dropped.
-pub struct Admission {
+pub struct EndpointSlot {
     _slot: OwnedSemaphorePermit,
 }
 
 /// How long a delivery turned away waits in the store: the endpoint is slow.
 pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
-impl SubscriptionGate {
+impl EndpointThrottle {
     /// A gate allowing `per_subscription` attempts in flight per endpoint;
     /// an attempt waits up to `patience` for a place.
     pub fn new(per_subscription: usize, patience: Duration) -> Self {
@@ -56,7 +57,7 @@ impl SubscriptionGate {
     }
 
     /// Admits an attempt, or says how long the delivery should wait instead.
-    pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<Admission, Duration> {
+    pub async fn enter(&self, subscription: &str, rate_per_second: Option<u32>) -> Result<EndpointSlot, Duration> {
         let (slots, saturated) = {
             let mut states = self.states.lock().expect("gate lock is never poisoned");
             let state = self.state(&mut states, subscription, None);
@@ -84,7 +85,7 @@ impl SubscriptionGate {
         state.saturated = false;
         not_before(state, now)?;
         state.next_start = rate_per_second.filter(|r| *r > 0).map(|r| now + Duration::from_secs(1) / r);
-        Ok(Admission { _slot: slot })
+        Ok(EndpointSlot { _slot: slot })
     }
 
     /// The endpoint's state; `slots`, when given, is the semaphore a slot was
@@ -127,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn caps_in_flight_per_subscription_only() {
-        let gate = SubscriptionGate::new(2, Duration::from_millis(20));
+        let gate = EndpointThrottle::new(2, Duration::from_millis(20));
         let a1 = gate.enter("a", None).await.unwrap();
         let _a2 = gate.enter("a", None).await.unwrap();
         assert_eq!(gate.enter("a", None).await.err(), Some(BUSY_WAIT), "third to the same endpoint waits");
@@ -139,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn once_an_attempt_waited_in_vain_the_next_do_not_wait_until_a_place_frees() {
         let patience = Duration::from_millis(100);
-        let gate = SubscriptionGate::new(1, patience);
+        let gate = EndpointThrottle::new(1, patience);
         let first = gate.enter("a", None).await.unwrap();
         let started = Instant::now();
         assert_eq!(gate.enter("a", None).await.err(), Some(BUSY_WAIT));
@@ -157,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_place_freed_within_the_patience_is_taken() {
-        let gate = SubscriptionGate::new(1, Duration::from_secs(5));
+        let gate = EndpointThrottle::new(1, Duration::from_secs(5));
         let first = gate.enter("a", None).await.unwrap();
         let release = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -169,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_and_retry_after_space_attempts_out() {
-        let gate = SubscriptionGate::new(10, Duration::from_millis(20));
+        let gate = EndpointThrottle::new(10, Duration::from_millis(20));
         drop(gate.enter("a", Some(2)).await.unwrap());
         let wait = gate.enter("a", Some(2)).await.err().expect("2/s: the next one waits");
         assert!(wait <= Duration::from_millis(500) && wait > Duration::from_millis(400));
@@ -182,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_attempt_turned_away_for_a_place_leaves_the_rate_untouched() {
-        let gate = SubscriptionGate::new(1, Duration::from_millis(20));
+        let gate = EndpointThrottle::new(1, Duration::from_millis(20));
         let first = gate.enter("a", Some(10)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
         // Its rate allows another now, but its one place is taken.
