@@ -22,6 +22,7 @@ use hookhub_store::repo::{
     Delivery, DeliveryWork, DueDelivery, FreshDelivery, Loaded, NewAttempt, NextStep, RecordedAttempt,
 };
 use hookhub_store::{Store, StoreError};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -311,11 +312,16 @@ impl DeliveryLoop {
 
     /// Claims the waiting heads of ordered `keys` and attempts them: after
     /// fan-out wrote a key's deliveries, and after a key's delivery
-    /// finished. They wait for their places in a task of their own, so the
-    /// caller (the attempt recorder, which frees places) never does.
+    /// finished. Each tenant's heads wait for places in a task of their own: the
+    /// caller (the attempt recorder, which frees places) never waits, and a
+    /// tenant with hundreds of heads in the batch does not queue another's
+    /// one behind them (each asks the loop for its turn at once).
     pub async fn attempt_heads(self: &Arc<Self>, keys: &[(SubscriptionId, OrderingKey)]) -> Result<(), StoreError> {
-        let due = self.store.claim_heads(keys, self.config.lease_span()).await?;
-        if !due.is_empty() {
+        let mut by_tenant: HashMap<TenantId, Vec<DueDelivery>> = HashMap::new();
+        for due in self.store.claim_heads(keys, self.config.lease_span()).await? {
+            by_tenant.entry(due.tenant_id.clone()).or_default().push(due);
+        }
+        for due in by_tenant.into_values() {
             let this = self.clone();
             self.tasks.spawn(async move { this.start_claimed(due).await });
         }
