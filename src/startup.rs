@@ -4,6 +4,7 @@ use crate::Settings;
 use anyhow::{bail, Context};
 use hookhub_dispatcher::fan_out::FanOut;
 use hookhub_dispatcher::queue::amqp::{AmqpConsumer, AmqpPublisher};
+use hookhub_dispatcher::queue::lanes::{LaneConsumer, LanePublisher};
 use hookhub_dispatcher::queue::{in_process, Consumer, Publisher};
 use hookhub_dispatcher::{retention, DeliveryLoop, OutboxRelay};
 use hookhub_ingest::{AppState, BacklogGuard, BrokerProbe};
@@ -92,11 +93,11 @@ impl Hub {
 
         let Broker { publisher, consumer } = Broker::for_role(settings, role, delivery.prefetch, &shutdown)?;
 
-        let mut outbox_wake = None;
+        let mut outbox_nudge = None;
         if role.relay() {
             let relay = OutboxRelay::new(store.clone(), publisher.expect("set above"), settings.relay_config());
             // Only a relay in this process can be woken by this process's ingest.
-            outbox_wake = Some(relay.waker());
+            outbox_nudge = Some(relay.nudge());
             tasks.push(spawn_part("outbox relay", relay.run(shutdown.clone()), &shutdown, &failed));
             // Retention rides with the relay: one per deployment is plenty,
             // and several are harmless (batches of finished rows).
@@ -129,7 +130,7 @@ impl Hub {
         // listener, when one is configured.
         let state = AppState {
             store: store.clone(),
-            outbox_wake,
+            outbox_nudge,
             allow_http_endpoints: settings.allows_http_endpoints(),
             allow_private_endpoints: settings.allows_private_endpoints(),
             trusted_proxies: settings.trusted_proxies.parse().context("HOOKHUB_TRUSTED_PROXIES")?,
@@ -223,9 +224,22 @@ struct Broker {
 
 impl Broker {
     /// RabbitMQ when configured; otherwise the in-process channel, which
-    /// only works when relay and dispatcher share this process.
+    /// only works when relay and dispatcher share this process. With both
+    /// in this process and RabbitMQ, the express lane takes the channel
+    /// (see `hookhub_dispatcher::queue::lanes`).
     fn for_role(settings: &Settings, role: Role, prefetch: u16, shutdown: &CancellationToken) -> anyhow::Result<Self> {
         Ok(match (settings.amqp_config(), role) {
+            (Some(amqp), Role::All) => {
+                let (express, express_rx) = in_process::channel(prefetch as usize);
+                let main = Arc::new(AmqpPublisher::new(amqp.clone()));
+                Self {
+                    publisher: Some(Arc::new(LanePublisher { main, express: Arc::new(express) })),
+                    consumer: Some(Box::new(LaneConsumer::new(
+                        AmqpConsumer::new(amqp, prefetch, shutdown.clone()),
+                        express_rx,
+                    ))),
+                }
+            }
             (Some(amqp), _) => Self {
                 publisher: Some(Arc::new(AmqpPublisher::new(amqp.clone()))),
                 consumer: Some(Box::new(AmqpConsumer::new(amqp, prefetch, shutdown.clone()))),

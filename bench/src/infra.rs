@@ -123,13 +123,15 @@ impl AmqpNames {
         Self { url: url.to_owned(), name: format!("hh_bench_{}", uuid::Uuid::new_v4().simple()) }
     }
 
-    /// Deletes the queue and exchange the hub declared.
+    /// Deletes the queues and exchange the hub declared.
     pub async fn delete(&self) -> anyhow::Result<()> {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         let conn = lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default()).await?;
         let channel = conn.create_channel().await?;
         channel.queue_delete(&self.name, QueueDeleteOptions::default()).await?;
         channel.exchange_delete(&self.name, ExchangeDeleteOptions::default()).await?;
+        // The hub's express lane is `<queue>.express`; an older hub has none.
+        let _ = channel.queue_delete(&format!("{}.express", self.name), QueueDeleteOptions::default()).await;
         conn.close(0, "benchmark done").await?;
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! Hookhub's delivery side: from the outbox to the subscriber's endpoint.
 //!
 //! - [`outbox_relay`] moves accepted events from the store's outbox to the queue,
-//!   marking them published only after the broker confirmed them.
+//!   marking them published only after the broker confirmed them; its
+//!   [`express_lane`] moves the events of tenants without a backlog while
+//!   the main lane works through a backlog.
 //! - [`queue`] is the broker: RabbitMQ (lapin, publisher confirms, manual acks)
 //!   or an in-process channel for the embedded mode.
 //! - [`fan_out`] turns one consumed event into one durable delivery per
@@ -16,6 +18,7 @@ pub mod config;
 pub mod delivery_loop;
 pub mod due_alarm;
 pub mod endpoint_throttle;
+pub mod express_lane;
 pub mod fair;
 pub mod fan_out;
 pub mod guarded_resolver;

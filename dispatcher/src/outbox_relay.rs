@@ -3,11 +3,20 @@
 //!
 //! A crash between the confirm and the delete republishes the batch when the
 //! claim's lease runs out: a duplicate, which fan-out absorbs, never a loss.
-use crate::queue::{EventMessage, Publisher, QueueError};
+//!
+//! Two lanes. The main lane claims every tenant's rows in turn, and is
+//! held back while the broker is ahead of the consumers (or, in process,
+//! while every place waits for fan-out), so a backlog stays in the outbox.
+//! While it works through a backlog, the express lane
+//! ([`crate::express_lane`]) moves the events of tenants without one past
+//! it.
+use crate::express_lane::HeavyTenants;
+use crate::queue::{EventMessage, Lane, Publisher, QueueError};
 use crate::RelayConfig;
-use hookhub_store::repo::OutboxItem;
+use hookhub_store::outbox_nudge::OutboxNudge;
+use hookhub_store::repo::{OutboxClaim, OutboxItem};
 use hookhub_store::{Store, StoreError};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
@@ -27,21 +36,56 @@ pub enum RelayError {
 
 /// Moves events from the outbox to the queue.
 pub struct OutboxRelay {
-    store: Store,
+    pub(crate) store: Store,
     publisher: Arc<dyn Publisher>,
     config: RelayConfig,
-    wake: Arc<Notify>,
+    pub(crate) nudge: Arc<OutboxNudge>,
+    /// The main lane is not waiting for a nudge: it claims, or waits for
+    /// the broker or for a place. The express lane's cue: a main lane that
+    /// waits for a nudge claims a new event at once, so the express lane
+    /// leaves it alone then, but one that is claiming would take the event
+    /// only with its next claim, after the one under way (tens of
+    /// milliseconds under a burst, as the claim numbers the backlog).
+    busy: AtomicBool,
+    /// Wakes the express lane when the main lane becomes busy.
+    pub(crate) became_busy: Notify,
+    /// Tenants the express lane leaves to the main lane.
+    pub(crate) heavy: HeavyTenants,
 }
 
 impl OutboxRelay {
     /// A relay over `store` publishing through `publisher`.
     pub fn new(store: Store, publisher: Arc<dyn Publisher>, config: RelayConfig) -> Self {
-        Self { store, publisher, config, wake: Arc::new(Notify::new()) }
+        Self {
+            store,
+            publisher,
+            config,
+            nudge: Arc::new(OutboxNudge::default()),
+            busy: AtomicBool::new(true),
+            became_busy: Notify::new(),
+            heavy: HeavyTenants::default(),
+        }
     }
 
-    /// Notifying this wakes an idle relay at once (ingest does, after each event).
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
+    /// What ingest nudges after each event: it wakes an idle relay at
+    /// once, and names the tenant for the express lane.
+    pub fn nudge(&self) -> Arc<OutboxNudge> {
+        self.nudge.clone()
+    }
+
+    /// Whether the main lane is working through a backlog.
+    pub(crate) fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    fn set_busy(&self, busy: bool) {
+        if !self.busy.swap(busy, Ordering::AcqRel) && busy {
+            self.became_busy.notify_one();
+        }
+    }
+
+    pub(crate) fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
     /// Claims the next batch, tenants in turn (see
@@ -50,8 +94,14 @@ impl OutboxRelay {
     /// (published or quarantined), so a full batch of quarantined rows
     /// still makes the next claim start at once, and the rows to publish.
     async fn claim(&self) -> Result<(usize, Vec<OutboxItem>), RelayError> {
-        let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
-        let claim = self.store.claim_outbox(self.config.batch_size, lease).await?;
+        let claim = self.store.claim_outbox(self.config.batch_size, self.lease()).await?;
+        self.heavy.note_main_claim(&claim.items);
+        Ok(self.set_aside(claim))
+    }
+
+    /// Counts and logs a claim's quarantined rows; returns how many rows
+    /// it took and those to publish.
+    pub(crate) fn set_aside(&self, claim: OutboxClaim) -> (usize, Vec<OutboxItem>) {
         for row in &claim.quarantined {
             // Ids only: the event's content never reaches the log.
             tracing::warn!(
@@ -63,11 +113,12 @@ impl OutboxRelay {
             );
             hookhub_store::metrics::metrics().outbox_quarantined.with_label_values(&[row.reason.as_str()]).inc();
         }
-        Ok((claim.items.len() + claim.quarantined.len(), claim.items))
+        (claim.items.len() + claim.quarantined.len(), claim.items)
     }
 
-    /// Publishes claimed rows and deletes them once the broker confirmed.
-    async fn publish(&self, items: Vec<OutboxItem>) -> Result<(), RelayError> {
+    /// Publishes claimed rows to `lane` and deletes them once the broker
+    /// confirmed.
+    pub(crate) async fn publish(&self, items: Vec<OutboxItem>, lane: Lane) -> Result<(), RelayError> {
         let ids: Vec<i64> = items.iter().map(|i| i.outbox_id).collect();
         let messages: Vec<EventMessage> = items
             .iter()
@@ -78,7 +129,7 @@ impl OutboxRelay {
                 ordering_key: i.ordering_key.as_ref().map(|k| k.as_str().to_owned()),
             })
             .collect();
-        if let Err(e) = self.publisher.publish(&messages).await {
+        if let Err(e) = self.publisher.publish(&messages, lane).await {
             // Hand the rows back now rather than after the lease.
             if let Err(release) = self.store.release_outbox(&ids).await {
                 tracing::warn!(error = %release, "could not release outbox rows; they return after their lease");
@@ -87,7 +138,7 @@ impl OutboxRelay {
         }
         self.store.delete_published_outbox(&ids).await?;
         hookhub_store::metrics::metrics().events_published.inc_by(ids.len() as u64);
-        tracing::debug!(count = ids.len(), "published");
+        tracing::debug!(count = ids.len(), ?lane, "published");
         Ok(())
     }
 
@@ -99,7 +150,8 @@ impl OutboxRelay {
         self.publisher.waiting().await.is_some_and(|ready| ready >= BROKER_AHEAD)
     }
 
-    /// Relays until `shutdown`; batches in flight are finished first.
+    /// Relays until `shutdown`, both lanes; batches in flight are
+    /// finished first.
     ///
     /// Up to `batches_in_flight` batches are published at once, so a new
     /// claim (and a quiet tenant's event in it) never waits for the
@@ -107,9 +159,10 @@ impl OutboxRelay {
     /// returns only when fan-out has written the batch.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
+        let tasks = TaskTracker::new();
+        tasks.spawn(crate::express_lane::run(this.clone(), tasks.clone(), shutdown.clone()));
         let in_flight = Arc::new(Semaphore::new(this.config.batches_in_flight.max(1)));
         let failures = Arc::new(AtomicU32::new(0));
-        let tasks = TaskTracker::new();
         loop {
             let failed = failures.load(Ordering::Acquire);
             let wait = if failed > 0 { error_backoff(failed) } else { Duration::ZERO };
@@ -143,7 +196,7 @@ impl OutboxRelay {
             } else {
                 let (this, failures) = (this.clone(), failures.clone());
                 tasks.spawn(async move {
-                    match this.publish(items).await {
+                    match this.publish(items, Lane::Main).await {
                         Ok(()) => failures.store(0, Ordering::Release),
                         Err(e) => {
                             let failed = failures.fetch_add(1, Ordering::AcqRel) + 1;
@@ -155,12 +208,14 @@ impl OutboxRelay {
             }
             if (taken as u64) < this.config.batch_size {
                 // Caught up: wait for ingest's nudge or the poll interval.
+                this.set_busy(false);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = this.wake.notified() => {}
+                    _ = this.nudge.main_nudged() => {}
                     _ = tokio::time::sleep(this.config.poll_interval) => {}
                 }
             }
+            this.set_busy(true);
         }
         tasks.close();
         tasks.wait().await;

@@ -30,10 +30,10 @@ pub use error::ApiError;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use hookhub_store::domain::{EndpointUrl, EndpointUrlError};
+use hookhub_store::outbox_nudge::OutboxNudge;
 use hookhub_store::Store;
 use std::net::TcpListener;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// Largest request body accepted (the 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -43,9 +43,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     /// The database.
     pub store: Store,
-    /// Wakes the in-process outbox relay after an event is written, so
+    /// Nudges the in-process outbox relay after an event is written, so
     /// delivery does not wait for its next poll.
-    pub outbox_wake: Option<Arc<Notify>>,
+    pub outbox_nudge: Option<Arc<OutboxNudge>>,
     /// Whether subscription URLs may be plain `http://` (development).
     pub allow_http_endpoints: bool,
     /// Whether subscription URLs may point at internal addresses
@@ -88,11 +88,12 @@ impl AppState {
         self.backlog_guard.as_ref().map_or(Ok(()), |guard| guard.check(tenant))
     }
 
-    /// Counts a newly accepted event and wakes an in-process relay for it.
-    pub fn event_accepted(&self) {
+    /// Counts a newly accepted event of `tenant` and nudges an in-process
+    /// relay for it.
+    pub fn event_accepted(&self, tenant: &hookhub_store::domain::TenantId) {
         hookhub_store::metrics::metrics().events_accepted.inc();
-        if let Some(wake) = &self.outbox_wake {
-            wake.notify_one();
+        if let Some(nudge) = &self.outbox_nudge {
+            nudge.accepted(tenant);
         }
     }
 }

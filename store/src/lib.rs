@@ -23,6 +23,7 @@ pub mod entity;
 mod error;
 pub mod metrics;
 pub mod migration;
+pub mod outbox_nudge;
 mod page;
 pub mod repo;
 mod store;

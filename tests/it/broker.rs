@@ -6,7 +6,7 @@ use common::receiver::Receiver;
 use common::{drop_test_resources, eventually, hookhub_command, test_settings, Backend, TestHub};
 use hookhub::{Hub, Role};
 use hookhub_dispatcher::queue::amqp::AmqpPublisher;
-use hookhub_dispatcher::queue::{EventMessage, Publisher, QueueError};
+use hookhub_dispatcher::queue::{EventMessage, Lane, Publisher, QueueError};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
@@ -49,12 +49,12 @@ fn message(n: u32) -> EventMessage {
 async fn a_publisher_whose_queue_was_deleted_declares_it_again() {
     let settings = test_settings(Backend::Postgres).await;
     let publisher = AmqpPublisher::new(settings.amqp_config().unwrap());
-    publisher.publish(&[message(1)]).await.unwrap();
+    publisher.publish(&[message(1)], Lane::Main).await.unwrap();
     assert_eq!(queued(&settings).await, 1);
 
     delete_queue(&settings).await;
-    assert!(matches!(publisher.publish(&[message(2)]).await, Err(QueueError::Unroutable)));
-    publisher.publish(&[message(3)]).await.expect("the queue is declared again");
+    assert!(matches!(publisher.publish(&[message(2)], Lane::Main).await, Err(QueueError::Unroutable)));
+    publisher.publish(&[message(3)], Lane::Main).await.expect("the queue is declared again");
     assert_eq!(queued(&settings).await, 1, "the message after the deletion is in the new queue");
     publisher.close().await;
     drop_test_resources(&settings).await;

@@ -11,9 +11,16 @@ use crate::common;
 use common::receiver::Receiver;
 use common::{fanned_out, post_events, Backend, TestHub};
 use hookhub::{Hub, Role};
-use hookhub_store::domain::{now, Plan};
+use hookhub_dispatcher::express_lane::PER_TENANT;
+use hookhub_dispatcher::outbox_relay::OutboxRelay;
+use hookhub_dispatcher::queue::amqp::{AmqpConfig, AmqpPublisher};
+use hookhub_dispatcher::queue::{decode, EventMessage, Lane, Publisher};
+use hookhub_dispatcher::RelayConfig;
+use hookhub_store::domain::{now, Plan, TenantId};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 crate::on_both_backends!(
     a_quiet_tenants_event_goes_out_ahead_of_a_burst,
@@ -217,5 +224,77 @@ async fn the_backlog_is_counted_per_plan(backend: Backend) {
     assert_eq!((pro_class.outbox, pro_class.due), (2, 1), "{by_plan:?}");
     assert!(now() - pro_class.oldest_due.unwrap() < chrono::Duration::minutes(1));
     assert!(!by_plan.contains_key(&Plan::Studio), "a class with nothing waiting is absent");
+    common::drop_test_resources(&settings).await;
+}
+
+/// The messages waiting in `queue`, taken off it.
+async fn take_queued(amqp: &AmqpConfig, queue: &str) -> Vec<EventMessage> {
+    use lapin::options::BasicGetOptions;
+    let conn = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut events = Vec::new();
+    while let Some(message) = channel.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+        events.extend(decode(&message.delivery.data).unwrap());
+    }
+    conn.close(200, "taken").await.unwrap();
+    events
+}
+
+/// Pending outbox rows of `tenant`.
+async fn pending(store: &hookhub_store::Store, tenant: &TenantId) -> u64 {
+    let backlog = store.tenants_with_backlog(1).await.unwrap();
+    backlog.into_iter().find(|(t, _)| t == tenant).map_or(0, |(_, n)| n)
+}
+
+/// While the broker holds a message no consumer has taken, the main lane
+/// waits and keeps the busy tenant's backlog in the outbox; the express
+/// lane moves the quiet tenant's event past it, to the express queue,
+/// which has prefetch slots of its own. Of the busy tenant's rows, the
+/// express lane carries at most one claim's share before it leaves the
+/// tenant to the main lane, which moves the rest once the broker is no
+/// longer ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_main_lane_waits_a_quiet_tenants_event_takes_the_express_lane() {
+    let (settings, store, busy) = common::test_store(Backend::Postgres).await;
+    let (quiet, _) = store.create_tenant("quiet").await.unwrap();
+    let amqp = settings.amqp_config().expect("a RabbitMQ test");
+    let publisher = Arc::new(AmqpPublisher::new(amqp.clone()));
+    let nobodys = EventMessage {
+        event_id: hookhub_store::domain::EventId::generate().to_string(),
+        tenant_id: busy.id.to_string(),
+        event_type: "client.created".into(),
+        ordering_key: None,
+    };
+    publisher.publish(&[nobodys], Lane::Main).await.unwrap();
+
+    const BACKLOG: u64 = 200;
+    for n in 0..BACKLOG {
+        store.ingest_event(&busy.id, common::client_created(json!({"n": n}))).await.unwrap();
+    }
+    let last = store.ingest_event(&quiet.id, common::client_created(json!({}))).await.unwrap().event;
+    let relay = OutboxRelay::new(store.clone(), publisher, RelayConfig::default());
+    let nudge = relay.nudge();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    // As ingest does after each event it accepted.
+    nudge.accepted(&busy.id);
+    nudge.accepted(&quiet.id);
+
+    common::eventually(Duration::from_secs(10), || async { (pending(&store, &quiet.id).await == 0).then_some(()) })
+        .await;
+    let express = take_queued(&amqp, &amqp.express_queue()).await;
+    assert!(express.iter().any(|e| e.event_id == last.id.to_string()), "the quiet event is on the express lane");
+    let busy_express = express.iter().filter(|e| e.tenant_id == busy.id.to_string()).count() as u64;
+    assert!(busy_express <= PER_TENANT, "{busy_express} of the backlog took the express lane");
+    assert_eq!(pending(&store, &busy.id).await, BACKLOG - busy_express, "the backlog waits in the outbox");
+
+    // The consumers catch up: the main lane moves the backlog.
+    assert_eq!(take_queued(&amqp, &amqp.queue).await.len(), 1, "only the message nobody took");
+    common::eventually(Duration::from_secs(10), || async { (pending(&store, &busy.id).await == 0).then_some(()) })
+        .await;
+    shutdown.cancel();
+    running.await.unwrap();
+    let main = take_queued(&amqp, &amqp.queue).await;
+    assert_eq!(main.len() as u64 + busy_express, BACKLOG, "every event published once");
     common::drop_test_resources(&settings).await;
 }

@@ -63,7 +63,7 @@ fn answer_with(
     runtime().block_on(async {
         let mut state = AppState {
             store: store.clone(),
-            outbox_wake: None,
+            outbox_nudge: None,
             allow_http_endpoints: true,
             allow_private_endpoints: true,
             trusted_proxies: Default::default(),

@@ -293,7 +293,7 @@ async fn ingested_messages(
 /// last of them started. (Held, every webhook sent meanwhile was sent again
 /// when the dispatcher was killed before the write.)
 async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backend: Backend) {
-    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::queue::{in_process, Lane, Publisher};
     use hookhub_dispatcher::{DeliveryConfig, DeliveryLoop};
 
     let receiver = Receiver::start().await;
@@ -315,7 +315,7 @@ async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backen
     let fanout = hookhub_dispatcher::fan_out::FanOut::new(store.clone(), deliveries, 64);
     let (publisher, consumer) = in_process::channel(16);
     let running = tokio::spawn(fanout.run(consumer, shutdown.clone()));
-    let published = tokio::spawn(async move { publisher.publish(&messages).await });
+    let published = tokio::spawn(async move { publisher.publish(&messages, Lane::Main).await });
 
     // Half of them sent: well past the wait, long before the last one.
     eventually(Duration::from_secs(10), || async { (receiver.received("/slow").len() >= 12).then_some(()) }).await;
@@ -339,7 +339,7 @@ async fn a_batch_larger_than_the_delivery_loop_is_written_within_the_wait(backen
 /// Fan-out writes a batch of messages at once; an event in it that cannot
 /// be read (its stored payload no longer opens) must not hold up the rest.
 async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
-    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::queue::{in_process, Lane, Publisher};
     use sea_orm::{ConnectionTrait, Statement};
 
     let receiver = Receiver::start().await;
@@ -354,7 +354,7 @@ async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
     let (publisher, consumer) = in_process::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
-    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages)).await;
+    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages, Lane::Main)).await;
     assert!(matches!(published, Ok(Ok(()))), "both messages were acked: their deliveries are stored");
     let got = receiver.wait_for("/x", 1).await;
     assert_eq!(got[0].header("webhook-id"), messages[1].event_id, "the readable event goes on to delivery");
@@ -373,7 +373,7 @@ async fn an_unreadable_event_does_not_hold_up_its_batch(backend: Backend) {
 /// written pending and its attempt recorded when it comes; and a message
 /// consumed again (a redelivery) sends nothing twice.
 async fn a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again(backend: Backend) {
-    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::queue::{in_process, Lane, Publisher};
 
     let receiver = Receiver::start().await;
     // Well past fan-out's wait for first attempts (100 ms).
@@ -386,7 +386,7 @@ async fn a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_not
     let (publisher, consumer) = in_process::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
-    publisher.publish(&messages).await.unwrap();
+    publisher.publish(&messages, Lane::Main).await.unwrap();
     assert_eq!(receiver.received("/fast").len(), 3, "sent before the ack");
     let settled = "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 1";
     assert_eq!(common::scalar(&store, settled).await, 3, "written once, already settled");
@@ -397,7 +397,7 @@ async fn a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_not
     assert_eq!(common::scalar(&store, "SELECT count(*) FROM attempts WHERE attempt_number = 1").await, 6);
 
     // The same messages again, as after a crash before the ack.
-    publisher.publish(&messages).await.unwrap();
+    publisher.publish(&messages, Lane::Main).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.all().len(), 6, "nothing sent twice");
     assert_eq!(common::scalar(&store, "SELECT count(*) FROM deliveries").await, 6);
@@ -665,7 +665,7 @@ async fn a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants(backend: 
 /// one batch with another tenant's events, is acked with the batch, and the
 /// others are delivered.
 async fn an_event_gone_before_fan_out_does_not_hold_up_other_tenants(backend: Backend) {
-    use hookhub_dispatcher::queue::{in_process, Publisher};
+    use hookhub_dispatcher::queue::{in_process, Lane, Publisher};
     use sea_orm::{ConnectionTrait, Statement};
 
     let receiver = Receiver::start().await;
@@ -681,7 +681,7 @@ async fn an_event_gone_before_fan_out_does_not_hold_up_other_tenants(backend: Ba
     let (publisher, consumer) = in_process::channel(16);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(fanout_for_test(&store, &shutdown).run(consumer, shutdown.clone()));
-    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages)).await;
+    let published = tokio::time::timeout(Duration::from_secs(10), publisher.publish(&messages, Lane::Main)).await;
     assert!(matches!(published, Ok(Ok(()))), "the batch is acked");
     assert_eq!(receiver.wait_for("/b", 2).await.len(), 2, "the other tenant's events are delivered");
     assert!(receiver.received("/a").is_empty());

@@ -1,9 +1,12 @@
-//! RabbitMQ through lapin: a durable direct exchange and a quorum queue,
-//! persistent messages, publisher confirms, manual acks, bounded prefetch.
+//! RabbitMQ through lapin: a durable direct exchange and two quorum queues
+//! (the main lane and the express lane, see [`Lane`]), persistent
+//! messages, publisher confirms, manual acks, bounded prefetch per queue.
 //!
 //! Both halves reconnect by themselves: the publisher on its next publish,
 //! the consumer with exponential backoff until it is shut down.
-use super::{decode, encode, Acker, Consumer, EventMessage, Incoming, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE};
+use super::{
+    decode, encode, Acker, Consumer, EventMessage, Incoming, Lane, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE,
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
@@ -18,6 +21,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 const ROUTING_KEY: &str = "event";
+const EXPRESS_ROUTING_KEY: &str = "event.express";
 const PERSISTENT: u8 = 2;
 
 /// Where the broker is and what to call things there.
@@ -27,7 +31,8 @@ pub struct AmqpConfig {
     pub url: String,
     /// The durable exchange events are published to.
     pub exchange: String,
-    /// The quorum queue the dispatchers consume.
+    /// The quorum queue the dispatchers consume; the express lane's is
+    /// this name with `.express` after it.
     pub queue: String,
 }
 
@@ -35,6 +40,11 @@ impl AmqpConfig {
     /// The production names, `hookhub.events` for both.
     pub fn new(url: impl Into<String>) -> Self {
         Self { url: url.into(), exchange: "hookhub.events".into(), queue: "hookhub.events".into() }
+    }
+
+    /// The express lane's queue.
+    pub fn express_queue(&self) -> String {
+        format!("{}.express", self.queue)
     }
 }
 
@@ -58,10 +68,11 @@ async fn open(config: &AmqpConfig, name: &str) -> Result<(Connection, Channel), 
     // are always durable.
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-    channel.queue_declare(&config.queue, QueueDeclareOptions { durable: true, ..Default::default() }, args).await?;
-    channel
-        .queue_bind(&config.queue, &config.exchange, ROUTING_KEY, QueueBindOptions::default(), FieldTable::default())
-        .await?;
+    for (queue, key) in [(config.queue.clone(), ROUTING_KEY), (config.express_queue(), EXPRESS_ROUTING_KEY)] {
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(&queue, durable, args.clone()).await?;
+        channel.queue_bind(&queue, &config.exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
+    }
     Ok((conn, channel))
 }
 
@@ -86,19 +97,27 @@ fn reconnect_policy() -> backoff::ExponentialBackoff {
     }
 }
 
-/// Publishes with confirms on one channel, reopened after any failure.
+/// Publishes with confirms on one channel per lane, reopened after any failure.
 pub struct AmqpPublisher {
     config: AmqpConfig,
+    /// The main lane's link.
     link: Mutex<Option<(Connection, Channel)>>,
+    /// The express lane's: a publish waits for its confirms on its link,
+    /// and an express batch must not wait behind the main lane's.
+    express_link: Mutex<Option<(Connection, Channel)>>,
 }
 
 impl AmqpPublisher {
     /// A publisher; it connects on first use.
     pub fn new(config: AmqpConfig) -> Self {
-        Self { config, link: Mutex::new(None) }
+        Self { config, link: Mutex::new(None), express_link: Mutex::new(None) }
     }
 
-    async fn publish_on(&self, channel: &Channel, batch: &[EventMessage]) -> Result<(), QueueError> {
+    async fn publish_on(&self, channel: &Channel, batch: &[EventMessage], lane: Lane) -> Result<(), QueueError> {
+        let routing_key = match lane {
+            Lane::Main => ROUTING_KEY,
+            Lane::Express => EXPRESS_ROUTING_KEY,
+        };
         // Publish every message, then wait for the confirms: one round trip
         // per batch instead of one per message.
         let mut confirms = Vec::new();
@@ -108,7 +127,7 @@ impl AmqpPublisher {
             let confirm = channel
                 .basic_publish(
                     &self.config.exchange,
-                    ROUTING_KEY,
+                    routing_key,
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &encode(chunk),
                     props,
@@ -148,16 +167,19 @@ async fn close(conn: &Connection, channel: &Channel, why: &str) {
 
 #[async_trait]
 impl Publisher for AmqpPublisher {
-    async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError> {
-        let mut link = self.link.lock().await;
+    async fn publish(&self, batch: &[EventMessage], lane: Lane) -> Result<(), QueueError> {
+        let (mut link, name) = match lane {
+            Lane::Main => (self.link.lock().await, "hookhub-relay"),
+            Lane::Express => (self.express_link.lock().await, "hookhub-relay-express"),
+        };
         let usable = matches!(&*link, Some((conn, ch)) if conn.status().connected() && ch.status().connected());
         if !usable {
-            let (conn, channel) = open(&self.config, "hookhub-relay").await?;
+            let (conn, channel) = open(&self.config, name).await?;
             channel.confirm_select(ConfirmSelectOptions::default()).await?;
             *link = Some((conn, channel));
         }
         let (_, channel) = link.as_ref().expect("link was just opened");
-        let result = self.publish_on(channel, batch).await;
+        let result = self.publish_on(channel, batch, lane).await;
         // Unroutable means the queue or its binding is gone (deleted by
         // hand, or lost with a node): reopening declares them again, where
         // the same link would have every later publish returned too.
@@ -181,21 +203,28 @@ impl Publisher for AmqpPublisher {
     }
 
     async fn close(&self) {
-        if let Some((conn, channel)) = self.link.lock().await.take() {
-            close(&conn, &channel, "relay shutting down").await;
+        for link in [&self.link, &self.express_link] {
+            if let Some((conn, channel)) = link.lock().await.take() {
+                close(&conn, &channel, "relay shutting down").await;
+            }
         }
     }
 }
 
-/// The dispatcher's consumer tag, to cancel it by at shutdown.
+/// The dispatcher's consumer tags, to cancel them by at shutdown.
 const CONSUMER_TAG: &str = "hookhub-dispatcher";
+const EXPRESS_CONSUMER_TAG: &str = "hookhub-dispatcher-express";
 
-/// Consumes with manual acks and a prefetch limit, reconnecting with backoff.
+/// Both lanes' deliveries, as they come.
+type Deliveries = futures::stream::Select<lapin::Consumer, lapin::Consumer>;
+
+/// Consumes both lanes on one channel, with manual acks and a prefetch
+/// limit per lane, reconnecting with backoff.
 pub struct AmqpConsumer {
     config: AmqpConfig,
     prefetch: u16,
     shutdown: CancellationToken,
-    link: Option<(Connection, Channel, lapin::Consumer)>,
+    link: Option<(Connection, Channel, Deliveries)>,
 }
 
 impl AmqpConsumer {
@@ -204,16 +233,18 @@ impl AmqpConsumer {
         Self { config, prefetch, shutdown, link: None }
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+    async fn connect(&self) -> Result<(Connection, Channel, Deliveries), QueueError> {
         let (conn, channel) = open(&self.config, "hookhub-dispatcher").await?;
+        // Not global: the limit applies to each consumer of the channel, so
+        // the express lane's slots stay free while the main lane's are full.
         channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
-        let consumer = channel
-            .basic_consume(&self.config.queue, CONSUMER_TAG, BasicConsumeOptions::default(), FieldTable::default())
-            .await?;
-        Ok((conn, channel, consumer))
+        let (options, args) = (BasicConsumeOptions::default(), FieldTable::default());
+        let main = channel.basic_consume(&self.config.queue, CONSUMER_TAG, options, args.clone()).await?;
+        let express = channel.basic_consume(&self.config.express_queue(), EXPRESS_CONSUMER_TAG, options, args).await?;
+        Ok((conn, channel, futures::stream::select(main, express)))
     }
 
-    async fn connect_with_backoff(&self) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+    async fn connect_with_backoff(&self) -> Result<(Connection, Channel, Deliveries), QueueError> {
         backoff::future::retry_notify(
             reconnect_policy(),
             || async { self.connect().await.map_err(backoff::Error::transient) },
@@ -289,7 +320,9 @@ impl Consumer for AmqpConsumer {
             // client logs it as a connection error. Unacked messages go back
             // to the queue when the channel closes.
             if channel.status().connected() {
-                let _ = channel.basic_cancel(CONSUMER_TAG, BasicCancelOptions::default()).await;
+                for tag in [CONSUMER_TAG, EXPRESS_CONSUMER_TAG] {
+                    let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+                }
             }
             close(&conn, &channel, "dispatcher shutting down").await;
         }

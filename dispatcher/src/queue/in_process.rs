@@ -3,7 +3,13 @@
 //! Because `publish` waits for the ack, the relay marks an outbox row
 //! published only after the dispatcher durably created its deliveries: a
 //! crash loses nothing even though the channel itself lives in memory.
-use super::{Acker, Consumer, EventMessage, Incoming, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE};
+//!
+//! Both lanes share the channel. Nothing waits in it: the consumer moves
+//! each message into fan-out's intake, which serves tenants in turn, as it
+//! arrives. What holds a quiet tenant's event back here is the relay's
+//! places, each held until its batch is written, and the express lane has
+//! places of its own.
+use super::{Acker, Consumer, EventMessage, Incoming, Lane, Publisher, QueueError, MAX_EVENTS_PER_MESSAGE};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,7 +34,7 @@ pub struct InProcessConsumer {
 
 #[async_trait]
 impl Publisher for InProcessPublisher {
-    async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError> {
+    async fn publish(&self, batch: &[EventMessage], _lane: Lane) -> Result<(), QueueError> {
         let mut acks = Vec::new();
         for chunk in batch.chunks(MAX_EVENTS_PER_MESSAGE) {
             let (ack_tx, ack_rx) = oneshot::channel();

@@ -12,6 +12,7 @@
 
 pub mod amqp;
 pub mod in_process;
+pub mod lanes;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -76,19 +77,37 @@ pub enum QueueError {
     Closed,
 }
 
+/// Which of the two queues a batch goes to.
+///
+/// The main queue carries the backlog and is kept short (see
+/// `crate::outbox_relay`), so a message in it waits for a consumer's free
+/// prefetch slot behind the backlog's. The express queue carries only
+/// events of tenants without a backlog and has prefetch slots of its own,
+/// so their events reach fan-out's intake, which serves tenants in turn,
+/// while the main queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Everything the relay's main claim takes.
+    Main,
+    /// The events of tenants without a backlog, while the main lane is busy.
+    Express,
+}
+
 /// Sends messages and waits until they are safe.
 #[async_trait]
 pub trait Publisher: Send + Sync {
-    /// Publishes the batch (as few messages as [`MAX_EVENTS_PER_MESSAGE`]
-    /// allows); `Ok` only once every message is confirmed.
-    async fn publish(&self, batch: &[EventMessage]) -> Result<(), QueueError>;
+    /// Publishes the batch to `lane` (as few messages as
+    /// [`MAX_EVENTS_PER_MESSAGE`] allows); `Ok` only once every message is
+    /// confirmed.
+    async fn publish(&self, batch: &[EventMessage], lane: Lane) -> Result<(), QueueError>;
 
     /// Lets go of the broker at shutdown, before the runtime stops; the
     /// next `publish` would connect again.
     async fn close(&self) {}
 
-    /// Messages published and not yet taken by any consumer, when the
-    /// broker says (`None`: unknown, or a queue that cannot run ahead).
+    /// Messages published to the main lane and not yet taken by any
+    /// consumer, when the broker says (`None`: unknown, or a queue that
+    /// cannot run ahead).
     async fn waiting(&self) -> Option<u32> {
         None
     }
@@ -133,10 +152,11 @@ pub trait Consumer: Send {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn event(n: u32) -> EventMessage {
+    /// A message of tenant `ten_1`'s event `evt_{n}`.
+    pub(crate) fn event(n: u32) -> EventMessage {
         EventMessage {
             event_id: format!("evt_{n}"),
             tenant_id: "ten_1".into(),

@@ -232,7 +232,7 @@ pub async fn ingest(
             results[index] = Some(match outcome {
                 Ok(outcome) => {
                     if !outcome.replayed {
-                        state.event_accepted();
+                        state.event_accepted(&tenant);
                     }
                     let event = outcome.event;
                     BatchResult {

@@ -57,7 +57,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = managed(&state, &platform, &req, &id).await?.tenant;
     let job = state.store.start_erasure(&platform.id, &tenant.id).await?;
-    state.event_accepted();
+    state.event_accepted(&platform.id);
     spawn_erasure(state.store.clone(), job.id.clone());
     Ok(HttpResponse::Accepted().json(ErasureBody::from(job)))
 }

@@ -191,7 +191,7 @@ pub async fn ingest(
     // The type's validation setting is read in the ingest transaction itself.
     let outcome = state.store.ingest_checked_event(&tenant.id, new, super::event_types::check_data).await??;
     if !outcome.replayed {
-        state.event_accepted();
+        state.event_accepted(&tenant.id);
     }
     let event = outcome.event;
     Ok(HttpResponse::Accepted()

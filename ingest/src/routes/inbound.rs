@@ -232,7 +232,7 @@ pub async fn receive(
     // longer than the backlog delays it. The plan's rate limit still applies.
     let outcome = state.store.ingest_event(&source.tenant_id, new).await?;
     if !outcome.replayed {
-        state.event_accepted();
+        state.event_accepted(&source.tenant_id);
     }
     Ok(HttpResponse::Ok().json(ReceivedBody {
         event_id: Some(outcome.event.id),

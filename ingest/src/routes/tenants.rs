@@ -174,7 +174,7 @@ pub async fn create(
         metadata: checked.metadata,
     };
     let created = state.store.create_managed_tenant(&platform.id, new).await?;
-    state.event_accepted();
+    state.event_accepted(&platform.id);
     acted_for(&req, vec![created.tenant.id.clone()]);
     Ok(HttpResponse::Created().json(TenantBody::from(created)))
 }
@@ -300,6 +300,6 @@ async fn change_status(
         Change::Suspend => state.store.suspend_tenant(&platform.id, &id).await?,
         Change::Resume => state.store.resume_tenant(&platform.id, &id).await?,
     };
-    state.event_accepted();
+    state.event_accepted(&platform.id);
     Ok(HttpResponse::Ok().json(TenantBody::from(changed)))
 }

@@ -203,6 +203,7 @@ impl Store {
             delivery::Column::NextAttemptAt,
             claimable,
             limit,
+            None,
         );
         let claimed = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())

@@ -19,9 +19,9 @@ use sea_orm::Iden;
 
 /// The ids of at most `limit` rows of `table` matching `claimable`, taken
 /// from each tenant in turn, each tenant's oldest (by `oldest_first`)
-/// first; locked with `SKIP LOCKED` on PostgreSQL, where `claimable` is
-/// checked again on the locked row so that two relays or pollers never
-/// claim one row twice.
+/// first, and at most `per_tenant` of any one tenant when given; locked
+/// with `SKIP LOCKED` on PostgreSQL, where `claimable` is checked again on
+/// the locked row so that two relays or pollers never claim one row twice.
 pub(crate) fn fair_claim<T, C>(
     table: T,
     id: C,
@@ -29,6 +29,7 @@ pub(crate) fn fair_claim<T, C>(
     oldest_first: C,
     claimable: Condition,
     limit: u64,
+    per_tenant: Option<u64>,
 ) -> SelectStatement
 where
     T: Iden + Copy + 'static,
@@ -54,13 +55,13 @@ where
     // overdue backlog again and again, since nothing remembers that it was
     // served by the claim before. Drawn at random, each tenant with rows
     // waiting has the same chance at each place.
-    let in_turn = Query::select()
-        .column(id)
-        .from_subquery(numbered, ranked)
-        .order_by(turn, Order::Asc)
-        .order_by_expr(Expr::cust("RANDOM()"), Order::Asc)
-        .limit(limit)
-        .to_owned();
+    let mut in_turn = Query::select();
+    in_turn.column(id).from_subquery(numbered, ranked);
+    if let Some(most) = per_tenant {
+        in_turn.and_where(Expr::col(turn.clone()).lte(most));
+    }
+    let in_turn =
+        in_turn.order_by(turn, Order::Asc).order_by_expr(Expr::cust("RANDOM()"), Order::Asc).limit(limit).to_owned();
     // Window functions and row locks cannot share a query: lock in an
     // outer one, which also re-checks the rows another claim just took.
     Query::select()

@@ -215,7 +215,9 @@ pub async fn drop_test_resources(settings: &Settings) {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         if let Ok(conn) = lapin::Connection::connect(&amqp.url, lapin::ConnectionProperties::default()).await {
             if let Ok(ch) = conn.create_channel().await {
-                let _ = ch.queue_delete(&amqp.queue, QueueDeleteOptions::default()).await;
+                for queue in [amqp.queue.clone(), amqp.express_queue()] {
+                    let _ = ch.queue_delete(&queue, QueueDeleteOptions::default()).await;
+                }
                 let _ = ch.exchange_delete(&amqp.exchange, ExchangeDeleteOptions::default()).await;
             }
             let _ = conn.close(0, "test done").await;
