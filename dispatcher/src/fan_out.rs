@@ -32,8 +32,43 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Batches read or written at once: one fills while others are in the store.
+/// Batches of each [`Share`] read or written at once: one fills while
+/// others are in the store.
 const WRITERS: usize = 4;
+
+/// Events of one tenant in fan-out (waiting in the intake, or in a batch
+/// not yet written) at most for it to count as light (see [`Share`]).
+const LIGHT_QUEUE: usize = 16;
+
+/// Which tenants' events a batch takes. Light tenants' events go in
+/// batches of their own, with writers of their own: in a batch with a
+/// burst's, a quiet tenant's event would wait for the whole batch to be
+/// read (128 events, tens of milliseconds under load) and, before that,
+/// for a writer, each held while its batch's first attempts wait for
+/// places in the loop (up to the first-attempt wait, 100 ms, under a burst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Share {
+    /// Tenants with at most [`LIGHT_QUEUE`] events in fan-out.
+    Light,
+    /// Tenants with more: a backlog.
+    Backlog,
+}
+
+impl Share {
+    const BOTH: [Share; 2] = [Share::Light, Share::Backlog];
+
+    /// Whether a tenant with `events` in fan-out is of this share.
+    fn takes(self, events: usize) -> bool {
+        match self {
+            Share::Light => events <= LIGHT_QUEUE,
+            Share::Backlog => events > LIGHT_QUEUE,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Events a batch collects before it is handled (at least one message's).
 pub const EVENTS_PER_WRITE: usize = 128;
@@ -111,33 +146,46 @@ pub struct FanOut {
     store: Store,
     deliveries: Arc<DeliveryLoop>,
     batch: usize,
-    writers: Arc<Semaphore>,
+    /// Per [`Share`].
+    writers: [Arc<Semaphore>; 2],
 }
 
 impl FanOut {
     /// Fan-out that attempts through `deliveries`; messages are taken until
     /// a batch holds `batch` events.
     pub fn new(store: Store, deliveries: Arc<DeliveryLoop>, batch: usize) -> Self {
-        Self { store, deliveries, batch: batch.max(1), writers: Arc::new(Semaphore::new(WRITERS)) }
+        Self { store, deliveries, batch: batch.max(1), writers: Share::BOTH.map(|_| Arc::new(Semaphore::new(WRITERS))) }
     }
 
     /// The batch's new deliveries: matching subscriptions, and the events
     /// read in one go. A subscription that cannot be read gets its
     /// deliveries written held (see [`Planned::Unreadable`]), so it fails
     /// neither the batch nor its neighbours, and loses nothing.
-    async fn plan(&self, targets: &[Target]) -> Result<Vec<Planned>, StoreError> {
-        let mut matching: HashMap<(&TenantId, &EventType), Matching> = HashMap::new();
-        for t in targets {
-            if let std::collections::hash_map::Entry::Vacant(slot) = matching.entry((&t.tenant, &t.event_type)) {
-                let found = self.store.matching_subscriptions(&t.tenant, &t.event_type).await?;
-                // A suspended tenant's held deliveries are expected, not an error.
-                for u in found.unreadable.iter().filter(|_| !found.suspended) {
-                    tracing::error!(
-                        subscription_id = %u.id, tenant_id = %u.tenant_id, reason = %u.reason,
-                        "subscription cannot be read; its deliveries are held (hookhub subscriptions unreadable)"
-                    );
-                }
-                slot.insert(found);
+    ///
+    /// A backlog's batch reads only the events some subscription wants;
+    /// a light batch (a few events) reads them all beside the
+    /// subscriptions, a round trip less to wait for.
+    async fn plan(&self, targets: &[Target], share: Share) -> Result<Vec<Planned>, StoreError> {
+        let pairs: HashSet<(&TenantId, &EventType)> = targets.iter().map(|t| (&t.tenant, &t.event_type)).collect();
+        // Read side by side: one round trip's wait, not one per tenant.
+        let found = futures::future::try_join_all(pairs.iter().map(|(tenant, event_type)| async move {
+            Ok::<_, StoreError>(((*tenant, *event_type), self.store.matching_subscriptions(tenant, event_type).await?))
+        }));
+        let (found, read_early) = if share == Share::Light {
+            let all: Vec<EventId> = targets.iter().map(|t| t.event.clone()).collect();
+            let (found, read) = tokio::try_join!(found, self.store.fan_out_events(&all))?;
+            (found, Some(read))
+        } else {
+            (found.await?, None)
+        };
+        let matching: HashMap<(&TenantId, &EventType), Matching> = found.into_iter().collect();
+        for found in matching.values() {
+            // A suspended tenant's held deliveries are expected, not an error.
+            for u in found.unreadable.iter().filter(|_| !found.suspended) {
+                tracing::error!(
+                    subscription_id = %u.id, tenant_id = %u.tenant_id, reason = %u.reason,
+                    "subscription cannot be read; its deliveries are held (hookhub subscriptions unreadable)"
+                );
             }
         }
         let none = Matching::default();
@@ -149,7 +197,11 @@ impl FanOut {
             .filter(|(_, subs)| !subs.readable.is_empty())
             .map(|(t, _)| t.event.clone())
             .collect();
-        let read = if ids.is_empty() { FanOutEvents::default() } else { self.store.fan_out_events(&ids).await? };
+        let read = match read_early {
+            Some(read) => read,
+            None if ids.is_empty() => FanOutEvents::default(),
+            None => self.store.fan_out_events(&ids).await?,
+        };
         let due = now() + self.deliveries.config().lease_span();
         let mut planned = Vec::new();
         for (t, subs) in targets.iter().zip(subscribed) {
@@ -187,7 +239,7 @@ impl FanOut {
     /// Consumes until the queue closes or `shutdown` fires. A feeder task
     /// moves messages into the [`Intake`], tenant by tenant, so a batch
     /// takes whatever has arrived without waiting, each tenant in turn; up
-    /// to [`WRITERS`] batches are in the store at once.
+    /// to [`WRITERS`] batches of each [`Share`] are in the store at once.
     pub async fn run(self, mut consumer: impl Consumer + 'static, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let intake = Arc::new(Intake::default());
@@ -202,13 +254,26 @@ impl FanOut {
             }
         });
         let tasks = TaskTracker::new();
-        loop {
-            // Waiting for a writer lets the next batch fill up.
-            let permit = this.writers.clone().acquire_owned().await.expect("semaphore is never closed");
-            let Some(batch) = intake.next_batch(this.batch).await else { break };
-            let (this, shutdown) = (this.clone(), shutdown.clone());
-            tasks.spawn(async move { this.handle(batch, permit, &shutdown).await });
-        }
+        let batches = Share::BOTH.map(|share| {
+            let (this, intake, tasks, shutdown) = (this.clone(), intake.clone(), tasks.clone(), shutdown.clone());
+            async move {
+                loop {
+                    // Waiting for a writer lets the next batch fill up.
+                    let writers = this.writers[share.index()].clone();
+                    let permit = writers.acquire_owned().await.expect("semaphore is never closed");
+                    let Some(batch) = intake.next_batch(share, this.batch).await else { break };
+                    let tenants: Vec<TenantId> = batch.iter().map(|q| q.target.tenant.clone()).collect();
+                    let (this, shutdown) = (this.clone(), shutdown.clone());
+                    let intake = intake.clone();
+                    tasks.spawn(async move {
+                        this.handle(batch, share, permit, &shutdown).await;
+                        intake.finished(&tenants);
+                    });
+                }
+            }
+        });
+        let [light, backlog] = batches;
+        tokio::join!(light, backlog);
         let consumer = feeder.await;
         tasks.close();
         tasks.wait().await;
@@ -250,16 +315,22 @@ impl FanOut {
     /// Fans a batch out and settles its messages. `reading` is the writer
     /// place the batch was formed under: held while the batch is read, not
     /// while its first attempts run.
-    async fn handle(&self, batch: Vec<Queued>, reading: OwnedSemaphorePermit, shutdown: &CancellationToken) {
+    async fn handle(
+        &self,
+        batch: Vec<Queued>,
+        share: Share,
+        reading: OwnedSemaphorePermit,
+        shutdown: &CancellationToken,
+    ) {
         let (targets, messages): (Vec<Target>, Vec<Arc<Message>>) =
             batch.into_iter().map(|q| (q.target, q.message)).unzip();
         let events = targets.len();
-        let Some(planned) = self.until_stored(events, shutdown, || self.plan(&targets)).await else { return };
+        let Some(planned) = self.until_stored(events, shutdown, || self.plan(&targets, share)).await else { return };
         let new = self.attempt_first(planned, reading).await;
         let written = if new.fresh.is_empty() {
             HashSet::new()
         } else {
-            let _writing = self.writers.acquire().await.expect("semaphore is never closed");
+            let _writing = self.writers[share.index()].acquire().await.expect("semaphore is never closed");
             let breaker = self.deliveries.config().breaker;
             match self.until_stored(events, shutdown, || self.store.write_fan_out(&new.fresh, breaker)).await {
                 Some(written) => written,
@@ -403,9 +474,24 @@ struct Queued {
 /// or what the in-process relay has in flight, and no more.
 #[derive(Default)]
 struct Intake {
-    waiting: Mutex<FairQueue<TenantId, Queued>>,
-    arrived: Notify,
+    waiting: Mutex<Waiting>,
+    /// Per [`Share`]: events of that share may be waiting.
+    arrived: [Notify; 2],
     closed: AtomicBool,
+}
+
+/// The intake's events, and how many of each tenant's are in batches.
+#[derive(Default)]
+struct Waiting {
+    queue: FairQueue<TenantId, Queued>,
+    in_batches: HashMap<TenantId, usize>,
+}
+
+impl Waiting {
+    /// Events of `tenant` in fan-out: waiting, or in a batch not yet written.
+    fn load(&self, tenant: &TenantId) -> usize {
+        self.queue.len_of(tenant) + self.in_batches.get(tenant).copied().unwrap_or(0)
+    }
 }
 
 impl Intake {
@@ -434,43 +520,139 @@ impl Intake {
         }
         let message =
             Arc::new(Message { unwritten: AtomicUsize::new(targets.len()), acker: Mutex::new(Some(incoming.acker)) });
+        let mut arrived = [false; 2];
         {
             let mut waiting = self.lock();
             for target in targets {
                 let tenant = target.tenant.clone();
-                waiting.push(&tenant, Queued { target, message: message.clone() });
+                waiting.queue.push(&tenant, Queued { target, message: message.clone() });
+                for share in Share::BOTH.into_iter().filter(|s| s.takes(waiting.load(&tenant))) {
+                    arrived[share.index()] = true;
+                }
             }
         }
-        self.arrived.notify_one();
+        for share in Share::BOTH.into_iter().filter(|s| arrived[s.index()]) {
+            self.arrived[share.index()].notify_one();
+        }
     }
 
     /// No more messages will come.
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.arrived.notify_one();
+        for arrived in &self.arrived {
+            arrived.notify_one();
+        }
     }
 
-    /// Up to `most` waiting events, tenants in turn; waits for one if none
-    /// is waiting. `None` once closed and empty.
-    async fn next_batch(&self, most: usize) -> Option<Vec<Queued>> {
+    /// Up to `most` waiting events of `share`'s tenants, tenants in turn;
+    /// waits for one if none is waiting. Once closed, events of any
+    /// tenant, so that what is left goes out whatever its share; `None`
+    /// once closed and empty.
+    async fn next_batch(&self, share: Share, most: usize) -> Option<Vec<Queued>> {
         loop {
             // Registered before looking, so an arrival in between is not missed.
-            let arrived = self.arrived.notified();
+            let arrived = self.arrived[share.index()].notified();
+            let closed = self.closed.load(Ordering::Acquire);
             {
-                let mut waiting = self.lock();
-                if !waiting.is_empty() {
-                    let batch: Vec<Queued> = std::iter::from_fn(|| waiting.pop().map(|(_, q)| q)).take(most).collect();
+                let mut guard = self.lock();
+                let Waiting { queue, in_batches } = &mut *guard;
+                let mut batch = Vec::new();
+                while batch.len() < most {
+                    let taken = if closed {
+                        queue.pop()
+                    } else {
+                        queue.pop_where(|tenant, queued| {
+                            share.takes(queued + in_batches.get(tenant).copied().unwrap_or(0))
+                        })
+                    };
+                    let Some((tenant, queued)) = taken else { break };
+                    *in_batches.entry(tenant).or_default() += 1;
+                    batch.push(queued);
+                }
+                if !batch.is_empty() {
                     return Some(batch);
                 }
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return None;
+                if closed && queue.is_empty() {
+                    return None;
+                }
             }
             arrived.await;
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FairQueue<TenantId, Queued>> {
+    /// A batch holding events of `tenants` (one entry per event) is
+    /// written: a tenant with few events left in fan-out is light again.
+    fn finished(&self, tenants: &[TenantId]) {
+        let mut waiting = self.lock();
+        for tenant in tenants {
+            if let std::collections::hash_map::Entry::Occupied(mut left) = waiting.in_batches.entry(tenant.clone()) {
+                *left.get_mut() -= 1;
+                if *left.get() == 0 {
+                    left.remove();
+                }
+            }
+        }
+        if !waiting.queue.is_empty() {
+            for arrived in &self.arrived {
+                arrived.notify_one();
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().expect("the lock is never held across a panic")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    struct Unacked;
+
+    #[async_trait]
+    impl Acker for Unacked {
+        async fn ack(self: Box<Self>) {}
+        async fn reject(self: Box<Self>) {}
+    }
+
+    fn message(tenant: &TenantId, events: usize) -> Incoming {
+        let event = |_| EventMessage {
+            event_id: EventId::generate().to_string(),
+            tenant_id: tenant.to_string(),
+            event_type: "client.created".into(),
+            ordering_key: None,
+        };
+        Incoming { message: Ok((0..events).map(event).collect()), redelivered: false, acker: Box::new(Unacked) }
+    }
+
+    fn tenants(batch: &[Queued]) -> Vec<TenantId> {
+        batch.iter().map(|q| q.target.tenant.clone()).collect()
+    }
+
+    /// A quiet tenant's event behind an import's message goes in a light
+    /// batch of its own; the import counts as a backlog while its events
+    /// are in batches not yet written, and is light again once they are.
+    #[tokio::test]
+    async fn a_light_tenants_events_are_batched_apart_from_a_backlog() {
+        let intake = Intake::default();
+        let (import, quiet) = (TenantId::generate(), TenantId::generate());
+        intake.take_in(message(&import, 128)).await;
+        intake.take_in(message(&quiet, 1)).await;
+
+        let light = intake.next_batch(Share::Light, 128).await.unwrap();
+        assert_eq!(tenants(&light), [quiet]);
+        let backlog = intake.next_batch(Share::Backlog, 128).await.unwrap();
+        assert_eq!(backlog.len(), 128);
+
+        // Three more of the import's, while its 128 are being written: not light.
+        intake.take_in(message(&import, 3)).await;
+        let soon = Duration::from_millis(50);
+        assert!(tokio::time::timeout(soon, intake.next_batch(Share::Light, 128)).await.is_err());
+        intake.finished(&tenants(&backlog));
+        let light = tokio::time::timeout(soon, intake.next_batch(Share::Light, 128)).await.unwrap().unwrap();
+        assert_eq!(light.len(), 3, "written, the import is down to three events: light");
     }
 }

@@ -39,7 +39,16 @@ impl<K: Eq + Hash + Clone, T> FairQueue<K, T> {
 
     /// The oldest item of the key whose turn it is.
     pub fn pop(&mut self) -> Option<(K, T)> {
-        let key = self.turn.pop_front()?;
+        // The first key in turn is taken: no search.
+        self.pop_where(|_, _| true)
+    }
+
+    /// The oldest item of the first key in turn whose number of queued
+    /// items `takes`: keys with short queues served apart from those with
+    /// long ones, say. Linear in the keys queued.
+    pub fn pop_where(&mut self, takes: impl Fn(&K, usize) -> bool) -> Option<(K, T)> {
+        let at = self.turn.iter().position(|key| self.queues.get(key).is_some_and(|q| takes(key, q.len())))?;
+        let key = self.turn.remove(at).expect("the position was just found");
         let queue = self.queues.get_mut(&key).expect("every key in turn has a queue");
         let item = queue.pop_front().expect("a key in turn has items");
         if queue.is_empty() {
@@ -49,6 +58,11 @@ impl<K: Eq + Hash + Clone, T> FairQueue<K, T> {
         }
         self.len -= 1;
         Some((key, item))
+    }
+
+    /// Items queued under `key`.
+    pub fn len_of(&self, key: &K) -> usize {
+        self.queues.get(key).map_or(0, VecDeque::len)
     }
 
     /// Items queued over all keys.
@@ -70,6 +84,23 @@ impl<K: Eq + Hash + Clone, T> FairQueue<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pop_where_skips_the_queues_it_does_not_take_and_keeps_each_keys_order() {
+        let mut q = FairQueue::default();
+        for n in 0..100 {
+            q.push(&"import", n);
+        }
+        q.push(&"quiet", 1);
+        q.push(&"quiet", 2);
+        assert_eq!(q.len_of(&"import"), 100);
+        assert_eq!(q.pop_where(|_, n| n <= 16), Some(("quiet", 1)));
+        assert_eq!(q.pop_where(|_, n| n <= 16), Some(("quiet", 2)));
+        assert_eq!(q.pop_where(|_, n| n <= 16), None, "only the import is left, and it is long");
+        assert_eq!(q.len(), 100);
+        assert_eq!(q.pop_where(|_, n| n > 16), Some(("import", 0)));
+        assert_eq!(q.pop(), Some(("import", 1)));
+    }
 
     fn drain(q: &mut FairQueue<&'static str, u32>) -> Vec<(&'static str, u32)> {
         std::iter::from_fn(|| q.pop()).collect()
