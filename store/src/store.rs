@@ -14,6 +14,10 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Where fan-out reads what it plans with: on a SQLite file, a
+    /// connection of its own (see [`Store::connect_with_pool`]); otherwise
+    /// the same pool as `db`.
+    reader: DatabaseConnection,
     cipher: Arc<Cipher>,
     ingest_queue: IngestQueue,
     credentials: Arc<CredentialCache>,
@@ -31,6 +35,10 @@ impl Store {
     ///
     /// SQLite gets a single connection in WAL mode: it has one writer anyway,
     /// and one connection rules out `SQLITE_BUSY` between our own tasks.
+    /// Beside it, a read-only connection for fan-out's reads (WAL lets a
+    /// reader see every committed write without waiting for the writer):
+    /// on the one connection, a quiet tenant's event waited behind every
+    /// write of a burst before fan-out could read it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with_pool(url, DEFAULT_POOL_SIZE).await
     }
@@ -50,13 +58,22 @@ impl Store {
         } else {
             opts.max_connections(max_connections.max(1)).min_connections(1);
         }
-        let db = Database::connect(opts).await?;
+        let db = Database::connect(opts.clone()).await?;
         if is_sqlite {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
                 .await?;
         }
+        // An in-memory database is private to its connection: no reader.
+        let reader = if is_sqlite && sqlite_data_dir(url).is_some() {
+            let reader = Database::connect(opts).await?;
+            reader.execute_unprepared("PRAGMA query_only=ON;").await?;
+            reader
+        } else {
+            db.clone()
+        };
         Ok(Self {
             db,
+            reader,
             cipher: Arc::new(Cipher::plaintext()),
             ingest_queue: IngestQueue::default(),
             credentials: Arc::new(CredentialCache::new(DEFAULT_CREDENTIAL_TTL)),
@@ -107,6 +124,11 @@ impl Store {
     /// The underlying connection, for repositories and tests.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection fan-out reads through (see the field).
+    pub(crate) fn reader(&self) -> &DatabaseConnection {
+        &self.reader
     }
 
     /// Which backend this is.

@@ -171,7 +171,7 @@ impl Store {
         for chunk in ids.chunks(INSERT_CHUNK) {
             let rows = event::Entity::find()
                 .filter(event::Column::Id.is_in(chunk.iter().map(EventId::as_str)))
-                .all(self.db())
+                .all(self.reader())
                 .await?;
             for m in rows {
                 let id = m.id.clone();

@@ -91,7 +91,7 @@ impl Store {
                 .distinct()
                 .filter(delivery::Column::EventId.is_in(chunk.iter().map(EventId::as_str)))
                 .into_tuple()
-                .all(self.db())
+                .all(self.reader())
                 .await?;
             read.fanned_out.extend(fanned);
         }

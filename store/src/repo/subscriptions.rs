@@ -432,9 +432,9 @@ impl Store {
         let rows = subscription::Entity::find()
             .filter(subscription::Column::TenantId.eq(tenant.as_str()))
             .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
-            .all(self.db());
+            .all(self.reader());
         let rows = async { rows.await.map_err(StoreError::from) };
-        let (rows, suspended) = tokio::try_join!(rows, self.tenant_paused(self.db(), tenant.as_str()))?;
+        let (rows, suspended) = tokio::try_join!(rows, self.tenant_paused(self.reader(), tenant.as_str()))?;
         let mut out = Matching { suspended, ..Matching::default() };
         for row in rows {
             // Types first: a subscription that does not want the event is
