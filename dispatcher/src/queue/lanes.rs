@@ -11,6 +11,7 @@
 //! to RabbitMQ's express queue, which every dispatcher also consumes.
 use super::{Consumer, EventMessage, Incoming, Lane, Publisher, QueueError};
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 /// Publishes each lane through its own publisher.
@@ -44,8 +45,16 @@ impl Publisher for LanePublisher {
 /// they come. It ends when the main one does (shutdown, or the broker
 /// given up on): an express message not acked then makes its publish
 /// fail, and the relay hands its rows back to the outbox.
+///
+/// The main consumer's `next` is kept across calls rather than dropped
+/// when an express message comes first: RabbitMQ's connects inside it,
+/// and a connect dropped halfway leaves the broker talking on a channel
+/// the client has forgotten.
 pub struct LaneConsumer<M, E> {
-    main: M,
+    /// The main consumer, while no `next` of it is under way.
+    main: Option<M>,
+    /// Its `next` under way, which hands the consumer back.
+    main_next: Option<BoxFuture<'static, (M, Option<Incoming>)>>,
     express: E,
     express_open: bool,
 }
@@ -53,28 +62,42 @@ pub struct LaneConsumer<M, E> {
 impl<M, E> LaneConsumer<M, E> {
     /// Both consumers behind one.
     pub fn new(main: M, express: E) -> Self {
-        Self { main, express, express_open: true }
+        Self { main: Some(main), main_next: None, express, express_open: true }
     }
 }
 
 #[async_trait]
-impl<M: Consumer, E: Consumer> Consumer for LaneConsumer<M, E> {
+impl<M: Consumer + 'static, E: Consumer> Consumer for LaneConsumer<M, E> {
     async fn next(&mut self) -> Option<Incoming> {
         loop {
-            let Self { main, express, express_open } = self;
+            if self.main_next.is_none() {
+                let mut main = self.main.take().expect("the main consumer is here when no next is under way");
+                self.main_next = Some(Box::pin(async move {
+                    let incoming = main.next().await;
+                    (main, incoming)
+                }));
+            }
+            let Self { main_next, express, express_open, .. } = self;
+            let main_next = main_next.as_mut().expect("set above");
             tokio::select! {
                 biased;
                 incoming = express.next(), if *express_open => match incoming {
                     Some(incoming) => return Some(incoming),
                     None => *express_open = false,
                 },
-                incoming = main.next() => return incoming,
+                (main, incoming) = main_next => {
+                    self.main_next = None;
+                    self.main = Some(main);
+                    return incoming;
+                }
             }
         }
     }
 
     async fn close(&mut self) {
-        self.main.close().await;
+        if let Some(main) = self.main.as_mut() {
+            main.close().await;
+        }
         self.express.close().await;
     }
 }
