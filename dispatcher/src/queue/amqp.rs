@@ -215,8 +215,8 @@ impl Publisher for AmqpPublisher {
 const CONSUMER_TAG: &str = "hookhub-dispatcher";
 const EXPRESS_CONSUMER_TAG: &str = "hookhub-dispatcher-express";
 
-/// Both lanes' deliveries, as they come.
-type Deliveries = futures::stream::Select<lapin::Consumer, lapin::Consumer>;
+/// The main lane's deliveries and the express lane's.
+type Deliveries = (lapin::Consumer, lapin::Consumer);
 
 /// Consumes both lanes on one channel, with manual acks and a prefetch
 /// limit per lane, reconnecting with backoff.
@@ -241,7 +241,7 @@ impl AmqpConsumer {
         let (options, args) = (BasicConsumeOptions::default(), FieldTable::default());
         let main = channel.basic_consume(&self.config.queue, CONSUMER_TAG, options, args.clone()).await?;
         let express = channel.basic_consume(&self.config.express_queue(), EXPRESS_CONSUMER_TAG, options, args).await?;
-        Ok((conn, channel, futures::stream::select(main, express)))
+        Ok((conn, channel, (main, express)))
     }
 
     async fn connect_with_backoff(&self) -> Result<(Connection, Channel, Deliveries), QueueError> {
@@ -293,10 +293,13 @@ impl Consumer for AmqpConsumer {
                     }
                 }
             }
-            let (_, _, consumer) = self.link.as_mut().expect("link is set");
+            let (_, _, (main, express)) = self.link.as_mut().expect("link is set");
+            // Either lane's end is the link's: a queue deleted under us
+            // cancels its consumer, and only a new link declares it again.
             let next = tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
-                next = consumer.next() => next,
+                next = main.next() => next,
+                next = express.next() => next,
             };
             match next {
                 Some(Ok(delivery)) => {
