@@ -73,7 +73,7 @@ impl OutboxRelay {
         self.nudge.clone()
     }
 
-    /// Whether the main lane is working through a backlog.
+    /// Whether the main lane is busy: not waiting for a nudge (see the field).
     pub(crate) fn busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
