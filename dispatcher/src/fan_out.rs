@@ -585,11 +585,11 @@ impl Intake {
     fn finished(&self, tenants: &[TenantId]) {
         let mut waiting = self.lock();
         for tenant in tenants {
-            if let std::collections::hash_map::Entry::Occupied(mut left) = waiting.in_batches.entry(tenant.clone()) {
-                *left.get_mut() -= 1;
-                if *left.get() == 0 {
-                    left.remove();
-                }
+            // Looked up by reference: no tenant id cloned per event written.
+            let Some(left) = waiting.in_batches.get_mut(tenant) else { continue };
+            *left -= 1;
+            if *left == 0 {
+                waiting.in_batches.remove(tenant);
             }
         }
         if !waiting.queue.is_empty() {
