@@ -90,7 +90,7 @@ async fn record_results(this: Arc<DeliveryLoop>, attempts_done: CancellationToke
 /// After an attempt was written: sets the alarm for its retry, and counts it.
 fn written(alarm: &DueAlarm, recorded: &RecordedAttempt) {
     if let NextStep::RetryAt(at) = recorded.next {
-        alarm.set(at);
+        alarm.set(at, &recorded.work.delivery.tenant_id);
     }
     observe(recorded);
 }
@@ -142,6 +142,11 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(25);
 /// How soon the retry poller looks again after a claim that filled the
 /// loop: retries are waiting, and places free up by the millisecond.
 const BUSY_POLL: Duration = Duration::from_millis(50);
+
+/// Most due deliveries of one tenant claimed by name while the loop is
+/// full (see `claim_for_the_rung`): enough to keep the tenant in the turn,
+/// few enough that the leases they hold while waiting stay short.
+const RUNG_CLAIM: u64 = 4;
 
 /// Why a delivery is failed without an attempt.
 const SUBSCRIPTION_DISABLED: &str = "subscription is disabled";
@@ -220,7 +225,7 @@ impl DeliveryLoop {
 
     /// Makes the retry poller look for due deliveries now.
     pub fn wake_poller(&self) {
-        self.alarm.set(now());
+        self.alarm.ring_now();
     }
 
     /// How it attempts deliveries.
@@ -276,15 +281,24 @@ impl DeliveryLoop {
     /// that filled every free place means more are due: look again as soon
     /// as places free up rather than a whole poll interval later, so a
     /// backlog of retries does not make others late by the interval.
+    ///
+    /// With no place free, it still claims for the tenants whose retries
+    /// came due ([`Self::claim_for_the_rung`]), or they would never be in
+    /// the turn for the next place.
     async fn poll_due(self: &Arc<Self>, lease: chrono::Duration) -> Duration {
         let free = self.queue.available_permits() as u64;
         if free == 0 {
+            self.claim_for_the_rung(lease).await;
             return BUSY_POLL;
         }
         match self.store.claim_due_deliveries(free, lease).await {
             Ok(due) => {
                 let full = due.len() as u64 >= free;
-                self.start_claimed(due).await;
+                if !full {
+                    // Every due delivery was claimed, the rung tenants' too.
+                    self.alarm.take_rung();
+                }
+                self.start_by_tenant(due);
                 if full {
                     BUSY_POLL
                 } else {
@@ -295,6 +309,50 @@ impl DeliveryLoop {
                 tracing::warn!(error = %e, "could not claim due deliveries");
                 self.config.poll_interval
             }
+        }
+    }
+
+    /// While the loop is full, every freed place goes to the next tenant
+    /// waiting in turn, and a tenant whose retries are due but only in the
+    /// store waits for nothing: it is not in the turn, and with a storm's
+    /// deliveries always waiting there is never a free place to claim them
+    /// into. So the tenants whose alarm rang and that have nothing waiting
+    /// have a few of their due deliveries claimed by name, which then wait
+    /// for a place in their turn. A tenant already waiting is in the turn
+    /// and is left to it; one whose claim came back full may have more due
+    /// and stays rung.
+    async fn claim_for_the_rung(self: &Arc<Self>, lease: chrono::Duration) {
+        let (waiting, idle): (Vec<_>, Vec<_>) =
+            self.alarm.take_rung().into_iter().partition(|tenant| self.queue.is_waiting(tenant));
+        self.alarm.ring_again(waiting);
+        let due = match self.store.claim_due_of(&idle, RUNG_CLAIM, lease).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim the due deliveries of tenants not in the turn");
+                self.alarm.ring_again(idle);
+                return;
+            }
+        };
+        let mut claimed: HashMap<&TenantId, u64> = HashMap::new();
+        for d in &due {
+            *claimed.entry(&d.tenant_id).or_default() += 1;
+        }
+        self.alarm.ring_again(claimed.into_iter().filter(|(_, n)| *n >= RUNG_CLAIM).map(|(t, _)| t.clone()));
+        self.start_by_tenant(due);
+    }
+
+    /// Starts claimed deliveries, each tenant's in a task of its own that
+    /// waits for the tenant's turn at a place: the caller never waits, and
+    /// a tenant with hundreds in the claim does not queue another's one
+    /// behind them (each asks the loop for its turn at once).
+    fn start_by_tenant(self: &Arc<Self>, due: Vec<DueDelivery>) {
+        let mut by_tenant: HashMap<TenantId, Vec<DueDelivery>> = HashMap::new();
+        for d in due {
+            by_tenant.entry(d.tenant_id.clone()).or_default().push(d);
+        }
+        for due in by_tenant.into_values() {
+            let this = self.clone();
+            self.tasks.spawn(async move { this.start_claimed(due).await });
         }
     }
 
@@ -312,19 +370,10 @@ impl DeliveryLoop {
 
     /// Claims the waiting heads of ordered `keys` and attempts them: after
     /// fan-out wrote a key's deliveries, and after a key's delivery
-    /// finished. Each tenant's heads wait for places in a task of their own: the
-    /// caller (the attempt recorder, which frees places) never waits, and a
-    /// tenant with hundreds of heads in the batch does not queue another's
-    /// one behind them (each asks the loop for its turn at once).
+    /// finished. The caller (the attempt recorder, which frees places)
+    /// never waits for a place ([`Self::start_by_tenant`]).
     pub async fn attempt_heads(self: &Arc<Self>, keys: &[(SubscriptionId, OrderingKey)]) -> Result<(), StoreError> {
-        let mut by_tenant: HashMap<TenantId, Vec<DueDelivery>> = HashMap::new();
-        for due in self.store.claim_heads(keys, self.config.lease_span()).await? {
-            by_tenant.entry(due.tenant_id.clone()).or_default().push(due);
-        }
-        for due in by_tenant.into_values() {
-            let this = self.clone();
-            self.tasks.spawn(async move { this.start_claimed(due).await });
-        }
+        self.start_by_tenant(self.store.claim_heads(keys, self.config.lease_span()).await?);
         Ok(())
     }
 

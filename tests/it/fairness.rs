@@ -27,6 +27,7 @@ crate::on_both_backends!(
     claims_take_tenants_in_turn,
     claims_of_one_do_not_all_go_to_the_most_overdue_tenant,
     a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries,
+    a_quiet_tenants_retry_goes_out_while_a_burst_fills_the_loop,
     the_backlog_is_counted_per_plan,
 );
 
@@ -198,6 +199,52 @@ async fn a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries(backend: B
     // First come, first served, its retry would wait behind the 200 due
     // before it; in turn, behind about one per loop place.
     assert!(between < 50, "{between} of the busy tenant's retries went out before the quiet tenant's retry");
+    hub.stop().await;
+}
+
+/// While a burst's first attempts keep every place of the loop taken
+/// (fan-out hands over what it wrote, and each freed place goes to a waiter
+/// in turn), a quiet tenant's retry that comes due is only in the store:
+/// it must still get into the turn rather than wait for a free place,
+/// which comes only once the burst is done.
+async fn a_quiet_tenants_retry_goes_out_while_a_burst_fills_the_loop(backend: Backend) {
+    const SUBSCRIPTIONS: usize = 4;
+    const EVENTS: usize = 150;
+    let receiver = Receiver::start().await;
+    let hub = TestHub::start_with(backend, |s| {
+        s.delivery_concurrency = 2;
+        s.delivery_concurrency_per_subscription = 2;
+        s.retry_schedule = "10ms,10ms,10ms".into();
+    })
+    .await;
+    for n in 0..SUBSCRIPTIONS {
+        let path = format!("/burst{n}");
+        receiver.set_path_delay(&path, Duration::from_millis(20));
+        hub.subscribe(&receiver.url(&path), &["client.created"]).await;
+    }
+    receiver.script("/quiet", &[500]);
+    let quiet_key = quiet_tenant(&hub, &receiver.url("/quiet")).await;
+    let burst_arrivals = || (0..SUBSCRIPTIONS).map(|n| receiver.received(&format!("/burst{n}"))).collect::<Vec<_>>();
+
+    post_events(std::slice::from_ref(&hub.base), &hub.key, EVENTS, |n| ("client.created", json!({"n": n}))).await;
+    common::eventually(Duration::from_secs(60), || async {
+        (burst_arrivals().iter().map(Vec::len).sum::<usize>() >= 40).then_some(())
+    })
+    .await;
+    post_events(std::slice::from_ref(&hub.base), &quiet_key, 1, |_| ("appointment.booked", json!({}))).await;
+
+    // The first attempt fails; the retry is the second arrival.
+    let quiet = receiver.wait_for("/quiet", 2).await;
+    let mut burst = Vec::new();
+    for n in 0..SUBSCRIPTIONS {
+        burst.extend(receiver.wait_for(&format!("/burst{n}"), EVENTS).await);
+    }
+    let between = burst.iter().filter(|r| r.at > quiet[0].at && r.at < quiet[1].at).count();
+    let after = burst.iter().filter(|r| r.at > quiet[1].at).count();
+    // Waiting for a free place, the retry would go after nearly all of the
+    // burst; in turn, after a few of its attempts.
+    assert!(between < 40, "{between} of the burst's webhooks went out before the quiet tenant's retry");
+    assert!(after > 100, "the burst was still going: {after} of its webhooks after the retry");
     hub.stop().await;
 }
 

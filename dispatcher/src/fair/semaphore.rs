@@ -52,6 +52,11 @@ impl<K: Eq + Hash + Clone> FairSemaphore<K> {
         self.lock().available
     }
 
+    /// Whether `key` has a waiter in the queue, and so a turn coming.
+    pub fn is_waiting(&self, key: &K) -> bool {
+        self.lock().waiting.len_of(key) > 0
+    }
+
     /// Takes a permit for `key`, waiting for its turn when none is free.
     ///
     /// Cancel-safe: a waiter dropped before its turn leaves the queue

@@ -14,6 +14,7 @@ mod m0011_platform;
 mod m0012_portal;
 mod m0013_ordering;
 mod m0014_transforms;
+mod m0015_tenant_due_index;
 mod schema;
 
 use sea_orm_migration::prelude::*;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_portal::Migration),
             Box::new(m0013_ordering::Migration),
             Box::new(m0014_transforms::Migration),
+            Box::new(m0015_tenant_due_index::Migration),
         ]
     }
 }

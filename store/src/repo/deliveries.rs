@@ -191,11 +191,46 @@ impl Store {
     /// in turn (see [`fair_claim`]), and pushes their due time out by
     /// `lease` so no other worker takes them meanwhile.
     pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
+        self.claim_due(None, limit, lease).await
+    }
+
+    /// Claims like [`Store::claim_due_deliveries`], but only deliveries of
+    /// `tenants`, at most `per_tenant` of each: the retry poller's claim
+    /// for tenants whose retries came due while the delivery loop was full.
+    /// It reads only those tenants' pending rows (`ix_deliveries_tenant_due`),
+    /// however many other tenants have due.
+    pub async fn claim_due_of(
+        &self,
+        tenants: &[TenantId],
+        per_tenant: u64,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.claim_due(Some((tenants, per_tenant)), tenants.len() as u64 * per_tenant, lease).await
+    }
+
+    async fn claim_due(
+        &self,
+        of: Option<(&[TenantId], u64)>,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         let at = now();
-        let claimable = Condition::all()
+        let mut claimable = Condition::all()
             .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
             .add(delivery::Column::NextAttemptAt.lte(at))
             .add(Expr::cust(KEY_HEAD));
+        let mut per_tenant = None;
+        if let Some((tenants, most)) = of {
+            // The status again as a literal, so that PostgreSQL matches the
+            // partial index in generic plans too.
+            claimable = claimable
+                .add(Expr::cust("deliveries.status = 'pending'"))
+                .add(delivery::Column::TenantId.is_in(tenants.iter().map(TenantId::as_str)));
+            per_tenant = Some(most);
+        }
         let due = fair_claim(
             delivery::Entity,
             delivery::Column::Id,
@@ -203,7 +238,7 @@ impl Store {
             delivery::Column::NextAttemptAt,
             claimable,
             limit,
-            None,
+            per_tenant,
         );
         let claimed = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())
