@@ -14,6 +14,7 @@ crate::on_both_backends!(
     a_first_attempt_is_written_with_its_delivery_and_a_redelivery_sends_nothing_again,
     a_redelivered_message_is_written_before_it_is_attempted,
     an_attempt_is_recorded_exactly_when_its_delivery_moves_on,
+    a_batch_settles_each_subscription_by_its_attempts_in_order,
     a_claim_quarantines_what_it_cannot_name_and_returns_the_rest,
     a_poison_outbox_row_does_not_stop_the_relay_for_other_tenants,
     an_event_gone_before_fan_out_does_not_hold_up_other_tenants,
@@ -505,6 +506,50 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
         common::scalar(&store, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND retry_index = 1").await,
         1
     );
+    common::drop_test_resources(&settings).await;
+}
+
+/// A write of many attempts settles each subscription once, as its
+/// attempts would one by one: a success clears the streak, so only the
+/// failures after it count, and a breaker that trips inside the batch
+/// disables and announces once.
+async fn a_batch_settles_each_subscription_by_its_attempts_in_order(backend: Backend) {
+    use hookhub_store::domain::now;
+    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
+
+    let (settings, store, tenant) = common::test_store(backend).await;
+    common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/a").await;
+    let mut fresh = Vec::new();
+    for _ in 0..7 {
+        fresh.extend(common::fanned_out(&store, &tenant, now() + chrono::Duration::seconds(60)).await);
+    }
+    let work = common::loaded(&store, &fresh).await;
+    let result = |i: usize, next: NextStep| RecordedAttempt {
+        work: work[i].clone(),
+        attempt: NewAttempt {
+            attempted_at: now(),
+            status_code: Some(if next == NextStep::Succeeded { 200 } else { 500 }),
+            latency_ms: 3,
+            error: None,
+            response_body: None,
+        },
+        next,
+    };
+    let retry = NextStep::RetryAt(now() + chrono::Duration::seconds(30));
+    let breaker = BreakerPolicy { max_failures: 3, ..BreakerPolicy::default() };
+    let streak = "SELECT sum(failure_streak) FROM subscriptions";
+
+    let batch = [result(0, retry), result(1, retry), result(2, NextStep::Succeeded), result(3, retry)];
+    assert_eq!(store.record_attempts(&batch, breaker).await.unwrap(), [true; 4]);
+    assert_eq!(common::scalar(&store, streak).await, 1, "the failures before the success no longer count");
+
+    let batch = [result(4, retry), result(5, retry), result(6, retry)];
+    assert_eq!(store.record_attempts(&batch, breaker).await.unwrap(), [true; 3]);
+    assert_eq!(common::scalar(&store, streak).await, 4);
+    let disabled = "SELECT count(*) FROM subscriptions WHERE status = 'disabled'";
+    assert_eq!(common::scalar(&store, disabled).await, 1, "the breaker tripped");
+    let announced = "SELECT count(*) FROM events WHERE event_type = 'subscription.disabled'";
+    assert_eq!(common::scalar(&store, announced).await, 1, "announced once");
     common::drop_test_resources(&settings).await;
 }
 

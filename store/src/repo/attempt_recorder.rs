@@ -216,9 +216,8 @@ impl Store {
             }
             moved
         };
-        for item in batch.iter().filter(|item| moved.contains(item.work.delivery.id.as_str())) {
-            Self::settle_subscription(&txn, item, breaker, self.cipher()).await?;
-        }
+        let settled = batch.iter().filter(|item| moved.contains(item.work.delivery.id.as_str()));
+        Self::settle_subscriptions(&txn, settled, breaker, self.cipher()).await?;
         txn.commit().await?;
         Ok(recorded(&moved))
     }

@@ -112,15 +112,15 @@ impl Store {
         fresh: &[FreshDelivery],
         breaker: super::BreakerPolicy,
     ) -> Result<HashSet<String>, StoreError> {
-        let settling: Vec<&RecordedAttempt> = fresh
+        let attempted: Vec<&RecordedAttempt> = fresh
             .iter()
             .filter_map(|f| match f {
-                FreshDelivery::Attempted(item) if !leaves_subscription_alone(item) => Some(&**item),
-                _ => None,
+                FreshDelivery::Attempted(item) => Some(&**item),
+                FreshDelivery::Unattempted(_) => None,
             })
             .collect();
         let postgres = self.backend() == DatabaseBackend::Postgres;
-        if postgres && settling.is_empty() {
+        if postgres && attempted.iter().all(|item| leaves_subscription_alone(item)) {
             return pg::write_fan_out(self.db(), fresh, self.cipher()).await;
         }
         let txn = self.db().begin().await?;
@@ -130,9 +130,8 @@ impl Store {
         } else {
             write_chunks(&txn, fresh, cipher).await?
         };
-        for item in settling.into_iter().filter(|item| written.contains(item.work.delivery.id.as_str())) {
-            Self::settle_subscription(&txn, item, breaker, self.cipher()).await?;
-        }
+        let settled = attempted.into_iter().filter(|item| written.contains(item.work.delivery.id.as_str()));
+        Self::settle_subscriptions(&txn, settled, breaker, self.cipher()).await?;
         txn.commit().await?;
         Ok(written)
     }
