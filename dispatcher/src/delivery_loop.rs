@@ -148,6 +148,9 @@ const BUSY_POLL: Duration = Duration::from_millis(50);
 /// few enough that the leases they hold while waiting stay short.
 const RUNG_CLAIM: u64 = 4;
 
+/// Most tenants claimed by name in one poll.
+const RUNG_TENANTS: usize = 64;
+
 /// Why a delivery is failed without an attempt.
 const SUBSCRIPTION_DISABLED: &str = "subscription is disabled";
 
@@ -282,13 +285,14 @@ impl DeliveryLoop {
     /// as places free up rather than a whole poll interval later, so a
     /// backlog of retries does not make others late by the interval.
     ///
-    /// With no place free, it still claims for the tenants whose retries
-    /// came due ([`Self::claim_for_the_rung`]), or they would never be in
-    /// the turn for the next place.
+    /// First, free place or not, it claims for the tenants whose retries
+    /// came due ([`Self::claim_for_the_rung`]): the claim into free places
+    /// chooses among the oldest due rows only, and with no place free there
+    /// is no such claim at all.
     async fn poll_due(self: &Arc<Self>, lease: chrono::Duration) -> Duration {
+        self.claim_for_the_rung(lease).await;
         let free = self.queue.available_permits() as u64;
         if free == 0 {
-            self.claim_for_the_rung(lease).await;
             return BUSY_POLL;
         }
         match self.store.claim_due_deliveries(free, lease).await {
@@ -316,15 +320,20 @@ impl DeliveryLoop {
     /// waiting in turn, and a tenant whose retries are due but only in the
     /// store waits for nothing: it is not in the turn, and with a storm's
     /// deliveries always waiting there is never a free place to claim them
-    /// into. So the tenants whose alarm rang and that have nothing waiting
-    /// have a few of their due deliveries claimed by name, which then wait
-    /// for a place in their turn. A tenant already waiting is in the turn
-    /// and is left to it; one whose claim came back full may have more due
-    /// and stays rung.
+    /// into. When places are free, the claim into them numbers only the
+    /// oldest due rows, which in a storm are all the storm's. So the
+    /// tenants whose alarm rang and that have nothing waiting have a few of
+    /// their due deliveries claimed by name, which then wait for a place in
+    /// their turn. A tenant already waiting is in the turn and is left to
+    /// it; one whose claim came back full may have more due and stays rung.
     async fn claim_for_the_rung(self: &Arc<Self>, lease: chrono::Duration) {
-        let (waiting, idle): (Vec<_>, Vec<_>) =
+        let (waiting, mut idle): (Vec<_>, Vec<_>) =
             self.alarm.take_rung().into_iter().partition(|tenant| self.queue.is_waiting(tenant));
         self.alarm.ring_again(waiting);
+        // The claim is a branch per tenant: the rest wait for the next poll.
+        if idle.len() > RUNG_TENANTS {
+            self.alarm.ring_again(idle.split_off(RUNG_TENANTS));
+        }
         let due = match self.store.claim_due_of(&idle, RUNG_CLAIM, lease).await {
             Ok(due) => due,
             Err(e) => {

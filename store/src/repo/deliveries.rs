@@ -3,7 +3,7 @@
 //! Recording attempts is `attempt_recorder.rs`; what they do to their
 //! subscription, `breaker.rs`.
 use super::events::Event;
-use super::fair_claim::fair_claim;
+use super::fair_claim::{claim_of_each, fair_claim, ClaimSize};
 use super::stored;
 use super::subscriptions::Subscription;
 use crate::domain::{
@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::entity::{delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, SelectStatement};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 /// The delivery of one event to one subscription.
@@ -176,6 +176,13 @@ const KEY_HEAD: &str = "(deliveries.ordering_key IS NULL OR (\
     AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = deliveries.tenant_id \
     AND e.ordering_key = deliveries.ordering_key AND e.id < deliveries.event_id AND e.fan_out_pending)))";
 
+/// Most due rows a claim of due deliveries numbers in turn (the oldest):
+/// a few milliseconds of sorting, against seconds for a storm's whole due
+/// backlog. The poller's claims are a few to a few hundred rows, and a
+/// tenant whose due rows lie behind the window is claimed by name when its
+/// alarm rings ([`Store::claim_due_of`]).
+const DUE_CLAIM_WINDOW: u64 = 4_096;
+
 /// A due delivery the retry poller claimed, with its tenant, so that it
 /// waits for its tenant's turn if the loop is full.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,14 +198,25 @@ impl Store {
     /// in turn (see [`fair_claim`]), and pushes their due time out by
     /// `lease` so no other worker takes them meanwhile.
     pub async fn claim_due_deliveries(&self, limit: u64, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
-        self.claim_due(None, limit, lease).await
+        // Only the oldest due rows are numbered, so that the claim's cost
+        // stays bounded in a storm.
+        let size = ClaimSize { limit, per_tenant: None, window: Some(DUE_CLAIM_WINDOW) };
+        let due = fair_claim(
+            delivery::Entity,
+            delivery::Column::Id,
+            delivery::Column::TenantId,
+            delivery::Column::NextAttemptAt,
+            Self::due_now(now()),
+            size,
+        );
+        self.lease_due(due, lease).await
     }
 
     /// Claims like [`Store::claim_due_deliveries`], but only deliveries of
-    /// `tenants`, at most `per_tenant` of each: the retry poller's claim
-    /// for tenants whose retries came due while the delivery loop was full.
-    /// It reads only those tenants' pending rows (`ix_deliveries_tenant_due`),
-    /// however many other tenants have due.
+    /// `tenants`, at most `per_tenant` of each, each one's oldest first:
+    /// the retry poller's claim for tenants whose retries came due. It
+    /// reads a few index entries per tenant (`ix_deliveries_tenant_due`),
+    /// however many other tenants, or these tenants, have due.
     pub async fn claim_due_of(
         &self,
         tenants: &[TenantId],
@@ -208,40 +226,27 @@ impl Store {
         if tenants.is_empty() {
             return Ok(Vec::new());
         }
-        self.claim_due(Some((tenants, per_tenant)), tenants.len() as u64 * per_tenant, lease).await
+        // The status again as a literal, so that PostgreSQL matches the
+        // partial index in generic plans too.
+        let claimable = Self::due_now(now()).add(Expr::cust("deliveries.status = 'pending'"));
+        let names: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+        let columns = (delivery::Column::Id, delivery::Column::TenantId, delivery::Column::NextAttemptAt);
+        let due = claim_of_each(delivery::Entity, columns, claimable, &names, per_tenant);
+        self.lease_due(due, lease).await
     }
 
-    async fn claim_due(
-        &self,
-        of: Option<(&[TenantId], u64)>,
-        limit: u64,
-        lease: Duration,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
-        let at = now();
-        let mut claimable = Condition::all()
+    /// Pending deliveries due by `at` that may be attempted now.
+    fn due_now(at: DateTime<Utc>) -> Condition {
+        Condition::all()
             .add(delivery::Column::Status.eq(DeliveryStatus::Pending))
             .add(delivery::Column::NextAttemptAt.lte(at))
-            .add(Expr::cust(KEY_HEAD));
-        let mut per_tenant = None;
-        if let Some((tenants, most)) = of {
-            // The status again as a literal, so that PostgreSQL matches the
-            // partial index in generic plans too.
-            claimable = claimable
-                .add(Expr::cust("deliveries.status = 'pending'"))
-                .add(delivery::Column::TenantId.is_in(tenants.iter().map(TenantId::as_str)));
-            per_tenant = Some(most);
-        }
-        let due = fair_claim(
-            delivery::Entity,
-            delivery::Column::Id,
-            delivery::Column::TenantId,
-            delivery::Column::NextAttemptAt,
-            claimable,
-            limit,
-            per_tenant,
-        );
+            .add(Expr::cust(KEY_HEAD))
+    }
+
+    /// Leases the `due` rows (pushes their due time out by `lease`).
+    async fn lease_due(&self, due: SelectStatement, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
         let claimed = delivery::Entity::update_many()
-            .col_expr(delivery::Column::NextAttemptAt, Some(at + lease).into())
+            .col_expr(delivery::Column::NextAttemptAt, Some(now() + lease).into())
             .filter(delivery::Column::Id.in_subquery(due))
             .exec_with_returning(self.db())
             .await?;

@@ -1,6 +1,6 @@
 //! The outbox: claiming rows for the relay, and setting aside the ones it
 //! cannot publish.
-use super::fair_claim::fair_claim;
+use super::fair_claim::{fair_claim, ClaimSize};
 use super::pg;
 use crate::domain::{now, EventId, EventType, OrderingKey, TenantId};
 use crate::entity::{event, outbox};
@@ -196,8 +196,7 @@ impl Store {
             outbox::Column::TenantId,
             outbox::Column::Id,
             claimable,
-            limit,
-            per_tenant_cap,
+            ClaimSize { limit, per_tenant: per_tenant_cap, window: None },
         );
         let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedUntil, Some(at + lease).into())
