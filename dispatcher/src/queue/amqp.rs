@@ -154,12 +154,14 @@ impl AmqpPublisher {
     }
 }
 
-/// Closes a channel and its connection, so lapin's I/O thread ends before
-/// the runtime it uses does. Errors are moot: the link is being given up.
-async fn close(conn: &Connection, channel: &Channel, why: &str) {
-    if channel.status().connected() {
-        let _ = channel.close(200, why).await;
-    }
+/// Closes a link's connection, so lapin's I/O thread ends before the
+/// runtime it uses does; the broker closes its channel with it (unacked
+/// messages go back to the queue). The channel is not closed on its own
+/// first: lapin forgets a channel once it is closed, and a frame of it
+/// still on the wire then (a delivery, an ack) is logged as a connection
+/// error, which a loaded box showed on about one stop in ten. Errors are
+/// moot: the link is being given up.
+async fn close(conn: &Connection, why: &str) {
     if conn.status().connected() {
         let _ = conn.close(200, why).await;
     }
@@ -184,8 +186,8 @@ impl Publisher for AmqpPublisher {
         // hand, or lost with a node): reopening declares them again, where
         // the same link would have every later publish returned too.
         if result.is_err() {
-            if let Some((conn, channel)) = link.take() {
-                close(&conn, &channel, "publish failed").await;
+            if let Some((conn, _)) = link.take() {
+                close(&conn, "publish failed").await;
             }
         }
         result
@@ -204,8 +206,8 @@ impl Publisher for AmqpPublisher {
 
     async fn close(&self) {
         for link in [&self.link, &self.express_link] {
-            if let Some((conn, channel)) = link.lock().await.take() {
-                close(&conn, &channel, "relay shutting down").await;
+            if let Some((conn, _)) = link.lock().await.take() {
+                close(&conn, "relay shutting down").await;
             }
         }
     }
@@ -318,16 +320,15 @@ impl Consumer for AmqpConsumer {
 
     async fn close(&mut self) {
         if let Some((conn, channel, _)) = self.link.take() {
-            // Stop deliveries first: one the broker sends while the channel
-            // closes arrives on a channel the client has let go of, and the
-            // client logs it as a connection error. Unacked messages go back
-            // to the queue when the channel closes.
+            // Stop deliveries first, so none is on the wire while the
+            // connection closes. Unacked messages go back to the queue when
+            // it has closed.
             if channel.status().connected() {
                 for tag in [CONSUMER_TAG, EXPRESS_CONSUMER_TAG] {
                     let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
                 }
             }
-            close(&conn, &channel, "dispatcher shutting down").await;
+            close(&conn, "dispatcher shutting down").await;
         }
     }
 }
