@@ -13,7 +13,9 @@ use crate::entity::{delivery, event, subscription};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Condition, Expr, SelectStatement};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, TransactionTrait,
+};
 
 /// The delivery of one event to one subscription.
 #[derive(Clone, Debug, PartialEq)]
@@ -244,12 +246,27 @@ impl Store {
     }
 
     /// Leases the `due` rows (pushes their due time out by `lease`).
+    ///
+    /// On PostgreSQL, with bitmap scans off for the statement. Due rows are
+    /// few most of the time, and the statistics say so until the next
+    /// analyze, which a storm that makes 200,000 rows due within seconds
+    /// does not wait for (nor trigger, in a table of millions). Believing
+    /// them, the planner read every due row through a bitmap and sorted
+    /// them (90 ms idle, seconds under the storm) where an index scan in
+    /// due order stops after the rows it needs (5 ms).
     async fn lease_due(&self, due: SelectStatement, lease: Duration) -> Result<Vec<DueDelivery>, StoreError> {
-        let claimed = delivery::Entity::update_many()
+        let update = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Some(now() + lease).into())
-            .filter(delivery::Column::Id.in_subquery(due))
-            .exec_with_returning(self.db())
-            .await?;
+            .filter(delivery::Column::Id.in_subquery(due));
+        let claimed = if self.backend() == DatabaseBackend::Postgres {
+            let txn = self.db().begin().await?;
+            txn.execute_unprepared("SET LOCAL enable_bitmapscan = off").await?;
+            let claimed = update.exec_with_returning(&txn).await?;
+            txn.commit().await?;
+            claimed
+        } else {
+            update.exec_with_returning(self.db()).await?
+        };
         self.due_deliveries(claimed.into_iter().map(|d| (d.id, d.tenant_id))).await
     }
 
