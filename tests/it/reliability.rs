@@ -456,13 +456,29 @@ async fn a_redelivered_message_is_written_before_it_is_attempted(backend: Backen
     common::drop_test_resources(&settings).await;
 }
 
+/// An attempt of `work` that got an answer: 200 if it succeeded, else 500.
+fn answered(
+    work: &hookhub_store::repo::DeliveryWork,
+    next: hookhub_store::repo::NextStep,
+) -> hookhub_store::repo::RecordedAttempt {
+    use hookhub_store::repo::{NewAttempt, NextStep, RecordedAttempt};
+    let attempt = NewAttempt {
+        attempted_at: hookhub_store::domain::now(),
+        status_code: Some(if next == NextStep::Succeeded { 200 } else { 500 }),
+        latency_ms: 3,
+        error: None,
+        response_body: Some("ok".into()),
+    };
+    RecordedAttempt { work: work.clone(), attempt, next }
+}
+
 /// Recording writes the attempt exactly when its delivery moves on, on both
 /// stores (PostgreSQL does both in one statement, without a transaction on
 /// the hot path): a second result for a delivery that is no longer pending
 /// records nothing, and a mixed batch takes the transactional path.
 async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, NextStep};
 
     let (settings, store, tenant) = common::test_store(backend).await;
     for path in ["a", "b"] {
@@ -471,17 +487,7 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
     let fresh = common::fanned_out(&store, &tenant, now() + chrono::Duration::seconds(60)).await;
     assert_eq!(fresh.len(), 2);
     let work = common::loaded(&store, &fresh).await;
-    let result = |i: usize, next: NextStep| RecordedAttempt {
-        work: work[i].clone(),
-        attempt: NewAttempt {
-            attempted_at: now(),
-            status_code: Some(if next == NextStep::Succeeded { 200 } else { 500 }),
-            latency_ms: 3,
-            error: None,
-            response_body: Some("ok".into()),
-        },
-        next,
-    };
+    let result = |i: usize, next: NextStep| answered(&work[i], next);
     let breaker = BreakerPolicy::default();
 
     // The hot path: every attempt succeeded.
@@ -515,7 +521,7 @@ async fn an_attempt_is_recorded_exactly_when_its_delivery_moves_on(backend: Back
 /// disables and announces once.
 async fn a_batch_settles_each_subscription_by_its_attempts_in_order(backend: Backend) {
     use hookhub_store::domain::now;
-    use hookhub_store::repo::{BreakerPolicy, NewAttempt, NextStep, RecordedAttempt};
+    use hookhub_store::repo::{BreakerPolicy, NextStep};
 
     let (settings, store, tenant) = common::test_store(backend).await;
     common::subscribe_in_store(&store, &tenant, "http://127.0.0.1:9/a").await;
@@ -524,17 +530,7 @@ async fn a_batch_settles_each_subscription_by_its_attempts_in_order(backend: Bac
         fresh.extend(common::fanned_out(&store, &tenant, now() + chrono::Duration::seconds(60)).await);
     }
     let work = common::loaded(&store, &fresh).await;
-    let result = |i: usize, next: NextStep| RecordedAttempt {
-        work: work[i].clone(),
-        attempt: NewAttempt {
-            attempted_at: now(),
-            status_code: Some(if next == NextStep::Succeeded { 200 } else { 500 }),
-            latency_ms: 3,
-            error: None,
-            response_body: None,
-        },
-        next,
-    };
+    let result = |i: usize, next: NextStep| answered(&work[i], next);
     let retry = NextStep::RetryAt(now() + chrono::Duration::seconds(30));
     let breaker = BreakerPolicy { max_failures: 3, ..BreakerPolicy::default() };
     let streak = "SELECT sum(failure_streak) FROM subscriptions";
