@@ -94,6 +94,9 @@ impl<M: Consumer + 'static, E: Consumer> Consumer for LaneConsumer<M, E> {
         }
     }
 
+    /// Closes both. Fan-out closes only after `next` said the main one
+    /// ended, which hands it back; one still inside a `next` under way is
+    /// left to be dropped with it.
     async fn close(&mut self) {
         if let Some(main) = self.main.as_mut() {
             main.close().await;

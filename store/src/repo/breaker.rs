@@ -1,6 +1,7 @@
 //! The circuit breaker: what a recorded attempt does to its subscription
 //! (clears or extends its failure streak) and when a subscription that
 //! keeps failing is switched off, announced as `subscription.disabled`.
+use super::attempt_recorder::leaves_subscription_alone;
 use super::events::Event;
 use super::subscriptions::Subscription;
 use super::{NextStep, RecordedAttempt};
@@ -78,10 +79,15 @@ impl Store {
         cipher: &Cipher,
     ) -> Result<(), StoreError> {
         let mut changes: BTreeMap<&SubscriptionId, StreakChange<'a>> = BTreeMap::new();
-        // Successes count here even on an endpoint that was not failing:
-        // one may follow failures of the same batch.
-        for item in items.into_iter().filter(|item| item.next != NextStep::Filtered) {
-            changes.entry(&item.work.delivery.subscription_id).or_default().add(item);
+        for item in items {
+            let sub = &item.work.delivery.subscription_id;
+            // A success on an endpoint that was not failing changes nothing
+            // (the hot path: no entry), unless it follows failures of this
+            // same write, which gave its subscription an entry.
+            if leaves_subscription_alone(item) && !changes.contains_key(sub) {
+                continue;
+            }
+            changes.entry(sub).or_default().add(item);
         }
         for (sub, change) in changes {
             let disabled = if change.gone {

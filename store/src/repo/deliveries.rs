@@ -228,8 +228,9 @@ impl Store {
         if tenants.is_empty() {
             return Ok(Vec::new());
         }
-        // The status again as a literal, so that PostgreSQL matches the
-        // partial index in generic plans too.
+        // The status again as a literal, so that the partial index's
+        // condition is seen to hold: SQLite plans before the parameters are
+        // bound.
         let claimable = Self::due_now(now()).add(Expr::cust("deliveries.status = 'pending'"));
         let names: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
         let columns = (delivery::Column::Id, delivery::Column::TenantId, delivery::Column::NextAttemptAt);
