@@ -26,6 +26,7 @@ crate::on_both_backends!(
     a_quiet_tenants_event_goes_out_ahead_of_a_burst,
     claims_take_tenants_in_turn,
     claims_of_one_do_not_all_go_to_the_most_overdue_tenant,
+    a_claim_by_name_takes_a_few_of_each_however_big_a_backlog,
     a_quiet_tenants_retry_goes_out_ahead_of_a_backlog_of_retries,
     a_quiet_tenants_retry_goes_out_while_a_burst_fills_the_loop,
     the_backlog_is_counted_per_plan,
@@ -138,6 +139,45 @@ async fn claims_take_tenants_in_turn(backend: Backend) {
     assert_eq!(due.len(), 4);
     assert!(due.iter().any(|d| &d.id == quiet_due[0].id()), "the quiet tenant's retry waits behind: {due:?}");
     assert!(due.iter().all(|d| d.tenant_id == busy.id || d.tenant_id == quiet.id));
+    common::drop_test_resources(&settings).await;
+}
+
+/// The poller's claim by name, with a tenant whose backlog is hundreds of
+/// due rows beside a tenant with one: each gets its own few, oldest first,
+/// and a third tenant's due rows, not named, stay where they are.
+async fn a_claim_by_name_takes_a_few_of_each_however_big_a_backlog(backend: Backend) {
+    let (settings, store, busy) = common::test_store(backend).await;
+    let (quiet, _) = store.create_tenant("quiet").await.unwrap();
+    let (other, _) = store.create_tenant("other").await.unwrap();
+    for tenant in [&busy, &quiet, &other] {
+        common::subscribe_in_store(&store, tenant, &format!("http://127.0.0.1:9/{}", tenant.id)).await;
+    }
+    let mut oldest_busy = Vec::new();
+    for n in 0..300 {
+        let due = fanned_out(&store, &busy, now() - chrono::Duration::seconds(600 - n)).await;
+        if n < 4 {
+            oldest_busy.push(due[0].id().clone());
+        }
+    }
+    let quiet_due = fanned_out(&store, &quiet, now() - chrono::Duration::seconds(1)).await;
+    fanned_out(&store, &other, now() - chrono::Duration::hours(1)).await;
+    // Due later: not claimed.
+    fanned_out(&store, &quiet, now() + chrono::Duration::hours(1)).await;
+
+    let lease = chrono::Duration::seconds(30);
+    let claimed = store.claim_due_of(&[busy.id.clone(), quiet.id.clone()], 4, lease).await.unwrap();
+    let mut busy_claimed: Vec<_> = claimed.iter().filter(|d| d.tenant_id == busy.id).map(|d| d.id.clone()).collect();
+    busy_claimed.sort();
+    oldest_busy.sort();
+    assert_eq!(busy_claimed, oldest_busy, "the busy tenant's four oldest: {claimed:?}");
+    let quiet_claimed: Vec<_> = claimed.iter().filter(|d| d.tenant_id == quiet.id).collect();
+    assert_eq!(quiet_claimed.len(), 1, "the quiet tenant's one due row: {claimed:?}");
+    assert_eq!(&quiet_claimed[0].id, quiet_due[0].id());
+    assert_eq!(claimed.len(), 5, "nothing of the tenant not named: {claimed:?}");
+    // Leased: claimed again, the busy tenant's next four and nothing of the quiet one's.
+    let again = store.claim_due_of(&[busy.id.clone(), quiet.id.clone()], 4, lease).await.unwrap();
+    assert_eq!(again.len(), 4);
+    assert!(again.iter().all(|d| d.tenant_id == busy.id && !oldest_busy.contains(&d.id)), "{again:?}");
     common::drop_test_resources(&settings).await;
 }
 
